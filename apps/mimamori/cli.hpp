@@ -1,0 +1,55 @@
+// The `mimamori` command registry: each cmd_<group>.cpp registers its commands statically.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mimamori::cli {
+
+// Bad usage: main prints it in one line and exits 2.
+class UsageError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// The parsed words after the command's name: positionals, `--name value` options, `--flag`s.
+class Args {
+public:
+    Args(const std::vector<std::string>& words, const std::vector<std::string>& valueOptions,
+         const std::vector<std::string>& flagOptions);
+
+    bool flag(const std::string& name) const;
+    std::optional<std::string> option(const std::string& name) const;
+    // Throws UsageError naming the missing option.
+    std::string required(const std::string& name) const;
+    const std::vector<std::string>& positionals() const { return positionals_; }
+    // Throws UsageError unless exactly `count` positionals were given; `names` describe them.
+    void expectPositionals(std::size_t count, const std::string& names) const;
+
+private:
+    std::map<std::string, std::string> options_;
+    std::vector<std::string> flags_;
+    std::vector<std::string> positionals_;
+};
+
+// Exit codes: 0 success, 1 the thing checked is bad / the operation failed, 2 bad usage.
+struct Command {
+    std::string group;    // "mask"; empty for a top-level command such as "keygen"
+    std::string name;     // "validate"
+    std::string summary;  // one line for the command list
+    std::string help;     // the full --help text, starting with the usage line
+    std::vector<std::string> valueOptions;  // e.g. {"--out", "--at"}
+    std::vector<std::string> flagOptions;   // e.g. {"--outline"}
+    std::function<int(const Args&)> run;
+};
+
+// Called from static initialisers in each cmd_*.cpp.
+struct Registrar {
+    explicit Registrar(Command command);
+};
+
+}  // namespace mimamori::cli

@@ -1,0 +1,58 @@
+// Move-only file descriptors and the durable-write primitives every on-disk format uses.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace mimamori::common {
+
+// Thrown for I/O failures; the message names the path and the errno text.
+class FileError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Owns one file descriptor; closes it on destruction. Not thread-safe.
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) : fd_(fd) {}
+    UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+    UniqueFd& operator=(UniqueFd&& other) noexcept;
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    ~UniqueFd();
+
+    int get() const { return fd_; }
+    bool valid() const { return fd_ >= 0; }
+    int release();
+    void reset(int fd = -1);
+
+private:
+    int fd_ = -1;
+};
+
+// Reads a whole file; throws FileError naming the path.
+std::string readFile(const std::filesystem::path& path);
+
+// Writes all bytes, retrying on EINTR and short writes; throws FileError naming `what`.
+void writeAll(int fd, std::span<const std::uint8_t> bytes, std::string_view what);
+
+// Replaces `path` atomically: write "<path>.tmp", fsync it, rename over, fsync the directory.
+// After a power cut the file holds either the old or the new content, never a mix.
+void writeFileAtomic(const std::filesystem::path& path, std::string_view content,
+                     std::filesystem::perms mode = std::filesystem::perms::owner_read |
+                                                   std::filesystem::perms::owner_write);
+
+// fsync(2) on a directory, so a rename or unlink inside it survives a power cut.
+void fsyncDirectory(const std::filesystem::path& dir);
+
+std::string toHex(std::span<const std::uint8_t> bytes);
+// Returns false on odd length or a non-hex character.
+bool fromHex(std::string_view hex, std::string& out);
+
+}  // namespace mimamori::common

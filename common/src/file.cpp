@@ -1,0 +1,116 @@
+// Durable file primitives: every persistent state change goes through tmp + fsync + rename.
+#include "mimamori/common/file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace mimamori::common {
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
+    if (this != &other) reset(other.release());
+    return *this;
+}
+
+UniqueFd::~UniqueFd() { reset(); }
+
+int UniqueFd::release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+}
+
+void UniqueFd::reset(int fd) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+}
+
+std::string readFile(const std::filesystem::path& path) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) throw FileError(fmt::format("{}: {}", path.string(), std::strerror(errno)));
+    std::string out;
+    char buffer[65536];
+    for (;;) {
+        const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw FileError(fmt::format("{}: {}", path.string(), std::strerror(errno)));
+        }
+        if (n == 0) break;
+        out.append(buffer, static_cast<std::size_t>(n));
+    }
+    return out;
+}
+
+void writeAll(int fd, std::span<const std::uint8_t> bytes, std::string_view what) {
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw FileError(fmt::format("{}: write failed: {}", what, std::strerror(errno)));
+        }
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+void fsyncDirectory(const std::filesystem::path& dir) {
+    UniqueFd fd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid() || ::fsync(fd.get()) != 0)
+        throw FileError(fmt::format("{}: fsync of directory failed: {}", dir.string(), std::strerror(errno)));
+}
+
+void writeFileAtomic(const std::filesystem::path& path, std::string_view content,
+                     std::filesystem::perms mode) {
+    const std::filesystem::path tmp = path.string() + ".tmp";
+    {
+        UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                           static_cast<mode_t>(mode)));
+        if (!fd.valid()) throw FileError(fmt::format("{}: {}", tmp.string(), std::strerror(errno)));
+        // open() honours the umask; the mode of a secret file must be exactly what was asked.
+        ::fchmod(fd.get(), static_cast<mode_t>(mode));
+        writeAll(fd.get(), {reinterpret_cast<const std::uint8_t*>(content.data()), content.size()},
+                 tmp.string());
+        if (::fsync(fd.get()) != 0)
+            throw FileError(fmt::format("{}: fsync failed: {}", tmp.string(), std::strerror(errno)));
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0)
+        throw FileError(fmt::format("{}: rename failed: {}", path.string(), std::strerror(errno)));
+    fsyncDirectory(path.parent_path());
+}
+
+std::string toHex(std::span<const std::uint8_t> bytes) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(bytes.size() * 2);
+    for (const std::uint8_t b : bytes) {
+        out += kDigits[b >> 4];
+        out += kDigits[b & 0xF];
+    }
+    return out;
+}
+
+bool fromHex(std::string_view hex, std::string& out) {
+    if (hex.size() % 2 != 0) return false;
+    auto nibble = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    out.clear();
+    out.reserve(hex.size() / 2);
+    for (std::size_t i = 0; i < hex.size(); i += 2) {
+        const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+        if (hi < 0 || lo < 0) return false;
+        out += static_cast<char>(hi << 4 | lo);
+    }
+    return true;
+}
+
+}  // namespace mimamori::common

@@ -1,0 +1,100 @@
+// Privacy masks: the mask file (JSON, docs/mask-file.md), its validation, and in-place application.
+// Loading yields a valid MaskSet or throws MaskFileError: there is no "masks disabled" state.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mimamori::masking {
+
+struct Point {
+    double x = 0;  // fraction of the frame width, 0 = left edge, 1 = right edge
+    double y = 0;  // fraction of the frame height, 0 = top, 1 = bottom
+};
+
+struct Mask {
+    std::string name;
+    std::vector<Point> polygon;
+};
+
+// A validated mask file. May hold no masks (nothing to hide), which is valid.
+struct MaskSet {
+    std::string camera;
+    std::vector<Mask> masks;
+    std::string sha256Hex;  // SHA-256 of the file's exact bytes, for the audit log and manifests
+};
+
+// One problem found in a mask file, e.g. {"house 12 windows", 3, "x is 1.2, outside 0..1"}.
+struct Finding {
+    std::string mask;      // the mask's name, or "" for file-level problems
+    int pointIndex = -1;   // -1 when the finding is not about one point
+    std::string message;
+    std::string toString() const;  // "mask 'house 12 windows' point 3: x is 1.2, outside 0..1"
+};
+
+class MaskFileError : public std::runtime_error {
+public:
+    MaskFileError(std::string source, std::vector<Finding> findings);
+    const std::vector<Finding>& findings() const { return findings_; }
+    const std::string& source() const { return source_; }
+
+private:
+    std::string source_;
+    std::vector<Finding> findings_;
+};
+
+// Every finding in `json`, in file order; empty means valid. `source` names it in messages.
+std::vector<Finding> validateMaskJson(std::string_view json);
+// Throws MaskFileError (every finding) or common::FileError (unreadable file).
+MaskSet parseMaskJson(std::string_view json, std::string_view source);
+MaskSet loadMaskFile(const std::filesystem::path& path);
+
+enum class PixelFormat { I420, NV12, BGR, RGB };
+
+// A borrowed view of one frame's planes; strides in bytes, may exceed the row width (padding).
+// I420: planes Y, U, V. NV12: planes Y, UV. BGR/RGB: one packed plane.
+struct FrameView {
+    std::uint8_t* planes[3] = {nullptr, nullptr, nullptr};
+    int strides[3] = {0, 0, 0};
+    int width = 0;
+    int height = 0;
+    PixelFormat format = PixelFormat::I420;
+};
+
+// One horizontal run of masked samples in one plane: [x0, x1) on row y, in that plane's samples.
+struct Span {
+    std::int32_t y = 0;
+    std::int32_t x0 = 0;
+    std::int32_t x1 = 0;
+};
+
+// A MaskSet rasterised once for one resolution and pixel format, into per-plane row spans.
+// Conservative: every pixel a polygon touches is masked; a chroma sample is masked when any
+// luma pixel it covers is. Immutable after construction, so safe to share between threads.
+class RasterMask {
+public:
+    RasterMask(const MaskSet& masks, int width, int height, PixelFormat format);
+
+    // Blacks out the masked samples in place (luma 0 / chroma 128 / RGB 0). Leaves every
+    // other byte untouched. The frame must match the width, height and format given above.
+    void apply(FrameView& frame) const;
+
+    int width() const { return width_; }
+    int height() const { return height_; }
+    PixelFormat format() const { return format_; }
+    // Masked luma (or packed) pixels / all pixels, 0..1.
+    double coverage() const;
+    const std::vector<Span>& spans(int plane) const { return spans_[plane]; }
+
+private:
+    int width_ = 0;
+    int height_ = 0;
+    PixelFormat format_ = PixelFormat::I420;
+    std::vector<Span> spans_[3];
+};
+
+}  // namespace mimamori::masking
