@@ -1,0 +1,92 @@
+// The encrypted ring of MPEG-TS segments on the card (format: docs/segment-format.md).
+// Plaintext exists only in memory: writers encrypt before write(2), readers decrypt into a sink.
+#pragma once
+
+#include "mimamori/common/time.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace mimamori::recorder {
+
+using common::UtcMicros;
+
+struct StoreConfig {
+    std::string cameraId;
+    std::filesystem::path storageDir;  // on the removable card
+    std::filesystem::path keyDir;      // internal flash / secure element; never on the card
+    std::uint64_t byteLimit = 0;       // 0 = no limit beyond the free-space floor
+    std::uint64_t freeSpaceFloor = 0;  // bytes that must stay free on the card's filesystem
+    int retentionDays = 12;
+    std::int64_t syncIntervalMicros = common::kMicrosPerSecond;  // close a chunk + fdatasync
+};
+
+struct SegmentInfo {
+    std::uint64_t sequence = 0;  // strictly increasing, never reused, survives clock steps
+    UtcMicros start = 0;         // UTC of the first frame
+    UtcMicros end = 0;           // UTC just after the last frame (recovered: last whole chunk)
+    std::uint64_t bytesOnDisk = 0;
+    std::filesystem::path path;
+    bool recovered = false;      // cut short by a crash/power cut and recovered to its last chunk
+};
+
+// One open segment. Owned and used by one thread (the recording thread); not thread-safe.
+// Destroying it without finish() leaves a recoverable partial segment, as a power cut would.
+class SegmentWriter {
+public:
+    virtual ~SegmentWriter() = default;
+    // Appends plaintext TS; encrypts and writes a chunk whenever 64 KiB are buffered or the
+    // sync interval has passed (then fdatasync). `mediaEnd` is the UTC just after these bytes.
+    virtual void write(std::span<const std::uint8_t> ts, UtcMicros mediaEnd) = 0;
+    // Seals the final chunk, fsyncs, renames to the final name. Throws common::FileError.
+    virtual SegmentInfo finish(UtcMicros end) = 0;
+};
+
+// Thread-safe: the recorder writes while retrieval lists and reads.
+class SegmentStore {
+public:
+    virtual ~SegmentStore() = default;
+
+    // Opens (creating directories and the first day key if needed), recovers partial segments
+    // left by a crash, and drops files that cannot be authenticated from the listing.
+    static std::unique_ptr<SegmentStore> open(const StoreConfig& config, const common::Clock& clock);
+
+    virtual std::unique_ptr<SegmentWriter> beginSegment(UtcMicros start) = 0;
+
+    // Segments overlapping [from, to), oldest first.
+    virtual std::vector<SegmentInfo> list(UtcMicros from, UtcMicros to) const = 0;
+    std::vector<SegmentInfo> all() const { return list(INT64_MIN, INT64_MAX); }
+
+    // Decrypts one segment into `sink` chunk by chunk. Returns an error text instead of
+    // throwing when the segment fails authentication (sink may have seen the good prefix).
+    virtual std::optional<std::string> read(
+        const SegmentInfo& segment,
+        const std::function<void(std::span<const std::uint8_t>)>& sink) const = 0;
+
+    // Deletes what is past retention or over capacity (oldest first) and advances the day key
+    // ratchet. Call at least once a minute. Returns what it deleted, for the log and audit.
+    struct Enforcement {
+        std::vector<SegmentInfo> deleted;
+        std::string reason;                 // "retention", "byte limit", "free-space floor"
+        std::optional<double> shortfallDays;  // set when capacity holds fewer days than configured
+        int keyAdvances = 0;
+    };
+    virtual Enforcement enforce() = 0;
+
+    struct Usage {
+        std::uint64_t bytes = 0;
+        std::size_t segments = 0;
+        std::optional<UtcMicros> oldest;
+        std::optional<UtcMicros> newest;
+        double daysCapacityHolds = 0;  // from the recent bitrate and the byte limit / free space
+    };
+    virtual Usage usage() const = 0;
+};
+
+}  // namespace mimamori::recorder
