@@ -1,0 +1,57 @@
+// mimamorid's configuration file (JSON, docs/config.md): parsed and validated in one place.
+#pragma once
+
+#include "mimamori/recorder/segment_store.hpp"
+
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mimamori::recorder {
+
+struct SourceConfig {
+    // "test" (embedded default: a generated street-like scene, no camera needed), "file",
+    // "v4l2", "rtsp", or "pipeline" (any gst-launch description ending in raw video).
+    std::string kind = "test";
+    std::string location;        // file path, /dev/videoN, rtsp:// URL or pipeline text
+    bool loop = false;           // file: start again at the end
+    bool realtime = true;        // file: pace at the clip's frame rate; false = as fast as possible
+    int width = 1920;            // test source / requested caps
+    int height = 1080;
+    int framerate = 15;
+};
+
+struct EncoderConfig {
+    std::string element = "x264enc";  // any H.264 encoder element, e.g. the SoC's v4l2h264enc
+    std::string properties;           // gst-launch style "key=value key=value", applied as given
+    int keyframeIntervalFrames = 0;   // 0 = one keyframe per second of video
+};
+
+struct DaemonConfig {
+    std::filesystem::path path;  // where it was read from
+    StoreConfig store;           // camera id, storage, key directory, limits, retention
+    SourceConfig source;
+    EncoderConfig encoder;
+    double segmentSeconds = 10;
+    std::filesystem::path maskFile;
+    std::filesystem::path stateDir;  // health, gap records, audit log, nonces (internal flash)
+    std::string retrievalJson;       // the "retrieval" object as JSON text, "" when absent
+    std::string bleJson;             // the "ble" object as JSON text, "" when absent
+};
+
+// Every problem in a config file, each naming its key: "storage.byte_limit: must be ...".
+class ConfigError : public std::runtime_error {
+public:
+    ConfigError(std::string source, std::vector<std::string> problems);
+    const std::vector<std::string>& problems() const { return problems_; }
+
+private:
+    std::vector<std::string> problems_;
+};
+
+// Throws ConfigError with every problem, or common::FileError when unreadable.
+DaemonConfig loadConfig(const std::filesystem::path& path);
+DaemonConfig parseConfig(std::string_view json, const std::filesystem::path& source);
+
+}  // namespace mimamori::recorder
