@@ -1,0 +1,152 @@
+// The camera's append-only, hash-chained audit log with camera-signed checkpoints (docs/audit-log.md).
+#pragma once
+
+#include "mimamori/common/time.hpp"
+#include "mimamori/common/file.hpp"
+#include "mimamori/policy/keys.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace mimamori::policy {
+
+// Entry types. Other snake_case words are allowed too; these are the ones the camera writes.
+namespace audit {
+constexpr std::string_view kDaemonStart = "daemon_start";
+constexpr std::string_view kDaemonStop = "daemon_stop";
+constexpr std::string_view kRequestReceived = "request_received";
+constexpr std::string_view kRequestGranted = "request_granted";
+constexpr std::string_view kRequestRefused = "request_refused";   // fields: reason (reasonCode), text
+constexpr std::string_view kExtractDelivered = "extract_delivered";  // fields: bytes, sha256
+constexpr std::string_view kMaskChanged = "mask_changed";          // fields: old_hash, new_hash
+constexpr std::string_view kRetentionDeleted = "retention_deleted";
+constexpr std::string_view kRecordingGap = "recording_gap";
+constexpr std::string_view kKeyAdvanced = "key_advanced";
+constexpr std::string_view kCheckpoint = "checkpoint";          // written by the log itself
+constexpr std::string_view kTornTailRecovered = "torn_tail_recovered";  // written by the log itself
+}  // namespace audit
+
+// A field value: text, a whole number, or a flag.
+using AuditValue = std::variant<std::string, std::int64_t, bool>;
+// Fields in the order given; keys are snake_case words. E.g. {{"request_id", id}, {"bytes", n}}.
+using AuditFields = std::vector<std::pair<std::string, AuditValue>>;
+
+// Thrown when an existing log does not verify on open, or its state file disagrees with it.
+class AuditError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// A checkpoint as an auditor records it: "SEQ:HASH", HASH = BLAKE2b-256 hex of the checkpoint's line.
+struct AuditCheckpoint {
+    std::uint64_t seq = 0;
+    std::string lineHash;
+    std::string toString() const;
+    static std::optional<AuditCheckpoint> parse(std::string_view text);
+};
+
+struct AuditOptions {
+    std::uint64_t checkpointEvery = 64;  // at most this many entries between signed checkpoints
+    // Where the last checkpoint is remembered (atomic file) so that open() notices a log cut
+    // back behind it. Empty: "<log path>.checkpoint".
+    std::filesystem::path statePath;
+};
+
+// What open() found at the end of an existing file.
+struct AuditRecovery {
+    std::uint64_t entries = 0;      // valid entries found
+    std::uint64_t tornBytes = 0;    // bytes of a torn last line set aside (0: none)
+    std::filesystem::path tornCopy; // where those bytes were saved, when tornBytes > 0
+};
+
+// Thread-safe: any thread may append; each append is written with one write(2) and fsync'd
+// before it returns, so the caller may answer the network only afterwards.
+class AuditLog {
+public:
+    // Opens or creates the log. An existing log is verified against the camera key in full and
+    // against the state file; a torn last line (no final '\n', from a power cut mid-write) is
+    // copied to "<log>.torn-<seq>", cut off, and recorded as a torn_tail_recovered entry.
+    // `cameraKey` (role camera) and `clock` are borrowed and must outlive the log.
+    // Throws AuditError (does not verify) or common::FileError.
+    AuditLog(std::filesystem::path path, const SecretKey& cameraKey, const common::Clock& clock,
+             AuditOptions options = {});
+    // Calls close(); errors are logged, never thrown.
+    ~AuditLog();
+    AuditLog(const AuditLog&) = delete;
+    AuditLog& operator=(const AuditLog&) = delete;
+
+    // Appends one entry (and a checkpoint after it when due). Returns the entry's seq.
+    // Throws common::FileError when the disk refuses, std::invalid_argument for a bad type/key,
+    // AuditError after close().
+    std::uint64_t append(std::string_view type, const AuditFields& fields);
+    // Writes a signed checkpoint now (unless the last entry already is one). Returns it.
+    AuditCheckpoint checkpoint();
+    // Writes a final checkpoint and closes the file. Idempotent.
+    void close();
+
+    std::uint64_t lastSeq() const;
+    const AuditRecovery& recovery() const { return recovery_; }
+    const std::filesystem::path& path() const { return path_; }
+
+private:
+    void appendLocked(std::string_view type, const std::string& fieldsJson);
+    void checkpointLocked();
+    void writeLine(const std::string& line);
+
+    std::filesystem::path path_;
+    std::filesystem::path statePath_;
+    const SecretKey& key_;
+    const common::Clock& clock_;
+    AuditOptions options_;
+    mutable std::mutex mutex_;
+    common::UniqueFd fd_;
+    std::uint64_t lastSeq_ = 0;
+    std::string lastHash_;        // BLAKE2b-256 hex of the last line's bytes (without '\n')
+    std::string lastType_;
+    std::uint64_t sinceCheckpoint_ = 0;
+    AuditRecovery recovery_;
+};
+
+// One parsed line of a log (for `audit show`); fieldsJson is the "fields" object as compact JSON.
+struct AuditEntry {
+    std::size_t lineNumber = 0;  // 1-based
+    std::uint64_t seq = 0;
+    UtcMicros time = 0;
+    std::string type;
+    std::string fieldsJson;
+    std::string line;            // the exact line, without '\n'
+};
+
+// Parses every line; throws AuditError naming the first line that is not an entry.
+std::vector<AuditEntry> readAuditLog(const std::filesystem::path& path);
+
+struct AuditVerifyResult {
+    bool ok = false;
+    std::size_t badLine = 0;   // 1-based line of the first bad entry (0 when ok or file-level)
+    std::string reason;        // one line; empty when ok
+    std::uint64_t entries = 0;
+    std::optional<AuditCheckpoint> lastCheckpoint;  // the last valid signed checkpoint
+    bool endsWithCheckpoint = false;  // false: entries after the last checkpoint are unsigned
+};
+
+// Verifies the chain (seq, prev hashes), every checkpoint signature (camera key), and, when
+// `expected` is given (a checkpoint recorded earlier by an auditor or the camera's state file),
+// that the log still contains exactly that checkpoint. Without `expected`, a log cut back to an
+// earlier checkpoint cannot be told from a log that ended there (docs/audit-log.md).
+// Never throws for bad content; throws common::FileError when unreadable.
+AuditVerifyResult verifyAuditLog(const std::filesystem::path& path, const SignPublicKey& cameraKey,
+                                 const std::optional<AuditCheckpoint>& expected = std::nullopt);
+
+// The bytes a checkpoint signature covers: "mimamori-audit-checkpoint-v1\n" SEQ "\n" TIME "\n" PREV.
+std::string checkpointMessage(std::uint64_t seq, std::string_view time, std::string_view prevHash);
+
+}  // namespace mimamori::policy
