@@ -29,15 +29,20 @@ struct MaskSet {
 };
 
 // One problem found in a mask file, e.g. {"house 12 windows", 3, "x is 1.2, outside 0..1"}.
+// Points and masks are counted from 0, as in the JSON arrays.
 struct Finding {
-    std::string mask;      // the mask's name, or "" for file-level problems
+    std::string mask;      // the mask's name, or "" for file-level problems and unnamed masks
     int pointIndex = -1;   // -1 when the finding is not about one point
     std::string message;
-    std::string toString() const;  // "mask 'house 12 windows' point 3: x is 1.2, outside 0..1"
+    int maskIndex = -1;    // position in "masks", or -1 for file-level problems
+    // "mask 'house 12 windows' point 3: x is 1.2, outside 0..1"; an unnamed mask shows as
+    // "masks[2]", a file-level finding as its bare message.
+    std::string toString() const;
 };
 
 class MaskFileError : public std::runtime_error {
 public:
+    // what() is one line: the source and every finding, joined by "; ".
     MaskFileError(std::string source, std::vector<Finding> findings);
     const std::vector<Finding>& findings() const { return findings_; }
     const std::string& source() const { return source_; }
@@ -47,7 +52,7 @@ private:
     std::vector<Finding> findings_;
 };
 
-// Every finding in `json`, in file order; empty means valid. `source` names it in messages.
+// Every finding in `json`, in file order; empty means valid. Pure, thread-safe.
 std::vector<Finding> validateMaskJson(std::string_view json);
 // Throws MaskFileError (every finding) or common::FileError (unreadable file).
 MaskSet parseMaskJson(std::string_view json, std::string_view source);
