@@ -19,6 +19,8 @@
 
 namespace mimamori::policy {
 
+using common::UtcMicros;
+
 // Entry types. Other snake_case words are allowed too; these are the ones the camera writes.
 namespace audit {
 constexpr std::string_view kDaemonStart = "daemon_start";

@@ -1,0 +1,397 @@
+// The audit log: JSON lines chained by BLAKE2b-256, camera-signed checkpoints, fsync per entry.
+#include "mimamori/policy/audit_log.hpp"
+
+#include "mimamori/common/log.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+namespace mimamori::policy {
+namespace {
+
+const std::string kGenesisHash(64, '0');
+constexpr std::string_view kCheckpointDomain = "mimamori-audit-checkpoint-v1\n";
+
+bool isWord(std::string_view s) {
+    return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
+               return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+           });
+}
+
+bool isHash(std::string_view s) {
+    return s.size() == 64 &&
+           std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// The one serialisation the camera writes. Invalid UTF-8 in a field is replaced, never thrown.
+std::string dumpCompact(const nlohmann::ordered_json& j) {
+    return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+std::string entryLine(std::uint64_t seq, const std::string& time, std::string_view type, const nlohmann::ordered_json& fields,
+                      const std::string& prev) {
+    nlohmann::ordered_json j;
+    j["seq"] = seq;
+    j["time"] = time;
+    j["type"] = std::string(type);
+    j["fields"] = fields;
+    j["prev"] = prev;
+    return dumpCompact(j);
+}
+
+// The state of a chain after some lines, as verification walks it.
+struct ChainState {
+    std::uint64_t lastSeq = 0;
+    std::string lastHash = kGenesisHash;
+    std::string lastType;
+    std::uint64_t sinceCheckpoint = 0;
+    std::optional<AuditCheckpoint> lastCheckpoint;
+};
+
+// Parses one line into its parts; returns an error text or empty.
+struct ParsedLine {
+    std::uint64_t seq = 0;
+    std::string time;
+    UtcMicros timeMicros = 0;
+    std::string type;
+    nlohmann::json fields;
+    std::string prev;
+};
+
+std::string parseLine(std::string_view line, ParsedLine& out) {
+    const nlohmann::json j = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return "not a JSON object";
+    if (j.size() != 5 || !j.contains("seq") || !j.contains("time") || !j.contains("type") || !j.contains("fields") ||
+        !j.contains("prev"))
+        return "expected exactly the members seq, time, type, fields, prev";
+    if (!j["seq"].is_number_unsigned()) return "seq is not a whole number";
+    out.seq = j["seq"].get<std::uint64_t>();
+    if (!j["time"].is_string()) return "time is not a string";
+    out.time = j["time"].get<std::string>();
+    const auto t = common::parseUtc(out.time);
+    if (!t || common::formatUtc(*t) != out.time) return "time is not a canonical UTC time";
+    out.timeMicros = *t;
+    if (!j["type"].is_string() || !isWord(j["type"].get<std::string>())) return "type is not a snake_case word";
+    out.type = j["type"].get<std::string>();
+    if (!j["fields"].is_object()) return "fields is not an object";
+    out.fields = j["fields"];
+    if (!j["prev"].is_string() || !isHash(j["prev"].get<std::string>())) return "prev is not 64 hex digits";
+    out.prev = j["prev"].get<std::string>();
+    return {};
+}
+
+// Walks `content` line by line. On success fills `state`; `tornTail` receives the bytes after
+// the last '\n' (which are then not verified; callers decide what a torn tail means).
+AuditVerifyResult verifyContent(std::string_view content, const SignPublicKey& cameraKey,
+                                const std::optional<AuditCheckpoint>& expected, ChainState& state,
+                                std::string_view& tornTail) {
+    AuditVerifyResult result;
+    const KeyId cameraKeyId = keyIdOf(cameraKey);
+    auto bad = [&result](std::size_t line, std::string reason) {
+        result.ok = false;
+        result.badLine = line;
+        result.reason = std::move(reason);
+        return result;
+    };
+    std::size_t pos = 0;
+    std::size_t lineNo = 0;
+    bool expectedSeen = false;
+    while (pos < content.size()) {
+        const std::size_t nl = content.find('\n', pos);
+        if (nl == std::string_view::npos) {
+            tornTail = content.substr(pos);
+            break;
+        }
+        ++lineNo;
+        const std::string_view line = content.substr(pos, nl - pos);
+        pos = nl + 1;
+        ParsedLine e;
+        if (auto error = parseLine(line, e); !error.empty()) return bad(lineNo, error);
+        if (e.seq != state.lastSeq + 1)
+            return bad(lineNo, fmt::format("seq {} where {} was expected (a line was removed, inserted or moved)",
+                                           e.seq, state.lastSeq + 1));
+        if (e.prev != state.lastHash)
+            return bad(lineNo, lineNo == 1 ? std::string("prev of the first entry is not the genesis value")
+                                           : fmt::format("prev does not match the hash of line {} (that line was "
+                                                         "changed, or lines were removed, inserted or moved)",
+                                                         lineNo - 1));
+        const std::string hash = blake2b256Hex(line);
+        if (e.type == audit::kCheckpoint) {
+            const auto& f = e.fields;
+            if (!f.contains("key_id") || !f["key_id"].is_string() || !f.contains("signature") ||
+                !f["signature"].is_string() || f.size() != 2)
+                return bad(lineNo, "checkpoint fields must be exactly key_id and signature");
+            if (f["key_id"].get<std::string>() != cameraKeyId)
+                return bad(lineNo, fmt::format("checkpoint signed by key {}, not the camera key {}",
+                                               f["key_id"].get<std::string>(), cameraKeyId));
+            std::vector<std::uint8_t> sigBytes;
+            Signature sig{};
+            if (!fromBase64(f["signature"].get<std::string>(), sigBytes) || sigBytes.size() != sig.size())
+                return bad(lineNo, "checkpoint signature is not base64 of 64 bytes");
+            std::copy(sigBytes.begin(), sigBytes.end(), sig.begin());
+            if (!verify(cameraKey, checkpointMessage(e.seq, e.time, e.prev), sig))
+                return bad(lineNo, "checkpoint signature does not verify with the camera key");
+            state.sinceCheckpoint = 0;
+            state.lastCheckpoint = AuditCheckpoint{e.seq, hash};
+        } else {
+            ++state.sinceCheckpoint;
+        }
+        if (expected && e.seq == expected->seq) {
+            if (e.type != audit::kCheckpoint || hash != expected->lineHash)
+                return bad(lineNo, fmt::format("entry {} is not the expected checkpoint {} (the log was rewritten)",
+                                               e.seq, expected->toString()));
+            expectedSeen = true;
+        }
+        state.lastSeq = e.seq;
+        state.lastHash = hash;
+        state.lastType = e.type;
+    }
+    result.entries = state.lastSeq;
+    result.lastCheckpoint = state.lastCheckpoint;
+    result.endsWithCheckpoint = state.lastSeq > 0 && state.lastType == audit::kCheckpoint;
+    if (expected && !expectedSeen)
+        return bad(0, fmt::format("the log ends at entry {}, before the expected checkpoint {}: it was truncated",
+                                  state.lastSeq, expected->toString()));
+    result.ok = true;
+    return result;
+}
+
+nlohmann::ordered_json toJson(const AuditFields& fields) {
+    nlohmann::ordered_json j = nlohmann::ordered_json::object();
+    for (const auto& [key, value] : fields) {
+        if (!isWord(key)) throw std::invalid_argument(fmt::format("audit field name '{}' is not a snake_case word", key));
+        if (j.contains(key)) throw std::invalid_argument(fmt::format("audit field '{}' given twice", key));
+        std::visit([&j, &key](const auto& v) { j[key] = v; }, value);
+    }
+    return j;
+}
+
+std::optional<AuditCheckpoint> readState(const std::filesystem::path& statePath) {
+    std::error_code ec;
+    if (!std::filesystem::exists(statePath, ec)) return std::nullopt;
+    std::string text = common::readFile(statePath);
+    if (!text.empty() && text.back() == '\n') text.pop_back();
+    auto cp = AuditCheckpoint::parse(text);
+    if (!cp) throw AuditError(fmt::format("{}: not 'SEQ:HASH'", statePath.string()));
+    return cp;
+}
+
+}  // namespace
+
+std::string AuditCheckpoint::toString() const { return fmt::format("{}:{}", seq, lineHash); }
+
+std::optional<AuditCheckpoint> AuditCheckpoint::parse(std::string_view text) {
+    const auto colon = text.find(':');
+    if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+    AuditCheckpoint cp;
+    const char* end = text.data() + colon;
+    if (std::from_chars(text.data(), end, cp.seq).ptr != end || cp.seq == 0) return std::nullopt;
+    cp.lineHash = std::string(text.substr(colon + 1));
+    if (!isHash(cp.lineHash)) return std::nullopt;
+    return cp;
+}
+
+std::string checkpointMessage(std::uint64_t seq, std::string_view time, std::string_view prevHash) {
+    return fmt::format("{}{}\n{}\n{}", kCheckpointDomain, seq, time, prevHash);
+}
+
+AuditLog::AuditLog(std::filesystem::path path, const SecretKey& cameraKey, const common::Clock& clock,
+                   AuditOptions options)
+    : path_(std::move(path)), key_(cameraKey), clock_(clock), options_(std::move(options)) {
+    if (key_.role() != Role::Camera)
+        throw AuditError(fmt::format("{}: the audit log is signed with the camera key, not a {} key", path_.string(),
+                                     roleName(key_.role())));
+    if (options_.checkpointEvery == 0) throw AuditError("audit log: checkpointEvery must be at least 1");
+    statePath_ = options_.statePath.empty() ? std::filesystem::path(path_.string() + ".checkpoint") : options_.statePath;
+    const auto expected = readState(statePath_);
+
+    std::error_code ec;
+    const bool exists = std::filesystem::exists(path_, ec);
+    std::string content = exists ? common::readFile(path_) : std::string();
+    if (!exists && expected)
+        throw AuditError(fmt::format("{}: missing, but {} records checkpoint {}: the log was removed", path_.string(),
+                                     statePath_.string(), expected->toString()));
+
+    ChainState state;
+    std::string_view torn;
+    const auto result = verifyContent(content, key_.publicKey().signKey, expected, state, torn);
+    if (!result.ok)
+        throw AuditError(fmt::format("{}{}: {}", path_.string(),
+                                     result.badLine ? fmt::format(":{}", result.badLine) : std::string(), result.reason));
+    lastSeq_ = state.lastSeq;
+    lastHash_ = state.lastHash;
+    lastType_ = state.lastType;
+    sinceCheckpoint_ = state.sinceCheckpoint;
+    recovery_.entries = state.lastSeq;
+
+    std::string tornCopy;
+    if (!torn.empty()) {
+        // A power cut mid-append leaves a line without its '\n'. That append never returned,
+        // so nobody was answered on it; keep its bytes as evidence, cut it, and say so in the log.
+        tornCopy = std::string(torn);
+        recovery_.tornBytes = torn.size();
+        recovery_.tornCopy = path_.string() + fmt::format(".torn-{}", lastSeq_ + 1);
+        common::writeFileAtomic(recovery_.tornCopy, tornCopy);
+        const auto keep = static_cast<off_t>(content.size() - torn.size());
+        if (::truncate(path_.c_str(), keep) != 0)
+            throw common::FileError(fmt::format("{}: cannot cut the torn last line: {}", path_.string(), std::strerror(errno)));
+    }
+
+    fd_.reset(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd_.valid()) throw common::FileError(fmt::format("{}: {}", path_.string(), std::strerror(errno)));
+    if (::fsync(fd_.get()) != 0)
+        throw common::FileError(fmt::format("{}: fsync failed: {}", path_.string(), std::strerror(errno)));
+    if (!exists) common::fsyncDirectory(path_.parent_path());
+
+    if (!tornCopy.empty()) {
+        std::lock_guard lock(mutex_);
+        nlohmann::ordered_json fields;
+        fields["bytes"] = tornCopy.size();
+        fields["blake2b"] = blake2b256Hex(tornCopy);
+        fields["saved_as"] = recovery_.tornCopy.filename().string();
+        appendLocked(audit::kTornTailRecovered, dumpCompact(fields));
+        common::logWarning("audit", "{}: a torn last line ({} bytes) was set aside as {}", path_.string(),
+                           tornCopy.size(), recovery_.tornCopy.string());
+    }
+}
+
+AuditLog::~AuditLog() {
+    try {
+        close();
+    } catch (const std::exception& e) {
+        common::logError("audit", "{}: closing failed: {}", path_.string(), e.what());
+    }
+}
+
+std::uint64_t AuditLog::append(std::string_view type, const AuditFields& fields) {
+    if (!isWord(type)) throw std::invalid_argument(fmt::format("audit entry type '{}' is not a snake_case word", type));
+    if (type == audit::kCheckpoint || type == audit::kTornTailRecovered)
+        throw std::invalid_argument(fmt::format("audit entry type '{}' is written by the log itself", type));
+    const std::string fieldsJson = dumpCompact(toJson(fields));
+    std::lock_guard lock(mutex_);
+    if (!fd_.valid()) throw AuditError(fmt::format("{}: the audit log is closed", path_.string()));
+    appendLocked(type, fieldsJson);
+    const std::uint64_t seq = lastSeq_;
+    if (sinceCheckpoint_ >= options_.checkpointEvery) checkpointLocked();
+    return seq;
+}
+
+AuditCheckpoint AuditLog::checkpoint() {
+    std::lock_guard lock(mutex_);
+    if (!fd_.valid()) throw AuditError(fmt::format("{}: the audit log is closed", path_.string()));
+    if (lastType_ != audit::kCheckpoint) checkpointLocked();
+    return AuditCheckpoint{lastSeq_, lastHash_};
+}
+
+void AuditLog::close() {
+    std::lock_guard lock(mutex_);
+    if (!fd_.valid()) return;
+    if (lastType_ != audit::kCheckpoint) checkpointLocked();
+    fd_.reset();
+}
+
+std::uint64_t AuditLog::lastSeq() const {
+    std::lock_guard lock(mutex_);
+    return lastSeq_;
+}
+
+void AuditLog::appendLocked(std::string_view type, const std::string& fieldsJson) {
+    const std::uint64_t seq = lastSeq_ + 1;
+    const std::string line = entryLine(seq, common::formatUtc(clock_.nowUtc()), type,
+                                       nlohmann::ordered_json::parse(fieldsJson), lastHash_);
+    writeLine(line);
+    lastSeq_ = seq;
+    lastHash_ = blake2b256Hex(line);
+    lastType_ = std::string(type);
+    if (type != audit::kCheckpoint) ++sinceCheckpoint_;
+}
+
+void AuditLog::checkpointLocked() {
+    const std::uint64_t seq = lastSeq_ + 1;
+    const std::string time = common::formatUtc(clock_.nowUtc());
+    nlohmann::ordered_json fields;
+    fields["key_id"] = key_.keyId();
+    fields["signature"] = toBase64(sign(key_, checkpointMessage(seq, time, lastHash_)));
+    const std::string line = entryLine(seq, time, audit::kCheckpoint, fields, lastHash_);
+    writeLine(line);
+    lastSeq_ = seq;
+    lastHash_ = blake2b256Hex(line);
+    lastType_ = std::string(audit::kCheckpoint);
+    sinceCheckpoint_ = 0;
+    // Remembered outside the log so that cutting the log back behind it is noticed on open.
+    common::writeFileAtomic(statePath_, AuditCheckpoint{lastSeq_, lastHash_}.toString() + "\n");
+}
+
+void AuditLog::writeLine(const std::string& line) {
+    struct stat st {};
+    if (::fstat(fd_.get(), &st) != 0)
+        throw common::FileError(fmt::format("{}: {}", path_.string(), std::strerror(errno)));
+    std::string bytes = line;
+    bytes += '\n';
+    try {
+        // One write(2): with O_APPEND the line lands whole or, after a power cut, as a prefix.
+        common::writeAll(fd_.get(), {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()},
+                         path_.string());
+        if (::fdatasync(fd_.get()) != 0)
+            throw common::FileError(fmt::format("{}: fdatasync failed: {}", path_.string(), std::strerror(errno)));
+    } catch (...) {
+        // A partly written line (disk full) would break the chain for every later entry: undo it.
+        if (::ftruncate(fd_.get(), st.st_size) != 0)
+            common::logError("audit", "{}: cannot undo a partial write: {}", path_.string(), std::strerror(errno));
+        throw;
+    }
+}
+
+std::vector<AuditEntry> readAuditLog(const std::filesystem::path& path) {
+    const std::string content = common::readFile(path);
+    std::vector<AuditEntry> out;
+    std::size_t pos = 0;
+    std::size_t lineNo = 0;
+    while (pos < content.size()) {
+        ++lineNo;
+        std::size_t nl = content.find('\n', pos);
+        if (nl == std::string::npos)
+            throw AuditError(fmt::format("{}:{}: torn last line (no newline)", path.string(), lineNo));
+        const std::string_view line(content.data() + pos, nl - pos);
+        pos = nl + 1;
+        ParsedLine p;
+        if (auto error = parseLine(line, p); !error.empty())
+            throw AuditError(fmt::format("{}:{}: {}", path.string(), lineNo, error));
+        AuditEntry e;
+        e.lineNumber = lineNo;
+        e.seq = p.seq;
+        e.time = p.timeMicros;
+        e.type = p.type;
+        e.fieldsJson = p.fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        e.line = std::string(line);
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+AuditVerifyResult verifyAuditLog(const std::filesystem::path& path, const SignPublicKey& cameraKey,
+                                 const std::optional<AuditCheckpoint>& expected) {
+    const std::string content = common::readFile(path);
+    ChainState state;
+    std::string_view torn;
+    AuditVerifyResult result = verifyContent(content, cameraKey, expected, state, torn);
+    if (result.ok && !torn.empty()) {
+        result.ok = false;
+        result.badLine = static_cast<std::size_t>(std::count(content.begin(), content.end(), '\n')) + 1;
+        result.reason = fmt::format("torn last line ({} bytes without a newline; the camera sets it aside when it "
+                                    "next opens the log)",
+                                    torn.size());
+    }
+    return result;
+}
+
+}  // namespace mimamori::policy

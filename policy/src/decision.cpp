@@ -1,0 +1,171 @@
+// The ordinance's rules for releasing footage, applied to one request in a fixed order.
+#include "mimamori/policy/decision.hpp"
+
+#include "mimamori/policy/nonce_store.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace mimamori::policy {
+namespace {
+
+Decision refuse(Decision d, RefusalReason reason, std::string text) {
+    d.granted = false;
+    d.reason = reason;
+    d.text = std::move(text);
+    return d;
+}
+
+// True when [from, to) lies inside the union of `held`, bridging gaps up to `slack`.
+bool rangeHeld(std::vector<TimeRange> held, UtcMicros from, UtcMicros to, UtcMicros slack) {
+    std::sort(held.begin(), held.end(), [](const TimeRange& a, const TimeRange& b) { return a.start < b.start; });
+    UtcMicros covered = from;  // everything in [from, covered) is held
+    for (const auto& piece : held) {
+        if (piece.end <= piece.start) continue;
+        if (piece.start > covered + slack) break;  // a gap inside the range
+        covered = std::max(covered, piece.end);
+        if (covered >= to) return true;
+    }
+    return covered >= to;
+}
+
+std::string seconds(UtcMicros micros) {
+    return fmt::format("{:.0f} s", static_cast<double>(micros) / static_cast<double>(common::kMicrosPerSecond));
+}
+
+// Everything except the nonce; `nonceSeen` is consulted last by the callers.
+Decision decideWithoutNonce(const DecisionInput& in) {
+    Decision d;
+    if (!in.trust) throw std::invalid_argument("decide: no trust store");
+    auto parsed = parseSignedRequest(in.requestBytes);
+    if (!parsed.request) return refuse(std::move(d), RefusalReason::Malformed, "malformed request: " + parsed.error);
+    d.request = std::move(*parsed.request);
+    const SignedRequest& sr = *d.request;
+    const Request& r = sr.request;
+
+    if (r.ground == Ground::Disclosure)
+        return refuse(std::move(d), RefusalReason::DisclosureRequest,
+                      "disclosure requests are refused (ordinance Art. 8)");
+    if (r.ground == Ground::Unknown)
+        return refuse(std::move(d), RefusalReason::UnknownGround,
+                      fmt::format("ground '{}' is none of law, emergency, criminal-investigation (Art. 7(1))",
+                                  r.groundWord));
+
+    const TrustedKey* police = in.trust->find(sr.police.keyId);
+    if (!police || police->role != Role::Police)
+        return refuse(std::move(d), RefusalReason::UnknownPoliceKey,
+                      fmt::format("signing key {} is not a trusted police key", sr.police.keyId));
+    d.policeName = police->name;
+    if (!verify(police->signKey, sr.body, sr.police.signature))
+        return refuse(std::move(d), RefusalReason::BadPoliceSignature,
+                      fmt::format("police signature by {} ({}) does not verify", police->name, police->keyId));
+
+    if (!sr.approval)
+        return refuse(std::move(d), RefusalReason::NoApproval, "the request carries no city approval");
+    const TrustedKey* city = in.trust->find(sr.approval->keyId);
+    if (!city || city->role != Role::City)
+        return refuse(std::move(d), RefusalReason::ApprovalNotByCity,
+                      fmt::format("approval key {} is not a trusted city key", sr.approval->keyId));
+    d.approverName = city->name;
+    if (!verify(city->signKey, approvalMessage(sr.body, sr.police.signature), sr.approval->signature))
+        return refuse(std::move(d), RefusalReason::BadApprovalSignature,
+                      fmt::format("city approval by {} ({}) does not verify", city->name, city->keyId));
+
+    if (r.cameraId != in.cameraId)
+        return refuse(std::move(d), RefusalReason::WrongCamera,
+                      fmt::format("request is for camera '{}', this is '{}'", r.cameraId, in.cameraId));
+    if (in.now + in.clockSkew < r.issuedAt)
+        return refuse(std::move(d), RefusalReason::NotYetValid,
+                      fmt::format("request is not valid before {}", common::formatUtc(r.issuedAt)));
+    if (in.now > r.expiresAt)
+        return refuse(std::move(d), RefusalReason::Expired,
+                      fmt::format("request expired at {}", common::formatUtc(r.expiresAt)));
+
+    d.granted = true;
+    d.reason = RefusalReason::None;
+    return d;
+}
+
+// The range checks, after the nonce.
+Decision checkRange(Decision d, const DecisionInput& in) {
+    const Request& r = d.request->request;
+    if (r.to <= r.from)
+        return refuse(std::move(d), RefusalReason::RangeEmpty,
+                      fmt::format("range {} .. {} is empty", common::formatUtc(r.from), common::formatUtc(r.to)));
+    if (r.to > in.now)
+        return refuse(std::move(d), RefusalReason::RangeInFuture,
+                      fmt::format("range ends at {}, after now ({})", common::formatUtc(r.to),
+                                  common::formatUtc(in.now)));
+    if (r.to - r.from > in.maxRange)
+        return refuse(std::move(d), RefusalReason::RangeTooLong,
+                      fmt::format("range is {}, longer than the maximum {}", seconds(r.to - r.from),
+                                  seconds(in.maxRange)));
+    if (!rangeHeld(in.held, r.from, r.to, in.coverageSlack))
+        return refuse(std::move(d), RefusalReason::RangeNotHeld,
+                      fmt::format("the recording does not hold all of {} .. {}", common::formatUtc(r.from),
+                                  common::formatUtc(r.to)));
+    d.granted = true;
+    d.reason = RefusalReason::None;
+    d.text = fmt::format("granted: {} under {} ({}), {} .. {}, requested by {} / {}, approved by {}", r.requestId,
+                         groundArticle(r.ground), r.groundWord, common::formatUtc(r.from), common::formatUtc(r.to),
+                         d.policeName, r.officer, d.approverName);
+    return d;
+}
+
+Decision replayed(Decision d) {
+    return refuse(std::move(d), RefusalReason::ReplayedNonce, "this request (its nonce) was already granted once");
+}
+
+}  // namespace
+
+std::string_view reasonCode(RefusalReason reason) {
+    switch (reason) {
+        case RefusalReason::None: return "granted";
+        case RefusalReason::Malformed: return "malformed";
+        case RefusalReason::DisclosureRequest: return "disclosure_request";
+        case RefusalReason::UnknownGround: return "unknown_ground";
+        case RefusalReason::UnknownPoliceKey: return "unknown_police_key";
+        case RefusalReason::BadPoliceSignature: return "bad_police_signature";
+        case RefusalReason::NoApproval: return "no_approval";
+        case RefusalReason::ApprovalNotByCity: return "approval_not_by_city";
+        case RefusalReason::BadApprovalSignature: return "bad_approval_signature";
+        case RefusalReason::WrongCamera: return "wrong_camera";
+        case RefusalReason::NotYetValid: return "not_yet_valid";
+        case RefusalReason::Expired: return "expired";
+        case RefusalReason::ReplayedNonce: return "replayed_nonce";
+        case RefusalReason::RangeEmpty: return "range_empty";
+        case RefusalReason::RangeInFuture: return "range_in_future";
+        case RefusalReason::RangeTooLong: return "range_too_long";
+        case RefusalReason::RangeNotHeld: return "range_not_held";
+    }
+    return "unknown";
+}
+
+Decision decide(const DecisionInput& in) {
+    if (!in.nonceSeen) throw std::invalid_argument("decide: no nonce check");
+    Decision d = decideWithoutNonce(in);
+    if (!d.granted) return d;
+    if (in.nonceSeen(d.request->request.nonce)) return replayed(std::move(d));
+    return checkRange(std::move(d), in);
+}
+
+Decision decideAndRecord(const DecisionInput& in, NonceStore& nonces) {
+    Decision d = decideWithoutNonce(in);
+    if (!d.granted) return d;
+    const Request& r = d.request->request;
+    bool wasReplay = false;
+    // The check and the record happen under the store's lock: of two racing copies one wins.
+    nonces.checkAndRemember(r.nonce, r.expiresAt, [&](bool known) {
+        if (known) {
+            wasReplay = true;
+            return false;
+        }
+        d = checkRange(std::move(d), in);
+        return d.granted;
+    });
+    if (wasReplay) return replayed(std::move(d));
+    return d;
+}
+
+}  // namespace mimamori::policy
