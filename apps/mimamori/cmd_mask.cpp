@@ -1,0 +1,158 @@
+// `mimamori mask validate|preview|show`: city staff check privacy mask files before use.
+#include "cli.hpp"
+
+#include "mimamori/common/file.hpp"
+#include "mimamori/masking/mask.hpp"
+#include "mimamori/masking/preview.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+namespace mimamori::cli {
+namespace {
+
+using namespace mimamori::masking;
+
+constexpr int kMaxDimension = 16384;
+
+// Loads and validates FILE; on findings prints each one on stderr, prefixed with the file
+// name, and returns nullopt (exit 1). An unreadable file throws FileError (one line, exit 1).
+std::optional<MaskSet> loadOrReport(const std::string& file) {
+    const std::string bytes = common::readFile(file);
+    try {
+        return parseMaskJson(bytes, file);
+    } catch (const MaskFileError& e) {
+        for (const Finding& f : e.findings()) fmt::print(stderr, "{}: {}\n", file, f.toString());
+        return std::nullopt;
+    }
+}
+
+int parseDimension(const Args& args, const std::string& name) {
+    const std::string text = args.required(name);
+    int value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || value < 1 || value > kMaxDimension)
+        throw UsageError(fmt::format("{} must be a whole number of pixels from 1 to {}, not '{}'", name,
+                                     kMaxDimension, text));
+    return value;
+}
+
+double parseSeconds(const std::string& text) {
+    double value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value) || value < 0)
+        throw UsageError(fmt::format("--at must be a number of seconds (0 or more), not '{}'", text));
+    return value;
+}
+
+int runValidate(const Args& args) {
+    args.expectPositionals(1, "FILE");
+    const std::string file = args.positionals()[0];
+    const auto set = loadOrReport(file);
+    if (!set) return 1;
+    fmt::print("{}: valid: camera '{}', {} mask{}, sha256 {}\n", file, set->camera, set->masks.size(),
+               set->masks.size() == 1 ? "" : "s", set->sha256Hex);
+    return 0;
+}
+
+int runShow(const Args& args) {
+    args.expectPositionals(1, "FILE");
+    const std::string file = args.positionals()[0];
+    const int width = parseDimension(args, "--width");
+    const int height = parseDimension(args, "--height");
+    const auto set = loadOrReport(file);
+    if (!set) return 1;
+    const double pixels = static_cast<double>(width) * height;
+    fmt::print("{}: camera '{}', {} mask{}, at {}x{}\n", file, set->camera, set->masks.size(),
+               set->masks.size() == 1 ? "" : "s", width, height);
+    for (const Mask& mask : set->masks) {
+        const MaskSet single{set->camera, {mask}, {}};
+        const double share = RasterMask(single, width, height, PixelFormat::I420).coverage();
+        fmt::print("mask '{}': {} points, {:.0f} pixels masked ({:.2f}% of the frame)\n", mask.name,
+                   mask.polygon.size(), share * pixels, share * 100);
+        std::string points;
+        for (const Point& p : mask.polygon) points += fmt::format(" ({:.1f}, {:.1f})", p.x * width, p.y * height);
+        fmt::print("  polygon in pixels:{}\n", points);
+    }
+    const double total = RasterMask(*set, width, height, PixelFormat::I420).coverage();
+    fmt::print("masked in total: {:.0f} of {:.0f} pixels ({:.2f}% of the frame; overlaps counted once)\n",
+               total * pixels, pixels, total * 100);
+    return 0;
+}
+
+int runPreview(const Args& args) {
+    args.expectPositionals(1, "FILE");
+    const std::string file = args.positionals()[0];
+    const std::string input = args.required("--input");
+    const std::string out = args.required("--out");
+    const double at = args.option("--at") ? parseSeconds(*args.option("--at")) : 0.0;
+    if (std::filesystem::path(out).extension() != ".png")
+        throw UsageError(fmt::format("--out must name a .png file, not '{}'", out));
+    const auto set = loadOrReport(file);
+    if (!set) return 1;
+    const BgrImage frame = readFrame(input, at);
+    const BgrImage preview = renderPreview(*set, frame, args.flag("--outline"));
+    writePng(preview, out);
+    const double share = RasterMask(*set, frame.width, frame.height, PixelFormat::I420).coverage();
+    fmt::print("wrote {}: {}x{} frame{}, {} mask{}, {:.2f}% of the frame masked{}\n", out, frame.width,
+               frame.height, args.option("--at") ? fmt::format(" at {} s", at) : "", set->masks.size(),
+               set->masks.size() == 1 ? "" : "s", share * 100, args.flag("--outline") ? ", outlines drawn" : "");
+    return 0;
+}
+
+const Registrar validateCommand(Command{
+    "mask", "validate", "check a privacy mask file and list every problem in it",
+    "usage: mimamori mask validate FILE\n"
+    "\n"
+    "Checks the mask file FILE (JSON, see docs/mask-file.md) and reports every problem,\n"
+    "one per line on stderr, each prefixed with FILE and naming the mask and point:\n"
+    "malformed JSON (with line and column), an unsupported version, unknown or missing keys,\n"
+    "duplicate keys or mask names, polygons with fewer than 3 points, coordinates that are\n"
+    "not numbers or lie outside 0..1, self-intersecting polygons and polygons of zero area.\n"
+    "Masks and points are counted from 0. A file with an empty mask list is valid.\n"
+    "\n"
+    "On success prints the camera, the number of masks and the file's SHA-256 (the value\n"
+    "the recorder writes into its manifests).\n"
+    "\n"
+    "exit status: 0 valid, 1 invalid or unreadable, 2 bad usage\n",
+    {}, {}, runValidate});
+
+const Registrar previewCommand(Command{
+    "mask", "preview", "write a PNG of one frame masked exactly as it will be recorded",
+    "usage: mimamori mask preview FILE --input IMAGE_OR_VIDEO [--at SECONDS] --out PNG [--outline]\n"
+    "\n"
+    "Takes one frame of IMAGE_OR_VIDEO (an image such as PNG or JPEG, or a video file),\n"
+    "masks it with the polygons of the mask file FILE exactly as the recorder does (the\n"
+    "frame is converted to I420, every pixel a polygon touches is blacked out in all planes,\n"
+    "then converted back) and writes the result to PNG.\n"
+    "\n"
+    "  --input IMAGE_OR_VIDEO  the picture to mask, e.g. a snapshot of the camera\n"
+    "  --at SECONDS            for a video, the frame at this time (default 0, the first)\n"
+    "  --out PNG               where to write the preview (replaced atomically)\n"
+    "  --outline               also draw each polygon's edge and name in yellow, to check\n"
+    "                          placement; such a preview is a check aid, not a recording\n"
+    "\n"
+    "exit status: 0 written, 1 invalid mask file or unreadable input, 2 bad usage\n",
+    {"--input", "--at", "--out"}, {"--outline"}, runPreview});
+
+const Registrar showCommand(Command{
+    "mask", "show", "list each mask polygon in pixels and the share of the frame masked",
+    "usage: mimamori mask show FILE --width W --height H\n"
+    "\n"
+    "Prints each polygon of the mask file FILE in pixel coordinates of a W x H frame (pixel\n"
+    "edges: 0 is the left/top edge of the frame, W/H the right/bottom edge), how many pixels\n"
+    "each mask blacks out, and the share of the frame masked in total. Pixels are counted\n"
+    "as the recorder masks them: every pixel a polygon touches.\n"
+    "\n"
+    "  --width W    frame width in pixels, e.g. 1920\n"
+    "  --height H   frame height in pixels, e.g. 1080\n"
+    "\n"
+    "exit status: 0 shown, 1 invalid or unreadable mask file, 2 bad usage\n",
+    {"--width", "--height"}, {}, runShow});
+
+}  // namespace
+}  // namespace mimamori::cli
