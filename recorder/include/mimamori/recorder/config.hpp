@@ -3,9 +3,11 @@
 
 #include "mimamori/recorder/segment_store.hpp"
 
+#include <cstdint>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace mimamori::recorder {
@@ -20,6 +22,7 @@ struct SourceConfig {
     int width = 1920;            // test source / requested caps
     int height = 1080;
     int framerate = 15;
+    std::int64_t numBuffers = 0;  // test source: stop after this many frames (tests); 0 = never
 };
 
 struct EncoderConfig {

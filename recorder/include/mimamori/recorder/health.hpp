@@ -1,0 +1,74 @@
+// The recorder's health record (docs/health.md): counters, gaps with reasons, storage use,
+// written atomically as JSON in the state directory so the yearly report can count uptime.
+#pragma once
+
+#include "mimamori/common/time.hpp"
+#include "mimamori/recorder/segment_store.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mimamori::recorder {
+
+// A stretch of time without recording. `end` is empty while the gap is still open.
+struct Gap {
+    UtcMicros start = 0;
+    std::optional<UtcMicros> end;
+    std::string reason;  // "source lost: ...", "recorder not running", "end of stream"
+};
+
+// Frame counters sampled from the pipeline when the record is written.
+struct FrameCounts {
+    std::uint64_t in = 0;            // raw frames that reached the mask stage
+    std::uint64_t out = 0;           // encoded frames
+    std::uint64_t maskFailures = 0;  // dropped: could not be masked (fail-closed)
+    std::uint64_t queueDropped = 0;  // dropped: the disk could not keep up
+};
+
+// Thread-safe: the writing thread reports segments, the main thread gaps and storage.
+class Health {
+public:
+    // `file` is usually <state_dir>/health.json. Gaps of an earlier run are loaded from it, so
+    // the record spans restarts; gaps older than `keepMicros` are forgotten.
+    Health(std::filesystem::path file, std::string cameraId, UtcMicros startedAt,
+           std::int64_t keepMicros = 400 * common::kMicrosPerDay);
+
+    // Opens a gap unless one is open already (the first reason is the one that counts).
+    void openGap(UtcMicros start, const std::string& reason);
+    // Closes the open gap, if any, at `end`.
+    void closeGap(UtcMicros end);
+    bool gapOpen() const;
+
+    void segmentWritten(const SegmentInfo& segment);
+    void segmentFailed();
+    void setStorage(const SegmentStore::Usage& usage);
+    void setMasks(std::string sha256Hex, std::size_t count);
+    void setState(std::string state);  // "recording", "waiting for source", "stopped"
+
+    std::string toJson(const FrameCounts& frames, UtcMicros now) const;
+    // Atomic replace (temp file, fsync, rename). Throws common::FileError.
+    void write(const FrameCounts& frames, UtcMicros now) const;
+
+    std::vector<Gap> gaps() const;
+
+private:
+    mutable std::mutex mutex_;
+    std::filesystem::path file_;
+    std::string cameraId_;
+    UtcMicros startedAt_ = 0;
+    std::string state_ = "starting";
+    std::vector<Gap> gaps_;
+    std::uint64_t segmentsWritten_ = 0;
+    std::uint64_t segmentsFailed_ = 0;
+    std::int64_t recordedMicros_ = 0;  // this run
+    std::optional<UtcMicros> lastSegmentEnd_;
+    SegmentStore::Usage storage_;
+    std::string maskSha256_;
+    std::size_t maskCount_ = 0;
+};
+
+}  // namespace mimamori::recorder

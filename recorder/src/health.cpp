@@ -1,0 +1,138 @@
+// The recorder's health record: kept in memory, written atomically as JSON.
+#include "mimamori/recorder/health.hpp"
+
+#include "mimamori/common/file.hpp"
+#include "mimamori/common/log.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace mimamori::recorder {
+namespace {
+
+using nlohmann::json;
+
+json utcOrNull(const std::optional<UtcMicros>& t) {
+    return t ? json(common::formatUtc(*t)) : json(nullptr);
+}
+
+}  // namespace
+
+Health::Health(std::filesystem::path file, std::string cameraId, UtcMicros startedAt,
+               std::int64_t keepMicros)
+    : file_(std::move(file)), cameraId_(std::move(cameraId)), startedAt_(startedAt) {
+    std::error_code ec;
+    if (!std::filesystem::exists(file_, ec)) return;
+    // An unreadable or foreign record is not fatal: recording matters more than history.
+    try {
+        json previous = json::parse(common::readFile(file_));
+        for (const auto& g : previous.at("gaps")) {
+            auto start = common::parseUtc(g.at("start").get<std::string>());
+            if (!start || *start < startedAt - keepMicros) continue;
+            Gap gap{*start, std::nullopt, g.at("reason").get<std::string>()};
+            if (g.at("end").is_string()) gap.end = common::parseUtc(g.at("end").get<std::string>());
+            // A gap still open when the previous run died ends where that run stopped writing
+            // its record; the restart opens a new one from the ring's newest segment.
+            if (!gap.end) {
+                auto updated = common::parseUtc(previous.at("updated").get<std::string>());
+                gap.end = updated ? std::max(*updated, gap.start) : gap.start;
+            }
+            gaps_.push_back(std::move(gap));
+        }
+    } catch (const std::exception& e) {
+        common::logWarning("health", "ignoring the previous health record {}: {}",
+                           file_.string(), e.what());
+        gaps_.clear();
+    }
+}
+
+void Health::openGap(UtcMicros start, const std::string& reason) {
+    std::lock_guard lock(mutex_);
+    if (!gaps_.empty() && !gaps_.back().end) return;
+    gaps_.push_back(Gap{start, std::nullopt, reason});
+}
+
+void Health::closeGap(UtcMicros end) {
+    std::lock_guard lock(mutex_);
+    if (gaps_.empty() || gaps_.back().end) return;
+    gaps_.back().end = std::max(end, gaps_.back().start);
+}
+
+bool Health::gapOpen() const {
+    std::lock_guard lock(mutex_);
+    return !gaps_.empty() && !gaps_.back().end;
+}
+
+void Health::segmentWritten(const SegmentInfo& segment) {
+    std::lock_guard lock(mutex_);
+    ++segmentsWritten_;
+    recordedMicros_ += segment.end - segment.start;
+    lastSegmentEnd_ = segment.end;
+}
+
+void Health::segmentFailed() {
+    std::lock_guard lock(mutex_);
+    ++segmentsFailed_;
+}
+
+void Health::setStorage(const SegmentStore::Usage& usage) {
+    std::lock_guard lock(mutex_);
+    storage_ = usage;
+}
+
+void Health::setMasks(std::string sha256Hex, std::size_t count) {
+    std::lock_guard lock(mutex_);
+    maskSha256_ = std::move(sha256Hex);
+    maskCount_ = count;
+}
+
+void Health::setState(std::string state) {
+    std::lock_guard lock(mutex_);
+    state_ = std::move(state);
+}
+
+std::vector<Gap> Health::gaps() const {
+    std::lock_guard lock(mutex_);
+    return gaps_;
+}
+
+std::string Health::toJson(const FrameCounts& frames, UtcMicros now) const {
+    std::lock_guard lock(mutex_);
+    json gaps = json::array();
+    for (const auto& g : gaps_)
+        gaps.push_back({{"start", common::formatUtc(g.start)},
+                        {"end", utcOrNull(g.end)},
+                        {"reason", g.reason}});
+    json doc = {
+        {"format", "mimamori-health-1"},
+        {"camera_id", cameraId_},
+        {"updated", common::formatUtc(now)},
+        {"running_since", common::formatUtc(startedAt_)},
+        {"state", state_},
+        {"frames",
+         {{"in", frames.in},
+          {"out", frames.out},
+          {"dropped", frames.maskFailures + frames.queueDropped},
+          {"dropped_mask_failure", frames.maskFailures},
+          {"dropped_queue_full", frames.queueDropped}}},
+        {"segments",
+         {{"written", segmentsWritten_},
+          {"failed", segmentsFailed_},
+          {"recorded_seconds", static_cast<double>(recordedMicros_) / common::kMicrosPerSecond},
+          {"last_end", utcOrNull(lastSegmentEnd_)}}},
+        {"gaps", gaps},
+        {"storage",
+         {{"bytes", storage_.bytes},
+          {"segments", storage_.segments},
+          {"oldest", utcOrNull(storage_.oldest)},
+          {"newest", utcOrNull(storage_.newest)},
+          {"days_capacity_holds", storage_.daysCapacityHolds}}},
+        {"masks", {{"sha256", maskSha256_}, {"count", maskCount_}}},
+    };
+    return doc.dump(2) + "\n";
+}
+
+void Health::write(const FrameCounts& frames, UtcMicros now) const {
+    common::writeFileAtomic(file_, toJson(frames, now));
+}
+
+}  // namespace mimamori::recorder

@@ -1,0 +1,558 @@
+// The recorder: pipeline lifecycle on the GLib main loop, the segmenter and its writing thread,
+// retention enforcement, mask reloads and the health record.
+#include "mimamori/recorder/recorder.hpp"
+
+#include "gst_util.hpp"
+#include "mimamori/common/file.hpp"
+#include "mimamori/common/log.hpp"
+#include "mimamori/recorder/health.hpp"
+#include "mimamori/recorder/pipeline.hpp"
+#include "mimamori/recorder/segment_store.hpp"
+
+#include <glib-unix.h>
+#include <glib.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <csignal>
+#include <deque>
+#include <thread>
+
+namespace mimamori::recorder {
+namespace {
+
+constexpr const char* kLog = "recorder";
+constexpr int kFirstRetryMs = 1000;
+constexpr int kMaxRetryMs = 30000;
+constexpr int kDrainTimeoutMs = 5000;
+// A keyframe this close before the nominal cut still closes the segment (rounding of times).
+constexpr UtcMicros kCutTolerance = 10'000;
+
+// Bytes of TS between two hand-overs to the writing thread. A batch starts at a keyframe group
+// or wherever the writer last took the queue's tail.
+struct Batch {
+    bool flush = false;     // finish the open segment at `end` (source stopped)
+    bool keyStart = false;  // begins with the PAT of a keyframe group: a segment may start here
+    UtcMicros start = 0;
+    UtcMicros end = 0;      // UTC of the last packet in the batch (or the flush time)
+    std::vector<std::uint8_t> bytes;
+};
+
+// Bounded hand-over from the appsink (streaming thread) to the writing thread. The streaming
+// thread only appends under a short lock; when the disk falls behind and the bound is hit, it
+// drops whole keyframe groups (a partial group would not decode) and counts them.
+class WriteQueue {
+public:
+    explicit WriteQueue(std::size_t limitBytes) : limit_(limitBytes) {}
+
+    void pushTs(std::span<const std::uint8_t> ts, UtcMicros t, bool keyStart) {
+        bool wake = false;
+        {
+            std::lock_guard lock(mutex_);
+            if (closed_) return;
+            if (keyStart) dropping_ = false;
+            if (dropping_ || queuedBytes_ + ts.size() > limit_) {
+                if (!dropping_) ++dropEpisodes_;
+                dropping_ = true;
+                if (t != lastDroppedTime_) ++droppedFrames_;
+                lastDroppedTime_ = t;
+                return;
+            }
+            if (keyStart || queue_.empty() || queue_.back().flush) {
+                queue_.push_back(Batch{false, keyStart, t, t, {}});
+                queue_.back().bytes.reserve(64 * 1024);
+                wake = true;
+            }
+            Batch& batch = queue_.back();
+            batch.bytes.insert(batch.bytes.end(), ts.begin(), ts.end());
+            batch.end = t;
+            queuedBytes_ += ts.size();
+        }
+        if (wake) cv_.notify_one();
+    }
+
+    void pushFlush(UtcMicros end) {
+        {
+            std::lock_guard lock(mutex_);
+            queue_.push_back(Batch{true, false, end, end, {}});
+            dropping_ = false;
+        }
+        cv_.notify_one();
+    }
+
+    // Blocks until a batch is there; partial batches are taken after a short wait so bytes
+    // reach the store (and its once-a-second sync) promptly. False once closed and empty.
+    bool pop(Batch& out) {
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            if (queue_.empty()) {
+                if (closed_) return false;
+                cv_.wait(lock, [&] { return closed_ || !queue_.empty(); });
+                continue;
+            }
+            bool complete = queue_.size() > 1 || queue_.front().flush || closed_;
+            // One open batch: let it grow for a moment, then take it as it is.
+            if (!complete &&
+                cv_.wait_for(lock, std::chrono::milliseconds(100),
+                             [&] { return closed_ || queue_.size() > 1; }))
+                continue;
+            out = std::move(queue_.front());
+            queue_.pop_front();
+            queuedBytes_ -= out.bytes.size();
+            return true;
+        }
+    }
+
+    void close() {
+        {
+            std::lock_guard lock(mutex_);
+            closed_ = true;
+        }
+        cv_.notify_all();
+    }
+
+    std::uint64_t droppedFrames() const {
+        std::lock_guard lock(mutex_);
+        return droppedFrames_;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<Batch> queue_;
+    std::size_t limit_;
+    std::size_t queuedBytes_ = 0;
+    bool dropping_ = false;
+    bool closed_ = false;
+    std::uint64_t droppedFrames_ = 0;
+    std::uint64_t dropEpisodes_ = 0;
+    UtcMicros lastDroppedTime_ = -1;
+};
+
+// Maps one pipeline's running time to UTC: anchored to the wall clock once, at its first
+// buffer, and never before the end of what was recorded already. After that only running
+// time counts, so a wall-clock step (NTP, LTE) never reorders or overlaps footage.
+class TimeMap {
+public:
+    void reset(UtcMicros floor) {
+        std::lock_guard lock(mutex_);
+        set_ = false;
+        floor_ = floor;
+    }
+
+    // Streaming thread. Returns the UTC and whether this was the first buffer.
+    std::pair<UtcMicros, bool> map(std::int64_t runningNs, const common::Clock& clock) {
+        std::lock_guard lock(mutex_);
+        bool first = false;
+        if (!set_) {
+            base_ = std::max(clock.nowUtc(), floor_);
+            firstNs_ = std::max<std::int64_t>(runningNs, 0);
+            last_ = base_;
+            set_ = first = true;
+        }
+        UtcMicros t = runningNs >= 0 ? base_ + (runningNs - firstNs_) / 1000 : last_;
+        last_ = std::max(t, last_);
+        return {last_, first};
+    }
+
+    std::optional<UtcMicros> endFor(std::int64_t runningNs) const {
+        std::lock_guard lock(mutex_);
+        if (!set_) return std::nullopt;
+        UtcMicros t = runningNs >= 0 ? base_ + (runningNs - firstNs_) / 1000 : last_;
+        return std::max(t, last_);
+    }
+
+    std::optional<UtcMicros> last() const {
+        std::lock_guard lock(mutex_);
+        if (!set_) return std::nullopt;
+        return last_;
+    }
+
+    UtcMicros floor() const {
+        std::lock_guard lock(mutex_);
+        return set_ ? std::max(last_, floor_) : floor_;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    bool set_ = false;
+    std::int64_t firstNs_ = 0;
+    UtcMicros base_ = 0;
+    UtcMicros last_ = 0;
+    UtcMicros floor_ = 0;
+};
+
+}  // namespace
+
+struct Recorder::Impl {
+    DaemonConfig config;
+    const common::Clock& clock;
+    RecorderOptions options;
+    std::unique_ptr<SegmentStore> store;
+    std::shared_ptr<MaskState> masks;
+    PipelineCounters counters;
+    Health health;
+    WriteQueue queue;
+    TimeMap time;
+
+    // Main-loop thread only.
+    std::unique_ptr<CapturePipeline> pipeline;
+    GMainLoop* loop = nullptr;
+    guint retryTimer = 0;
+    int backoffMs = kFirstRetryMs;
+    bool stopping = false;
+    int exitCode = 0;
+    std::int64_t lastShortfallLogMono = INT64_MIN;
+    bool healthWriteFailed = false;
+    std::atomic<bool> framesFlowing{false};
+
+    // Writing thread only.
+    std::thread writerThread;
+    std::unique_ptr<SegmentWriter> writer;
+    UtcMicros segmentStart = 0;
+    UtcMicros segmentLastEnd = 0;
+
+    Impl(DaemonConfig c, masking::MaskSet m, const common::Clock& k, RecorderOptions o)
+        : config(std::move(c)), clock(k), options(o),
+          masks(std::make_shared<MaskState>(std::move(m))),
+          health(config.stateDir / "health.json", config.store.cameraId, k.nowUtc()),
+          queue(o.queueLimitBytes) {}
+
+    FrameCounts frameCounts() const {
+        return {counters.framesIn.load(), counters.framesOut.load(), counters.maskFailures.load(),
+                queue.droppedFrames()};
+    }
+
+    // ---- writing thread ---------------------------------------------------------------------
+
+    void finishSegment(UtcMicros end) {
+        if (!writer) return;
+        auto open = std::move(writer);  // on a throw the writer is abandoned as after a crash
+        SegmentInfo info = open->finish(std::max(end, segmentLastEnd));
+        health.segmentWritten(info);
+        common::logDebug(kLog, "segment {} {} .. {} ({} bytes)", info.sequence,
+                         common::formatUtc(info.start), common::formatUtc(info.end),
+                         info.bytesOnDisk);
+    }
+
+    void handle(Batch& batch) {
+        if (batch.flush) {
+            finishSegment(batch.end);
+            return;
+        }
+        if (batch.keyStart) {
+            const auto length = static_cast<UtcMicros>(config.segmentSeconds * 1e6);
+            if (writer && batch.start - segmentStart >= length - kCutTolerance)
+                finishSegment(batch.start);
+            if (!writer) {
+                writer = store->beginSegment(batch.start);
+                segmentStart = segmentLastEnd = batch.start;
+            }
+        }
+        if (!writer) return;  // after a write failure: wait for the next keyframe
+        writer->write(batch.bytes, batch.end);
+        segmentLastEnd = std::max(segmentLastEnd, batch.end);
+    }
+
+    void writerLoop() {
+        Batch batch;
+        while (queue.pop(batch)) {
+            try {
+                handle(batch);
+            } catch (const std::exception& e) {
+                common::logError(kLog, "writing the segment failed: {}; starting a new one at the "
+                                       "next keyframe", e.what());
+                health.segmentFailed();
+                writer.reset();
+            }
+        }
+        try {
+            finishSegment(segmentLastEnd);
+        } catch (const std::exception& e) {
+            common::logError(kLog, "finishing the last segment failed: {}", e.what());
+            health.segmentFailed();
+        }
+    }
+
+    // ---- streaming thread -------------------------------------------------------------------
+
+    void onTs(std::span<const std::uint8_t> bytes, std::int64_t runningNs, bool keyStart) {
+        auto [utc, first] = time.map(runningNs, clock);
+        if (first) {
+            framesFlowing = true;
+            health.closeGap(utc);
+            health.setState("recording");
+            common::logInfo(kLog, "recording: first frame at {}", common::formatUtc(utc));
+        }
+        queue.pushTs(bytes, utc, keyStart);
+    }
+
+    // ---- main-loop thread -------------------------------------------------------------------
+
+    void startPipeline() {
+        if (stopping) return;
+        UtcMicros floor = time.floor();
+        time.reset(floor);
+        framesFlowing = false;
+        std::optional<std::string> failure;
+        try {
+            pipeline = std::make_unique<CapturePipeline>(
+                config, masks, counters,
+                [this](std::span<const std::uint8_t> b, std::int64_t ns, bool key) { onTs(b, ns, key); },
+                [this](bool eos, const std::string& reason) { onPipelineStopped(eos, reason); });
+            failure = pipeline->start();
+        } catch (const std::exception& e) {
+            failure = e.what();
+        }
+        if (!failure) return;
+        pipeline.reset();
+        sourceLost(std::nullopt, "source lost: " + *failure);
+    }
+
+    // Records the gap and schedules the next attempt with back-off (1 s doubling to 30 s).
+    void sourceLost(std::optional<UtcMicros> end, const std::string& reason) {
+        health.openGap(end ? *end : std::max(clock.nowUtc(), time.floor()), reason);
+        health.setState("waiting for source");
+        common::logWarning(kLog, "{}; retrying in {} s", reason, backoffMs / 1000.0);
+        if (retryTimer) g_source_remove(retryTimer);
+        retryTimer = g_timeout_add(static_cast<guint>(backoffMs), &Impl::onRetryTimer, this);
+        backoffMs = std::min(backoffMs * 2, kMaxRetryMs);
+    }
+
+    // Called from the pipeline's bus watch: the pipeline may not be destroyed here, so the
+    // teardown runs from an idle callback.
+    void onPipelineStopped(bool eos, const std::string& reason) {
+        if (stopping) return;
+        std::optional<UtcMicros> end =
+            eos ? time.endFor(pipeline ? pipeline->lastFrameEndNs() : -1) : time.last();
+        if (end) queue.pushFlush(*end);
+        if (eos) common::logInfo(kLog, "the source ended");
+        if (framesFlowing) backoffMs = kFirstRetryMs;
+        if (eos && options.exitAtEndOfStream) {
+            stopping = true;
+            g_idle_add(&Impl::onIdleQuit, this);
+            return;
+        }
+        g_idle_add(&Impl::onIdleTeardown, this);
+        sourceLost(end, reason);
+    }
+
+    void stopRecording() {
+        if (stopping) return;
+        stopping = true;
+        common::logInfo(kLog, "stopping: finishing the current segment");
+        if (retryTimer) {
+            g_source_remove(retryTimer);
+            retryTimer = 0;
+        }
+        if (pipeline) {
+            bool drained = pipeline->drain(kDrainTimeoutMs);
+            if (!drained) common::logWarning(kLog, "the pipeline did not drain in time");
+            auto end = drained ? time.endFor(pipeline->lastFrameEndNs()) : time.last();
+            pipeline->stop();
+            pipeline.reset();
+            if (end) queue.pushFlush(*end);
+        }
+        g_main_loop_quit(loop);
+    }
+
+    void reloadMasks() {
+        common::logInfo(kLog, "reloading masks from {}", config.maskFile.string());
+        try {
+            masking::MaskSet set = masking::loadMaskFile(config.maskFile);
+            std::string sha = set.sha256Hex;
+            std::size_t count = set.masks.size();
+            masks->replace(std::move(set));
+            health.setMasks(sha, count);
+            common::logInfo(kLog, "masks reloaded: {} masks, sha256 {}", count, sha);
+        } catch (const masking::MaskFileError& e) {
+            for (const auto& finding : e.findings())
+                common::logError(kLog, "mask reload refused: {}: {}", e.source(), finding.toString());
+            common::logError(kLog, "keeping the previous masks (sha256 {})", masks->sha256Hex());
+        } catch (const std::exception& e) {
+            common::logError(kLog, "mask reload refused: {}; keeping the previous masks (sha256 {})",
+                             e.what(), masks->sha256Hex());
+        }
+    }
+
+    void enforce() {
+        try {
+            auto result = store->enforce();
+            if (!result.deleted.empty())
+                common::logInfo(kLog, "deleted {} segments ({}), {} .. {}", result.deleted.size(),
+                                result.reason, common::formatUtc(result.deleted.front().start),
+                                common::formatUtc(result.deleted.back().end));
+            if (result.keyAdvances)
+                common::logInfo(kLog, "advanced the day key {} time(s)", result.keyAdvances);
+            if (result.shortfallDays) {
+                // Once an hour is enough for a condition that changes slowly.
+                auto now = clock.monotonicMicros();
+                if (now - lastShortfallLogMono >= 3600 * common::kMicrosPerSecond) {
+                    lastShortfallLogMono = now;
+                    common::logWarning(kLog,
+                                       "retention shortfall: the storage holds about {:.1f} days, "
+                                       "{} configured",
+                                       *result.shortfallDays, config.store.retentionDays);
+                }
+            }
+            health.setStorage(store->usage());
+        } catch (const std::exception& e) {
+            common::logError(kLog, "retention enforcement failed: {}", e.what());
+        }
+    }
+
+    void writeHealth() {
+        try {
+            health.write(frameCounts(), clock.nowUtc());
+            healthWriteFailed = false;
+        } catch (const std::exception& e) {
+            if (!healthWriteFailed) common::logError(kLog, "cannot write health: {}", e.what());
+            healthWriteFailed = true;
+        }
+    }
+
+    // ---- GLib trampolines (never throw into C) ----------------------------------------------
+
+    template <typename F>
+    static gboolean guarded(const char* what, F&& f) noexcept {
+        try {
+            return f();
+        } catch (const std::exception& e) {
+            common::logError(kLog, "{}: {}", what, e.what());
+        } catch (...) {
+            common::logError(kLog, "{}: unknown exception", what);
+        }
+        return G_SOURCE_CONTINUE;
+    }
+
+    static gboolean onRetryTimer(gpointer p) noexcept {
+        auto* self = static_cast<Impl*>(p);
+        return guarded("retry", [&] {
+            self->retryTimer = 0;
+            self->pipeline.reset();
+            common::logInfo(kLog, "starting the source again");
+            self->startPipeline();
+            return G_SOURCE_REMOVE;
+        });
+    }
+    static gboolean onIdleTeardown(gpointer p) noexcept {
+        auto* self = static_cast<Impl*>(p);
+        return guarded("teardown", [&] {
+            self->pipeline.reset();
+            return G_SOURCE_REMOVE;
+        });
+    }
+    static gboolean onIdleQuit(gpointer p) noexcept {
+        auto* self = static_cast<Impl*>(p);
+        return guarded("quit", [&] {
+            self->pipeline.reset();
+            g_main_loop_quit(self->loop);
+            return G_SOURCE_REMOVE;
+        });
+    }
+    static gboolean onTerminate(gpointer p) noexcept {
+        auto* self = static_cast<Impl*>(p);
+        return guarded("stop", [&] {
+            self->stopRecording();
+            return G_SOURCE_CONTINUE;
+        });
+    }
+    static gboolean onHangup(gpointer p) noexcept {
+        auto* self = static_cast<Impl*>(p);
+        return guarded("reload", [&] {
+            self->reloadMasks();
+            return G_SOURCE_CONTINUE;
+        });
+    }
+    static gboolean onEnforceTimer(gpointer p) noexcept {
+        auto* self = static_cast<Impl*>(p);
+        return guarded("enforce", [&] {
+            self->enforce();
+            return G_SOURCE_CONTINUE;
+        });
+    }
+    static gboolean onHealthTimer(gpointer p) noexcept {
+        auto* self = static_cast<Impl*>(p);
+        return guarded("health", [&] {
+            self->writeHealth();
+            return G_SOURCE_CONTINUE;
+        });
+    }
+};
+
+Recorder::Recorder(DaemonConfig config, masking::MaskSet masks, const common::Clock& clock,
+                   RecorderOptions options) {
+    std::filesystem::create_directories(config.stateDir);
+    checkElementsAvailable(config);
+    impl_ = std::make_unique<Impl>(std::move(config), std::move(masks), clock, options);
+    Impl& r = *impl_;
+    r.health.setMasks(r.masks->sha256Hex(), r.masks->maskCount());
+    r.store = SegmentStore::open(r.config.store, clock);
+
+    // Continue after what the ring holds; the time the recorder was down is a gap.
+    auto segments = r.store->all();
+    UtcMicros now = clock.nowUtc();
+    if (!segments.empty()) {
+        UtcMicros lastEnd = segments.back().end;
+        for (const auto& gap : r.health.gaps())
+            if (gap.end) lastEnd = std::max(lastEnd, *gap.end);
+        r.time.reset(segments.back().end);
+        if (now - lastEnd > 2 * common::kMicrosPerSecond)
+            r.health.openGap(lastEnd, "recorder not running");
+    }
+    common::logInfo(kLog,
+                    "camera {}: {} source, {} masks (sha256 {}), {} segments in {}, retention {} "
+                    "days",
+                    r.config.store.cameraId, r.config.source.kind, r.masks->maskCount(),
+                    r.masks->sha256Hex(), segments.size(), r.config.store.storageDir.string(),
+                    r.config.store.retentionDays);
+}
+
+Recorder::~Recorder() {
+    if (!impl_) return;
+    impl_->pipeline.reset();
+    impl_->queue.close();
+    if (impl_->writerThread.joinable()) impl_->writerThread.join();
+}
+
+int Recorder::run() {
+    Impl& r = *impl_;
+    r.loop = g_main_loop_new(nullptr, FALSE);
+    guint sources[] = {
+        g_unix_signal_add(SIGTERM, &Impl::onTerminate, &r),
+        g_unix_signal_add(SIGINT, &Impl::onTerminate, &r),
+        g_unix_signal_add(SIGHUP, &Impl::onHangup, &r),
+        g_timeout_add_seconds(static_cast<guint>(r.options.enforceIntervalSeconds),
+                              &Impl::onEnforceTimer, &r),
+        g_timeout_add_seconds(static_cast<guint>(r.options.healthIntervalSeconds),
+                              &Impl::onHealthTimer, &r),
+    };
+    r.writerThread = std::thread([&r] { r.writerLoop(); });
+    r.enforce();
+    r.writeHealth();
+    r.startPipeline();
+
+    g_main_loop_run(r.loop);
+
+    for (guint id : sources) g_source_remove(id);
+    if (r.retryTimer) g_source_remove(r.retryTimer);
+    r.retryTimer = 0;
+    r.pipeline.reset();
+    r.queue.close();
+    r.writerThread.join();
+    // A gap still open at a clean stop ends now; the next start opens "recorder not running".
+    r.health.closeGap(std::max(r.clock.nowUtc(), r.time.floor()));
+    r.health.setState("stopped");
+    try {
+        r.health.setStorage(r.store->usage());
+    } catch (const std::exception& e) {
+        common::logError(kLog, "reading storage use failed: {}", e.what());
+    }
+    r.writeHealth();
+    g_main_loop_unref(r.loop);
+    r.loop = nullptr;
+    common::logInfo(kLog, "stopped");
+    return r.exitCode;
+}
+
+}  // namespace mimamori::recorder
