@@ -1,0 +1,61 @@
+// The camera's retrieval endpoint over HTTP (docs/retrieval-http.md): requests in, sealed extracts out.
+#pragma once
+
+#include "mimamori/common/time.hpp"
+#include "mimamori/policy/audit_log.hpp"
+#include "mimamori/policy/nonce_store.hpp"
+#include "mimamori/recorder/segment_store.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace mimamori::retrieval {
+
+// The "retrieval" object of mimamorid's config file (docs/retrieval-http.md, "Configuration").
+struct EndpointConfig {
+    std::string address = "127.0.0.1";     // listen address
+    int port = 8750;                       // 0: any free port (tests)
+    std::filesystem::path trustFile;       // police and city keys the camera accepts
+    std::filesystem::path cameraKeyFile;   // the camera's secret key (signs manifests)
+    std::filesystem::path extractDir;      // sealed extracts waiting for download
+    common::UtcMicros maxRange = 6 * 3600 * common::kMicrosPerSecond;
+    int maxConcurrentExtracts = 1;         // K: more requests while K extracts build get 503
+    std::size_t maxRequestBytes = 32 * 1024;
+    int retryAfterSeconds = 30;            // Retry-After of a 503
+    common::UtcMicros extractTtl = 24 * 3600 * common::kMicrosPerSecond;  // then the sealed file is deleted
+    int httpThreads = 8;
+};
+
+// Parses the "retrieval" object as JSON text. Relative paths are taken from `stateDir`;
+// extract_dir defaults to stateDir/extracts. Throws recorder::ConfigError listing every problem
+// ("retrieval.port: must be 0..65535").
+EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const std::filesystem::path& stateDir);
+
+// Answers the hash of the mask file in force (hex), asked once per extract.
+using MaskHashProvider = std::function<std::string()>;
+
+// The running endpoint. The store, audit log, nonce store, clock and provider are borrowed and
+// must outlive it. Handlers run on the HTTP server's threads; extracts build on threads of their
+// own at lower CPU priority. stop() (or destruction) ends both.
+class Endpoint {
+public:
+    // Loads the trust file and camera key, reopens extracts left in extractDir (deleting
+    // unfinished ones), binds and starts serving. Throws std::runtime_error (bind failure,
+    // policy::KeyError, common::FileError) naming what failed.
+    static std::unique_ptr<Endpoint> start(const EndpointConfig& config, const std::string& cameraId,
+                                           recorder::SegmentStore& store, policy::AuditLog& audit,
+                                           policy::NonceStore& nonces, const common::Clock& clock,
+                                           MaskHashProvider maskSha256);
+    virtual ~Endpoint() = default;
+    // The port actually bound (useful with port 0).
+    virtual int port() const = 0;
+    // Stops accepting, aborts extracts being built, waits for all threads. Idempotent.
+    virtual void stop() = 0;
+};
+
+}  // namespace mimamori::retrieval

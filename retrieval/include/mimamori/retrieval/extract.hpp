@@ -1,0 +1,51 @@
+// Cuts a time range out of the segment ring and remuxes it to MP4, without re-encoding.
+#pragma once
+
+#include "mimamori/common/time.hpp"
+#include "mimamori/recorder/segment_store.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <stdexcept>
+
+namespace mimamori::retrieval {
+
+using common::UtcMicros;
+
+// The range cannot be extracted (nothing held, a segment fails authentication, a GStreamer
+// element is missing or fails). The message names the segment or element.
+class ExtractError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct ExtractResult {
+    UtcMicros actualFrom = 0;  // UTC of the first frame in the MP4 (a keyframe at or before `from`)
+    UtcMicros actualTo = 0;    // UTC just after the last frame (the end of the GOP reaching `to`)
+    std::uint64_t frames = 0;
+    std::uint64_t bytes = 0;   // MP4 bytes handed to the sink
+    std::size_t segments = 0;  // segments read
+};
+
+// Receives the MP4 in order, in pieces. It may throw; the extract then fails with that message.
+using ByteSink = std::function<void(std::span<const std::uint8_t>)>;
+
+// Reads the segments overlapping [from, to), keeps every GOP that overlaps the range (whole
+// GOPs: at most one GOP outside the range on each end) and writes them as fragmented MP4
+// (ISO BMFF with the moov first, streamable, opened by ordinary players). The timeline of the
+// MP4 is UTC minus actualFrom, so recording gaps stay gaps.
+//
+// Plaintext never touches the disk: segments are decrypted into memory and the MP4 goes to
+// `sink`. Demuxing runs on the calling thread; the muxer runs on one thread of its own that
+// copies the calling thread's nice value, and `sink` is called from that thread.
+// Throws ExtractError.
+ExtractResult extractMp4(const recorder::SegmentStore& store, UtcMicros from, UtcMicros to,
+                         const ByteSink& sink);
+
+// Lowers the calling thread's CPU priority (nice +10) so recording keeps priority. Linux
+// threads have their own nice value; it cannot be raised back without privilege, so call it
+// only on threads that exist for retrieval work.
+void lowerThreadPriority();
+
+}  // namespace mimamori::retrieval

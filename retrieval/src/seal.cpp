@@ -1,0 +1,189 @@
+// Sealing and unsealing the extract container (docs/extract-format.md).
+#include "mimamori/retrieval/seal.hpp"
+
+#include "mimamori/common/file.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace mimamori::retrieval {
+namespace {
+
+using StreamState = crypto_secretstream_xchacha20poly1305_state;
+
+void ensureSodium() {
+    if (sodium_init() < 0) throw SealError("libsodium cannot initialise");
+}
+
+void putU32Le(std::uint8_t* p, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+std::uint32_t getU32Le(const std::uint8_t* p) {
+    std::uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(p[i]) << (8 * i);
+    return v;
+}
+
+}  // namespace
+
+std::uint64_t sealedSize(std::uint64_t plainBytes) {
+    // Every chunk is full except the final one, which holds 0..kSealChunkBytes bytes.
+    const std::uint64_t chunks = plainBytes == 0 ? 1 : (plainBytes + kSealChunkBytes - 1) / kSealChunkBytes;
+    return kSealHeaderBytes + plainBytes + chunks * kSealChunkOverhead;
+}
+
+Sealer::Sealer(const policy::BoxPublicKey& recipient, SealSink out)
+    : out_(std::move(out)), state_(sizeof(StreamState)) {
+    ensureSodium();
+    policy::SecureBuffer fileKey(crypto_secretstream_xchacha20poly1305_KEYBYTES);
+    crypto_secretstream_xchacha20poly1305_keygen(fileKey.data());
+
+    std::vector<std::uint8_t> header(kSealHeaderBytes);
+    std::uint8_t* p = header.data();
+    std::memcpy(p, kSealMagic.data(), kSealMagic.size());
+    p += kSealMagic.size();
+    putU32Le(p, static_cast<std::uint32_t>(kSealChunkBytes));
+    p += 4;
+    if (crypto_box_seal(p, fileKey.data(), fileKey.size(), recipient.data()) != 0)
+        throw SealError("cannot seal the file key to the recipient's key");
+    p += kSealedKeyBytes;
+    auto* state = reinterpret_cast<StreamState*>(state_.data());
+    if (crypto_secretstream_xchacha20poly1305_init_push(state, p, fileKey.data()) != 0)
+        throw SealError("cannot start the encrypted stream");
+    out_(header);
+    sealedBytes_ = header.size();
+    plain_.reserve(kSealChunkBytes);
+    cipher_.resize(kSealChunkBytes + kSealChunkOverhead);
+}
+
+Sealer::~Sealer() {
+    if (!plain_.empty()) sodium_memzero(plain_.data(), plain_.size());
+}
+
+void Sealer::write(std::span<const std::uint8_t> plain) {
+    if (finished_) throw SealError("write after finish");
+    while (!plain.empty()) {
+        // A full chunk is encrypted only once more data follows: the last chunk carries TAG_FINAL.
+        if (plain_.size() == kSealChunkBytes) emitChunk(crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
+        const std::size_t take = std::min(plain.size(), kSealChunkBytes - plain_.size());
+        plain_.insert(plain_.end(), plain.begin(), plain.begin() + static_cast<std::ptrdiff_t>(take));
+        plain = plain.subspan(take);
+        plainBytes_ += take;
+    }
+}
+
+void Sealer::finish() {
+    if (finished_) return;
+    emitChunk(crypto_secretstream_xchacha20poly1305_TAG_FINAL);
+    finished_ = true;
+}
+
+void Sealer::emitChunk(unsigned char tag) {
+    unsigned long long length = 0;
+    auto* state = reinterpret_cast<StreamState*>(state_.data());
+    crypto_secretstream_xchacha20poly1305_push(state, cipher_.data(), &length, plain_.data(), plain_.size(),
+                                               nullptr, 0, tag);
+    sodium_memzero(plain_.data(), plain_.size());
+    plain_.clear();
+    out_(std::span<const std::uint8_t>(cipher_.data(), static_cast<std::size_t>(length)));
+    sealedBytes_ += length;
+}
+
+Unsealer::Unsealer(const policy::BoxPublicKey& recipientPublic, std::span<const std::uint8_t> recipientSecret,
+                   SealSink out)
+    : public_(recipientPublic), secret_(recipientSecret), out_(std::move(out)), state_(sizeof(StreamState)) {
+    ensureSodium();
+    if (secret_.size() != crypto_box_SECRETKEYBYTES) throw SealError("the recipient secret key has the wrong size");
+}
+
+void Unsealer::write(std::span<const std::uint8_t> sealed) {
+    pending_.insert(pending_.end(), sealed.begin(), sealed.end());
+    if (!headerDone_) {
+        if (pending_.size() < kSealHeaderBytes) return;
+        openHeader();
+    }
+    std::size_t used = 0;
+    const std::size_t full = chunkBytes_ + kSealChunkOverhead;
+    // Keep the last full-size piece back until more follows or finish(): it may be the final chunk.
+    while (pending_.size() - used > full) {
+        openChunkAt(used, full);
+        used += full;
+    }
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(used));
+}
+
+void Unsealer::finish() {
+    if (!headerDone_) throw SealError(fmt::format("truncated: {} bytes, shorter than the header", pending_.size()));
+    if (!finalSeen_) {
+        if (pending_.size() < kSealChunkOverhead) throw SealError("truncated: the final chunk is missing");
+        openChunkAt(0, pending_.size());
+        pending_.clear();
+    }
+    if (!finalSeen_) throw SealError("truncated: the stream ends without its final chunk");
+}
+
+void Unsealer::openHeader() {
+    const std::uint8_t* p = pending_.data();
+    if (!std::equal(kSealMagic.begin(), kSealMagic.end(), p))
+        throw SealError("not a mimamori sealed extract (bad magic)");
+    p += kSealMagic.size();
+    chunkBytes_ = getU32Le(p);
+    if (chunkBytes_ == 0 || chunkBytes_ > 16 * 1024 * 1024)
+        throw SealError(fmt::format("bad chunk size {}", chunkBytes_));
+    p += 4;
+    policy::SecureBuffer fileKey(crypto_secretstream_xchacha20poly1305_KEYBYTES);
+    if (crypto_box_seal_open(fileKey.data(), p, kSealedKeyBytes, public_.data(), secret_.data()) != 0)
+        throw SealError("the file key does not open with this key (sealed to someone else, or altered)");
+    p += kSealedKeyBytes;
+    auto* state = reinterpret_cast<StreamState*>(state_.data());
+    if (crypto_secretstream_xchacha20poly1305_init_pull(state, p, fileKey.data()) != 0)
+        throw SealError("bad stream header");
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(kSealHeaderBytes));
+    plain_.resize(chunkBytes_);
+    headerDone_ = true;
+}
+
+void Unsealer::openChunkAt(std::size_t offset, std::size_t length) {
+    if (finalSeen_) throw SealError("data after the final chunk");
+    if (length < kSealChunkOverhead || length > chunkBytes_ + kSealChunkOverhead)
+        throw SealError("truncated or malformed chunk");
+    unsigned long long plainLength = 0;
+    unsigned char tag = 0;
+    auto* state = reinterpret_cast<StreamState*>(state_.data());
+    if (crypto_secretstream_xchacha20poly1305_pull(state, plain_.data(), &plainLength, &tag,
+                                                   pending_.data() + offset, length, nullptr, 0) != 0)
+        throw SealError(fmt::format("chunk at plaintext offset {} fails authentication (altered or corrupt)",
+                                    plainBytes_));
+    if (tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL) finalSeen_ = true;
+    else if (tag != crypto_secretstream_xchacha20poly1305_TAG_MESSAGE)
+        throw SealError("unexpected chunk tag");
+    out_(std::span<const std::uint8_t>(plain_.data(), static_cast<std::size_t>(plainLength)));
+    plainBytes_ += plainLength;
+}
+
+Sha256::Sha256() {
+    ensureSodium();
+    crypto_hash_sha256_init(&state_);
+}
+
+void Sha256::update(std::span<const std::uint8_t> bytes) { crypto_hash_sha256_update(&state_, bytes.data(), bytes.size()); }
+
+std::string Sha256::hexDigest() {
+    std::array<std::uint8_t, crypto_hash_sha256_BYTES> digest{};
+    crypto_hash_sha256_final(&state_, digest.data());
+    return common::toHex(digest);
+}
+
+std::string sha256Hex(std::span<const std::uint8_t> bytes) {
+    Sha256 h;
+    h.update(bytes);
+    return h.hexDigest();
+}
+
+std::string sha256Hex(std::string_view bytes) {
+    return sha256Hex(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
+}
+
+}  // namespace mimamori::retrieval
