@@ -1,0 +1,297 @@
+// The police client: submit, wait, download with resume, unseal, verify; and later re-verify.
+#include "mimamori/retrieval/client.hpp"
+
+#include "mimamori/common/file.hpp"
+#include "mimamori/retrieval/seal.hpp"
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+namespace mimamori::retrieval {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+constexpr std::size_t kIoChunk = 256 * 1024;
+
+std::span<const std::uint8_t> asBytes(const char* data, std::size_t n) {
+    return {reinterpret_cast<const std::uint8_t*>(data), n};
+}
+
+// The camera's error answer as "code: reason", or the HTTP status text.
+FetchError cameraError(const std::string& what, const httplib::Result& result) {
+    if (!result) return FetchError(fmt::format("{}: cannot reach the camera ({})", what, httplib::to_string(result.error())));
+    const Json j = Json::parse(result->body, nullptr, false);
+    std::string code = std::to_string(result->status);
+    std::string reason = httplib::detail::status_message(result->status);
+    if (j.is_object() && j.contains("error") && j["error"].is_string()) code = j["error"].get<std::string>();
+    if (j.is_object() && j.contains("reason") && j["reason"].is_string()) reason = j["reason"].get<std::string>();
+    std::string message = fmt::format("{}: HTTP {} {}: {}", what, result->status, code, reason);
+    if (result->has_header("Retry-After"))
+        message += fmt::format(" (the request was not used up; try again in {} s)", result->get_header_value("Retry-After"));
+    return FetchError(message, result->status, code);
+}
+
+std::unique_ptr<httplib::Client> makeClient(const std::string& url) {
+    auto client = std::make_unique<httplib::Client>(url);
+    if (!client->is_valid()) throw FetchError(fmt::format("bad camera URL '{}'", url));
+    client->set_connection_timeout(10, 0);
+    client->set_read_timeout(60, 0);
+    client->set_write_timeout(30, 0);
+    client->set_keep_alive(true);
+    return client;
+}
+
+std::string hashFile(const fs::path& path, std::uint64_t& size) {
+    common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) throw common::FileError(fmt::format("{}: {}", path.string(), std::strerror(errno)));
+    Sha256 hash;
+    std::vector<std::uint8_t> buffer(kIoChunk);
+    size = 0;
+    for (;;) {
+        const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw common::FileError(fmt::format("{}: {}", path.string(), std::strerror(errno)));
+        if (n == 0) break;
+        hash.update(std::span<const std::uint8_t>(buffer.data(), static_cast<std::size_t>(n)));
+        size += static_cast<std::uint64_t>(n);
+    }
+    return hash.hexDigest();
+}
+
+void syncAndClose(common::UniqueFd& fd, const fs::path& path) {
+    if (::fsync(fd.get()) != 0) throw common::FileError(fmt::format("{}: fsync: {}", path.string(), std::strerror(errno)));
+    fd.reset();
+}
+
+// Checks a manifest's signature and shape; returns the parsed manifest or throws FetchError.
+Manifest checkedManifest(const std::string& text, const policy::Signature& sig, const policy::PublicKey& camera) {
+    if (!policy::verify(camera.signKey, text, sig))
+        throw FetchError("the manifest's signature does not verify with the camera key " + camera.name);
+    const ParsedManifest parsed = parseManifest(text);
+    if (!parsed.manifest) throw FetchError(parsed.error);
+    return *parsed.manifest;
+}
+
+}  // namespace
+
+UnsealResult unsealFile(const fs::path& sealedFile, const fs::path& outFile, const policy::SecretKey& policeKey) {
+    common::UniqueFd in(::open(sealedFile.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in.valid()) throw common::FileError(fmt::format("{}: {}", sealedFile.string(), std::strerror(errno)));
+    common::UniqueFd out(::open(outFile.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!out.valid()) throw common::FileError(fmt::format("{}: {}", outFile.string(), std::strerror(errno)));
+    Sha256 hash;
+    UnsealResult result;
+    Unsealer unsealer(policeKey.boxPublic(), policeKey.boxSecret(), [&](std::span<const std::uint8_t> plain) {
+        hash.update(plain);
+        common::writeAll(out.get(), plain, outFile.string());
+        result.bytes += plain.size();
+    });
+    std::vector<std::uint8_t> buffer(kIoChunk);
+    for (;;) {
+        const ssize_t n = ::read(in.get(), buffer.data(), buffer.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw common::FileError(fmt::format("{}: {}", sealedFile.string(), std::strerror(errno)));
+        if (n == 0) break;
+        unsealer.write(std::span<const std::uint8_t>(buffer.data(), static_cast<std::size_t>(n)));
+    }
+    unsealer.finish();
+    syncAndClose(out, outFile);
+    result.sha256 = hash.hexDigest();
+    return result;
+}
+
+FetchResult fetchExtract(const FetchOptions& o) {
+    auto note = [&](const std::string& s) {
+        if (o.onNote) o.onNote(s);
+    };
+    const std::string requestBytes = common::readFile(o.requestFile);
+    const std::string requestSha = sha256Hex(requestBytes);
+    const policy::SecretKey police = policy::loadSecretKey(o.policeKeyFile);
+    if (police.role() != policy::Role::Police)
+        throw policy::KeyError(fmt::format("{}: not a police key", o.policeKeyFile.string()));
+    const policy::PublicKey camera = policy::loadPublicKey(o.cameraKeyFile);
+    if (camera.role != policy::Role::Camera)
+        throw policy::KeyError(fmt::format("{}: not a camera key", o.cameraKeyFile.string()));
+
+    fs::create_directories(o.outDir);
+    const fs::path statePath = o.outDir / kStateFile;
+    auto client = makeClient(o.cameraUrl);
+
+    // 1. Submit, unless an earlier run already did (the camera grants a request only once).
+    std::string extractId;
+    if (fs::exists(statePath)) {
+        const Json state = Json::parse(common::readFile(statePath), nullptr, false);
+        if (state.is_object() && state.value("request_sha256", "") == requestSha && state.contains("extract_id") &&
+            state["extract_id"].is_string()) {
+            extractId = state["extract_id"].get<std::string>();
+            note(fmt::format("resuming extract {} from an earlier run", extractId.substr(0, 8)));
+        }
+    }
+    if (extractId.empty()) {
+        const auto result = client->Post("/v1/requests", requestBytes, "application/json");
+        if (!result || result->status != 202) throw cameraError("request", result);
+        const Json answer = Json::parse(result->body, nullptr, false);
+        if (!answer.is_object() || !answer.contains("extract_id") || !answer["extract_id"].is_string())
+            throw FetchError("request: the camera's answer has no extract_id");
+        extractId = answer["extract_id"].get<std::string>();
+        if (extractId.size() != 32 || extractId.find_first_not_of("0123456789abcdef") != std::string::npos)
+            throw FetchError("request: the camera's extract_id is malformed");
+        common::writeFileAtomic(statePath, Json{{"request_sha256", requestSha},
+                                                {"camera", o.cameraUrl},
+                                                {"extract_id", extractId}}.dump(2) + "\n");
+        note("request granted; the camera is building the extract");
+    }
+
+    // 2. Wait for the signed manifest, then check it belongs to this request and this key.
+    std::string manifestText;
+    policy::Signature signature{};
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.maxWaitSeconds);
+    for (;;) {
+        const auto result = client->Get("/v1/extracts/" + extractId + "/manifest");
+        if (result && result->status == 200) {
+            std::string error;
+            if (!unwrapSignedManifest(result->body, manifestText, signature, error)) throw FetchError(error);
+            break;
+        }
+        if (!result || result->status != 202) throw cameraError("manifest", result);
+        if (std::chrono::steady_clock::now() > deadline)
+            throw FetchError("the camera did not finish the extract in time; run again later to resume");
+        int wait = 2;
+        if (result->has_header("Retry-After")) wait = std::clamp(std::atoi(result->get_header_value("Retry-After").c_str()), 1, 60);
+        std::this_thread::sleep_for(std::chrono::seconds(wait));
+    }
+    const Manifest manifest = checkedManifest(manifestText, signature, camera);
+    const policy::Request request = [&] {
+        const auto parsed = policy::parseSignedRequest(requestBytes);
+        if (!parsed.request) throw FetchError(fmt::format("{}: {}", o.requestFile.string(), parsed.error));
+        return parsed.request->request;
+    }();
+    if (manifest.requestSha256 != requestSha) throw FetchError("the manifest is for another request");
+    if (manifest.cameraId != request.cameraId) throw FetchError("the manifest is from another camera");
+    if (manifest.recipient != policy::toBase64(police.boxPublic()))
+        throw FetchError("the extract is sealed to another key than this police key");
+    if (manifest.cameraKeyId != camera.keyId()) throw FetchError("the manifest names another camera key");
+
+    // 3. Download, continuing a partial file (HTTP Range).
+    const fs::path partPath = o.outDir / kPartialFile;
+    FetchResult out;
+    std::uint64_t have = fs::exists(partPath) ? fs::file_size(partPath) : 0;
+    if (have > manifest.sealedBytes) {
+        fs::remove(partPath);
+        have = 0;
+    }
+    out.resumed = have > 0;
+    if (have < manifest.sealedBytes) {
+        if (have > 0) note(fmt::format("resuming the download at byte {} of {}", have, manifest.sealedBytes));
+        common::UniqueFd fd(::open(partPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+        if (!fd.valid()) throw common::FileError(fmt::format("{}: {}", partPath.string(), std::strerror(errno)));
+        httplib::Headers headers;
+        if (have > 0) headers.emplace("Range", fmt::format("bytes={}-", have));
+        int status = 0;
+        bool stopped = false;
+        const auto result = client->Get(
+            "/v1/extracts/" + extractId, headers,
+            [&](const httplib::Response& response) {
+                status = response.status;
+                return (have == 0 && status == 200) || (have > 0 && status == 206);
+            },
+            [&](const char* data, std::size_t n) {
+                common::writeAll(fd.get(), asBytes(data, n), partPath.string());
+                have += n;
+                if (o.onProgress && !o.onProgress(have, manifest.sealedBytes)) {
+                    stopped = true;
+                    return false;
+                }
+                return true;
+            });
+        if (::fsync(fd.get()) != 0) throw common::FileError(fmt::format("{}: fsync: {}", partPath.string(), std::strerror(errno)));
+        fd.reset();
+        if (stopped) throw FetchError(fmt::format("download stopped at {} of {} bytes; run again to resume", have, manifest.sealedBytes));
+        if (!result) {
+            if (status != 0 && status != 200 && status != 206)
+                throw FetchError(fmt::format("download: the camera answered HTTP {}", status), status);
+            throw FetchError(fmt::format("download interrupted at {} of {} bytes ({}); run again to resume", have,
+                                         manifest.sealedBytes, httplib::to_string(result.error())));
+        }
+        if (have != manifest.sealedBytes)
+            throw FetchError(fmt::format("download ended at {} of {} bytes; run again to resume", have, manifest.sealedBytes));
+    }
+
+    // 4. Check the sealed bytes, unseal, check the clip, then publish the files.
+    std::uint64_t sealedSize = 0;
+    if (hashFile(partPath, sealedSize) != manifest.sealedSha256 || sealedSize != manifest.sealedBytes) {
+        fs::remove(partPath);  // a resumed download mixed with other bytes: start over next time
+        throw FetchError("the downloaded extract does not match the manifest's hash; it was removed, run again");
+    }
+    const fs::path clipTmp = o.outDir / "clip.mp4.part";
+    const UnsealResult clip = unsealFile(partPath, clipTmp, police);
+    if (clip.sha256 != manifest.mp4Sha256 || clip.bytes != manifest.mp4Bytes) {
+        fs::remove(clipTmp);
+        throw FetchError("the decrypted clip does not match the manifest's SHA-256");
+    }
+    common::writeFileAtomic(o.outDir / kManifestFile, manifestText, fs::perms::owner_read | fs::perms::owner_write);
+    common::writeFileAtomic(o.outDir / kSignatureFile, formatSignature(signature));
+    fs::rename(clipTmp, o.outDir / kClipFile);
+    fs::rename(partPath, o.outDir / kSealedFile);
+    common::fsyncDirectory(o.outDir);
+    out.manifest = manifest;
+    out.clip = o.outDir / kClipFile;
+    return out;
+}
+
+VerifyResult verifyExtractDir(const fs::path& dir, const policy::SignPublicKey& cameraKey) {
+    VerifyResult r;
+    try {
+        const std::string text = common::readFile(dir / kManifestFile);
+        const auto sig = parseSignature(common::readFile(dir / kSignatureFile));
+        if (!sig) {
+            r.reason = fmt::format("{}: not a base64 Ed25519 signature", (dir / kSignatureFile).string());
+            return r;
+        }
+        if (!policy::verify(cameraKey, text, *sig)) {
+            r.reason = fmt::format("{}: the camera's signature does not verify (manifest altered or another camera)",
+                                   (dir / kManifestFile).string());
+            return r;
+        }
+        ParsedManifest parsed = parseManifest(text);
+        if (!parsed.manifest) {
+            r.reason = fmt::format("{}: {}", (dir / kManifestFile).string(), parsed.error);
+            return r;
+        }
+        r.manifest = parsed.manifest;
+        std::uint64_t size = 0;
+        const std::string clipSha = hashFile(dir / kClipFile, size);
+        if (clipSha != parsed.manifest->mp4Sha256 || size != parsed.manifest->mp4Bytes) {
+            r.reason = fmt::format("{}: SHA-256 {} ({} bytes) differs from the manifest's {} ({} bytes)",
+                                   (dir / kClipFile).string(), clipSha, size, parsed.manifest->mp4Sha256,
+                                   parsed.manifest->mp4Bytes);
+            return r;
+        }
+        if (fs::exists(dir / kSealedFile)) {
+            const std::string sealedSha = hashFile(dir / kSealedFile, size);
+            if (sealedSha != parsed.manifest->sealedSha256 || size != parsed.manifest->sealedBytes) {
+                r.reason = fmt::format("{}: SHA-256 differs from the manifest's", (dir / kSealedFile).string());
+                return r;
+            }
+        }
+        r.ok = true;
+    } catch (const std::exception& e) {
+        r.reason = e.what();
+    }
+    return r;
+}
+
+}  // namespace mimamori::retrieval
