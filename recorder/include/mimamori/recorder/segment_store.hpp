@@ -55,7 +55,13 @@ public:
 
     // Opens (creating directories and the first day key if needed), recovers partial segments
     // left by a crash, and drops files that cannot be authenticated from the listing.
+    // Takes an exclusive lock on storageDir/ring.lock (one writer per ring). Throws
+    // common::FileError / std::runtime_error with one line naming what is wrong.
     static std::unique_ptr<SegmentStore> open(const StoreConfig& config, const common::Clock& clock);
+    // Lists and reads without changing anything on disk, for `mimamori ring ls/verify` while the
+    // daemon records: no recovery, no key creation, no lock. Partial segments are not listed;
+    // beginSegment() and enforce() throw std::logic_error.
+    static std::unique_ptr<SegmentStore> openReadOnly(const StoreConfig& config, const common::Clock& clock);
 
     virtual std::unique_ptr<SegmentWriter> beginSegment(UtcMicros start) = 0;
 
@@ -85,6 +91,8 @@ public:
         std::optional<UtcMicros> oldest;
         std::optional<UtcMicros> newest;
         double daysCapacityHolds = 0;  // from the recent bitrate and the byte limit / free space
+        std::size_t partial = 0;       // segments being written (or left for recovery)
+        std::uint64_t capacityBytes = 0;  // what the ring may use: byte limit / free space above the floor
     };
     virtual Usage usage() const = 0;
 };

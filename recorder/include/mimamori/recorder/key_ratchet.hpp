@@ -1,0 +1,81 @@
+// The one-way day-key ratchet: the device keeps only the oldest day key still inside retention.
+#pragma once
+
+#include "mimamori/common/time.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+
+namespace mimamori::recorder {
+
+// Initialises libsodium once; throws std::runtime_error if it cannot. Thread-safe.
+void ensureSodium();
+
+// A 32-byte secret in sodium_malloc'd memory (guard pages, wiped when freed). Move-only.
+class SecretKey {
+public:
+    static constexpr std::size_t kBytes = 32;
+    SecretKey();  // zero-filled
+    ~SecretKey();
+    SecretKey(SecretKey&& other) noexcept;
+    SecretKey& operator=(SecretKey&& other) noexcept;
+    SecretKey(const SecretKey&) = delete;
+    SecretKey& operator=(const SecretKey&) = delete;
+
+    std::uint8_t* data() { return bytes_; }
+    const std::uint8_t* data() const { return bytes_; }
+
+private:
+    std::uint8_t* bytes_ = nullptr;
+};
+
+// UTC day index since 1970-01-01 (floor division, so it is right for times before 1970 too).
+std::int64_t dayIndex(common::UtcMicros t);
+
+// next = crypto_kdf_derive_from_key(id = nextDay, ctx "MMdayrat", key = previous): one-way.
+SecretKey nextDayKey(const SecretKey& previous, std::int64_t nextDay);
+// crypto_kdf_derive_from_key(id = sequence, ctx "MMsegkey", key = day key).
+SecretKey deriveSegmentKey(const SecretKey& dayKey, std::uint64_t sequence);
+
+// The key file keyDir/day.key (layout in docs/segment-format.md). Not thread-safe: the store
+// serialises access. Never logs key bytes.
+class KeyRatchet {
+public:
+    static constexpr const char* kFileName = "day.key";
+
+    // Loads keyDir/day.key; nullopt when there is none. Throws common::FileError when the file
+    // is unreadable, has the wrong size or fails its checksum.
+    static std::optional<KeyRatchet> load(const std::filesystem::path& keyDir);
+    // Creates a random root key for `day` and stores it durably (mode 0600).
+    static KeyRatchet create(const std::filesystem::path& keyDir, std::int64_t day,
+                             common::UtcMicros storeTime);
+
+    KeyRatchet(KeyRatchet&&) noexcept = default;
+    KeyRatchet& operator=(KeyRatchet&&) noexcept = default;
+
+    // The oldest day whose key the device still holds.
+    std::int64_t day() const { return day_; }
+    // Store time (see docs) when the key file was last written.
+    common::UtcMicros writtenAt() const { return writtenAt_; }
+
+    // The key of `day` by ratcheting forward; nullopt when `day` < day() (shredded).
+    std::optional<SecretKey> dayKey(std::int64_t day) const;
+    std::optional<SecretKey> segmentKey(std::int64_t day, std::uint64_t sequence) const;
+
+    // Replaces the stored key by the one of `newDay` (> day()): atomic replace + fsync, and the
+    // old key is wiped from memory. Afterwards nothing here derives a key of a day < newDay.
+    void advanceTo(std::int64_t newDay, common::UtcMicros storeTime);
+
+private:
+    KeyRatchet(std::filesystem::path path, std::int64_t day, common::UtcMicros writtenAt, SecretKey key);
+    void store() const;
+
+    std::filesystem::path path_;
+    std::int64_t day_ = 0;
+    common::UtcMicros writtenAt_ = 0;
+    SecretKey key_;
+};
+
+}  // namespace mimamori::recorder

@@ -1,0 +1,791 @@
+// The encrypted ring: segment writers, recovery at open, the in-memory index, retention, capacity.
+#include "mimamori/recorder/segment_store.hpp"
+
+#include "mimamori/common/file.hpp"
+#include "mimamori/common/log.hpp"
+#include "mimamori/policy/retention.hpp"
+#include "mimamori/recorder/key_ratchet.hpp"
+#include "mimamori/recorder/segment_format.hpp"
+
+#include "segment_store_index.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace mimamori::recorder {
+namespace {
+
+namespace fs = std::filesystem;
+using common::kMicrosPerDay;
+using common::kMicrosPerSecond;
+
+constexpr std::string_view kLog = "ring";
+constexpr const char* kLockName = "ring.lock";
+// The bitrate behind "days the capacity holds" is taken over this much recent footage.
+constexpr UtcMicros kBitrateWindow = 6 * 3600 * kMicrosPerSecond;
+constexpr std::int64_t kShortfallLogInterval = 3600 * kMicrosPerSecond;
+
+std::string errnoText() { return std::strerror(errno); }
+
+// Normalised absolute path without a trailing separator, resolving symlinks of what exists.
+fs::path canonicalDir(const fs::path& p) {
+    fs::path out = fs::weakly_canonical(fs::absolute(p));
+    if (!out.has_filename() && out.has_parent_path()) out = out.parent_path();
+    return out;
+}
+
+bool isInsideOrSame(const fs::path& inner, const fs::path& outer) {
+    auto i = inner.begin();
+    for (auto o = outer.begin(); o != outer.end(); ++o, ++i)
+        if (i == inner.end() || *i != *o) return false;
+    return true;
+}
+
+void validate(const StoreConfig& c) {
+    std::vector<std::string> problems;
+    if (c.cameraId.empty()) problems.push_back("camera id is empty");
+    if (c.cameraId.size() > format::kCameraIdBytes)
+        problems.push_back(fmt::format("camera id is longer than {} bytes", format::kCameraIdBytes));
+    if (c.storageDir.empty()) problems.push_back("storage directory is empty");
+    if (c.keyDir.empty()) problems.push_back("key directory is empty");
+    if (c.retentionDays < 1 || c.retentionDays > policy::kRetentionCeilingDays)
+        problems.push_back(fmt::format("retention of {} days is outside 1..{} (the policy's ceiling)",
+                                       c.retentionDays, policy::kRetentionCeilingDays));
+    if (c.syncIntervalMicros <= 0) problems.push_back("sync interval must be positive");
+    if (!problems.empty()) {
+        std::string text = "segment store: ";
+        for (std::size_t i = 0; i < problems.size(); ++i) text += (i ? "; " : "") + problems[i];
+        throw std::invalid_argument(text);
+    }
+}
+
+struct Entry {
+    SegmentInfo info;
+    UtcMicros storeTime = 0;
+    std::int64_t keyDay = 0;
+};
+
+IndexEntry toIndex(const Entry& e) {
+    return IndexEntry{e.info.sequence, e.info.start, e.info.end, e.storeTime, e.keyDay, e.info.bytesOnDisk,
+                      e.info.recovered};
+}
+
+struct Orphan {
+    fs::path partPath;
+    fs::path finalPath;
+    std::int64_t keyDay = 0;
+};
+
+// State shared by the store and its writers (a writer may finish after enforce() ran).
+struct Core {
+    Core(const StoreConfig& c, const common::Clock& k, bool ro) : config(c), clock(k), readOnly(ro) {}
+
+    const StoreConfig config;
+    const common::Clock& clock;
+    const bool readOnly;
+    common::UniqueFd lock;
+    // Store time: monotonic, anchored once at open (see docs/segment-format.md, "Time").
+    UtcMicros anchorStore = 0;
+    std::int64_t anchorMono = 0;
+
+    mutable std::mutex mutex;                // guards everything below
+    std::optional<KeyRatchet> ratchet;
+    std::map<std::uint64_t, Entry> segments;  // finished segments by sequence
+    std::uint64_t totalBytes = 0;
+    std::multiset<std::int64_t> liveKeyDays;  // key days of open writers and unrecovered orphans
+    std::vector<Orphan> orphans;
+    std::uint64_t nextSequence = 1;
+    std::size_t partialOnDisk = 0;            // read-only stores: .part files seen at open
+    std::optional<RingIndex> index;
+    std::int64_t lastShortfallLog = INT64_MIN;
+
+    UtcMicros storeNow() const { return anchorStore + (clock.monotonicMicros() - anchorMono); }
+
+    std::optional<SecretKey> keyFor(const format::FileHeader& h) const {
+        if (!ratchet) return std::nullopt;
+        return ratchet->segmentKey(h.keyDay, h.sequence);
+    }
+
+    void add(const Entry& e) {
+        totalBytes += e.info.bytesOnDisk;
+        segments[e.info.sequence] = e;
+    }
+
+    void indexAppend(const Entry& e) {
+        if (!index) return;
+        try {
+            index->append(toIndex(e));
+        } catch (const common::FileError& error) {
+            // The index is a cache: the next open decrypts this one segment instead.
+            common::logWarning(kLog, "index append failed: {}", error.what());
+        }
+    }
+
+    void releaseKeyDay(std::int64_t day) {
+        const auto it = liveKeyDays.find(day);
+        if (it != liveKeyDays.end()) liveKeyDays.erase(it);
+    }
+};
+
+// Decodes a whole finished file into an Entry; nullopt (with the reason) unless it is complete.
+std::optional<Entry> entryOfCompleteFile(const Core& core, const fs::path& path, std::string& why) {
+    common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+        why = fmt::format("{}: {}", path.string(), errnoText());
+        return std::nullopt;
+    }
+    const auto result = format::decodeSegment(
+        fd.get(), path.filename().string(), [&](const format::FileHeader& h) { return core.keyFor(h); }, nullptr);
+    if (result.error || !result.final || !result.header) {
+        why = result.error.value_or("incomplete");
+        return std::nullopt;
+    }
+    Entry e;
+    e.info.sequence = result.header->sequence;
+    e.info.start = result.header->start;
+    e.info.end = result.final->end;
+    e.info.bytesOnDisk = result.goodFileBytes;
+    e.info.path = path;
+    e.info.recovered = (result.header->flags & format::kFlagRecovered) != 0;
+    e.storeTime = result.final->storeTime;
+    e.keyDay = result.header->keyDay;
+    return e;
+}
+
+// Brings a partial or damaged segment to a final, authentic file at `finalPath` holding every
+// chunk up to the last authenticated one, or removes it when nothing in it authenticates.
+// The rewrite goes through "<name>.rec" + fsync + rename, so a power cut during recovery
+// leaves either the source or the finished result.
+std::optional<Entry> recoverFile(const Core& core, const fs::path& source, const fs::path& finalPath) {
+    const fs::path dir = finalPath.parent_path();
+    const std::string name = source.filename().string();
+    common::UniqueFd in(::open(source.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in.valid()) throw common::FileError(fmt::format("{}: {}", source.string(), errnoText()));
+    auto keys = [&](const format::FileHeader& h) { return core.keyFor(h); };
+    const auto scan = format::decodeSegment(in.get(), name, keys, nullptr);
+
+    if (scan.final && !scan.error && scan.header) {
+        // Sealed but not yet renamed when the power went: it is complete as it stands.
+        if (::fsync(in.get()) != 0) throw common::FileError(fmt::format("{}: fsync: {}", name, errnoText()));
+        if (source != finalPath && ::rename(source.c_str(), finalPath.c_str()) != 0)
+            throw common::FileError(fmt::format("{}: rename: {}", name, errnoText()));
+        common::fsyncDirectory(dir);
+        common::logInfo(kLog, "completed {}: it was sealed before the interruption", name);
+        std::string why;
+        return entryOfCompleteFile(core, finalPath, why);
+    }
+    if (!scan.header || scan.dataChunks == 0 || !scan.lastPrefix) {
+        if (::unlink(source.c_str()) != 0 && errno != ENOENT)
+            throw common::FileError(fmt::format("{}: unlink: {}", source.string(), errnoText()));
+        common::fsyncDirectory(dir);
+        common::logWarning(kLog, "removed {}: nothing in it authenticates ({})", name,
+                           scan.error.value_or("no data chunk"));
+        return std::nullopt;
+    }
+
+    const format::FileHeader& original = *scan.header;
+    const fs::path temp = dir / format::segmentFileName(original.sequence, original.start, format::kRecoverySuffix);
+    common::UniqueFd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+    if (!out.valid()) throw common::FileError(fmt::format("{}: {}", temp.string(), errnoText()));
+    auto key = core.keyFor(original);
+    if (!key) throw std::logic_error("recovery: key vanished between two passes");
+    format::SegmentEncryptor encryptor(
+        out.get(), temp.string(),
+        format::makeHeader(format::cameraIdOf(original), original.sequence, original.start, original.keyDay,
+                           original.flags | format::kFlagRecovered),
+        *key);
+    if (::lseek(in.get(), 0, SEEK_SET) != 0) throw common::FileError(fmt::format("{}: seek: {}", name, errnoText()));
+    std::uint64_t copied = 0;
+    format::ChunkPrefix last{};
+    format::decodeSegment(in.get(), name, keys,
+                          [&](const format::ChunkPrefix& prefix, std::span<const std::uint8_t> payload) {
+                              if (copied == scan.dataChunks) return;
+                              encryptor.writeChunk(prefix, payload);
+                              last = prefix;
+                              ++copied;
+                          });
+    if (copied != scan.dataChunks) throw common::FileError(fmt::format("{}: changed during recovery", name));
+    const format::FinalRecord record{last.mediaEnd, last.storeTime, scan.payloadBytes, scan.dataChunks};
+    encryptor.writeFinal(record);
+    if (::fsync(out.get()) != 0) throw common::FileError(fmt::format("{}: fsync: {}", temp.string(), errnoText()));
+    out.reset();
+    if (::rename(temp.c_str(), finalPath.c_str()) != 0)
+        throw common::FileError(fmt::format("{}: rename: {}", temp.string(), errnoText()));
+    common::fsyncDirectory(dir);
+    if (source != finalPath) {
+        if (::unlink(source.c_str()) != 0 && errno != ENOENT)
+            throw common::FileError(fmt::format("{}: unlink: {}", source.string(), errnoText()));
+        common::fsyncDirectory(dir);
+    }
+    common::logWarning(kLog, "recovered {} as {}: {} chunks, {} TS bytes, footage up to {} ({})", name,
+                       finalPath.filename().string(), scan.dataChunks, scan.payloadBytes,
+                       common::formatUtc(last.mediaEnd), scan.error.value_or("no final chunk"));
+    Entry e;
+    e.info.sequence = original.sequence;
+    e.info.start = original.start;
+    e.info.end = last.mediaEnd;
+    e.info.bytesOnDisk = encryptor.bytesWritten();
+    e.info.path = finalPath;
+    e.info.recovered = true;
+    e.storeTime = last.storeTime;
+    e.keyDay = original.keyDay;
+    return e;
+}
+
+class Writer final : public SegmentWriter {
+public:
+    Writer(std::shared_ptr<Core> core, std::uint64_t sequence, UtcMicros start, std::int64_t keyDay,
+           fs::path partPath, fs::path finalPath, common::UniqueFd fd, const SecretKey& key)
+        : core_(std::move(core)), sequence_(sequence), start_(start), keyDay_(keyDay),
+          partPath_(std::move(partPath)), finalPath_(std::move(finalPath)), fd_(std::move(fd)),
+          encryptor_(fd_.get(), partPath_.string(),
+                     format::makeHeader(core_->config.cameraId, sequence, start, keyDay, 0), key),
+          lastMediaEnd_(start), lastSync_(core_->clock.monotonicMicros()) {
+        buffer_.reserve(format::kMaxPayloadPerChunk);
+    }
+
+    ~Writer() override {
+        if (state_ == State::Finished) return;
+        fd_.reset();
+        std::lock_guard lock(core_->mutex);
+        core_->orphans.push_back(Orphan{partPath_, finalPath_, keyDay_});
+        common::logWarning(kLog, "segment {} abandoned unfinished; enforce() will recover it",
+                           partPath_.filename().string());
+    }
+
+    void write(std::span<const std::uint8_t> ts, UtcMicros mediaEnd) override {
+        if (state_ != State::Open) throw std::logic_error("segment writer: write after finish or failure");
+        try {
+            std::size_t used = 0;
+            while (used < ts.size()) {
+                const std::size_t n = std::min(format::kMaxPayloadPerChunk - buffer_.size(), ts.size() - used);
+                buffer_.insert(buffer_.end(), ts.begin() + static_cast<std::ptrdiff_t>(used),
+                               ts.begin() + static_cast<std::ptrdiff_t>(used + n));
+                used += n;
+                // A chunk that ends inside this write claims only the previous write's end time,
+                // so a recovered segment never claims footage it does not hold.
+                if (buffer_.size() == format::kMaxPayloadPerChunk)
+                    seal(used == ts.size() ? mediaEnd : lastMediaEnd_);
+            }
+            lastMediaEnd_ = mediaEnd;
+            if (core_->clock.monotonicMicros() - lastSync_ >= core_->config.syncIntervalMicros) {
+                if (!buffer_.empty()) seal(mediaEnd);
+                sync();
+            }
+        } catch (...) {
+            state_ = State::Failed;
+            throw;
+        }
+    }
+
+    SegmentInfo finish(UtcMicros end) override {
+        if (state_ != State::Open) throw std::logic_error("segment writer: finish after finish or failure");
+        format::FinalRecord record{};
+        try {
+            if (!buffer_.empty()) seal(lastMediaEnd_);
+            record = format::FinalRecord{end, core_->storeNow(), payloadBytes_, dataChunks_};
+            encryptor_.writeFinal(record);
+            if (::fsync(fd_.get()) != 0)
+                throw common::FileError(fmt::format("{}: fsync: {}", partPath_.string(), errnoText()));
+            fd_.reset();
+            if (::rename(partPath_.c_str(), finalPath_.c_str()) != 0)
+                throw common::FileError(fmt::format("{}: rename: {}", partPath_.string(), errnoText()));
+            common::fsyncDirectory(finalPath_.parent_path());
+        } catch (...) {
+            state_ = State::Failed;
+            throw;
+        }
+        state_ = State::Finished;
+        Entry e;
+        e.info.sequence = sequence_;
+        e.info.start = start_;
+        e.info.end = end;
+        e.info.bytesOnDisk = encryptor_.bytesWritten();
+        e.info.path = finalPath_;
+        e.storeTime = record.storeTime;
+        e.keyDay = keyDay_;
+        std::lock_guard lock(core_->mutex);
+        core_->add(e);
+        core_->releaseKeyDay(keyDay_);
+        core_->indexAppend(e);
+        return e.info;
+    }
+
+private:
+    enum class State { Open, Finished, Failed };
+
+    void seal(UtcMicros mediaEnd) {
+        encryptor_.writeChunk(format::ChunkPrefix{mediaEnd, core_->storeNow()}, buffer_);
+        payloadBytes_ += buffer_.size();
+        ++dataChunks_;
+        buffer_.clear();
+        unsynced_ = true;
+    }
+
+    void sync() {
+        if (unsynced_ && ::fdatasync(fd_.get()) != 0)
+            throw common::FileError(fmt::format("{}: fdatasync: {}", partPath_.string(), errnoText()));
+        unsynced_ = false;
+        lastSync_ = core_->clock.monotonicMicros();
+    }
+
+    std::shared_ptr<Core> core_;
+    std::uint64_t sequence_;
+    UtcMicros start_;
+    std::int64_t keyDay_;
+    fs::path partPath_;
+    fs::path finalPath_;
+    common::UniqueFd fd_;
+    format::SegmentEncryptor encryptor_;
+    std::vector<std::uint8_t> buffer_;
+    UtcMicros lastMediaEnd_;
+    std::int64_t lastSync_;
+    std::uint64_t payloadBytes_ = 0;
+    std::uint64_t dataChunks_ = 0;
+    bool unsynced_ = false;
+    State state_ = State::Open;
+};
+
+struct DirListing {
+    std::vector<std::pair<std::uint64_t, std::string>> finals, parts;
+    std::vector<std::string> stale;  // leftovers of an interrupted recovery
+};
+
+DirListing scanDirectory(const fs::path& dir) {
+    DirListing out;
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
+    if (!d) throw common::FileError(fmt::format("{}: {}", dir.string(), errnoText()));
+    for (;;) {
+        errno = 0;
+        const dirent* e = ::readdir(d.get());
+        if (e == nullptr) {
+            if (errno != 0) throw common::FileError(fmt::format("{}: readdir: {}", dir.string(), errnoText()));
+            break;
+        }
+        const std::string_view name(e->d_name);
+        if (auto s = format::parseSegmentFileName(name, format::kFinalSuffix)) out.finals.emplace_back(*s, name);
+        else if (auto p = format::parseSegmentFileName(name, format::kPartialSuffix)) out.parts.emplace_back(*p, name);
+        else if (format::parseSegmentFileName(name, format::kRecoverySuffix)) out.stale.emplace_back(name);
+    }
+    return out;
+}
+
+std::optional<std::uint64_t> freeBytes(const fs::path& dir) {
+    struct statvfs st {};
+    if (::statvfs(dir.c_str(), &st) != 0) return std::nullopt;
+    return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+class Store final : public SegmentStore {
+public:
+    explicit Store(std::shared_ptr<Core> core) : core_(std::move(core)) {}
+
+    std::unique_ptr<SegmentWriter> beginSegment(UtcMicros start) override {
+        requireWritable("beginSegment");
+        std::uint64_t sequence;
+        std::int64_t keyDay;
+        std::optional<SecretKey> key;
+        {
+            std::lock_guard lock(core_->mutex);
+            sequence = core_->nextSequence++;
+            // Keys follow store time, floored at the oldest key still held (docs: "Keys").
+            keyDay = std::max(core_->ratchet->day(), dayIndex(core_->storeNow()));
+            key = core_->ratchet->segmentKey(keyDay, sequence);
+            if (!key) throw std::logic_error("segment store: no key for the current day");
+            core_->liveKeyDays.insert(keyDay);
+        }
+        try {
+            const fs::path dir = core_->config.storageDir;
+            fs::path part = dir / format::segmentFileName(sequence, start, format::kPartialSuffix);
+            fs::path final = dir / format::segmentFileName(sequence, start, format::kFinalSuffix);
+            common::UniqueFd fd(::open(part.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
+            if (!fd.valid()) throw common::FileError(fmt::format("{}: {}", part.string(), errnoText()));
+            return std::make_unique<Writer>(core_, sequence, start, keyDay, std::move(part), std::move(final),
+                                            std::move(fd), *key);
+        } catch (...) {
+            std::lock_guard lock(core_->mutex);
+            core_->releaseKeyDay(keyDay);
+            throw;
+        }
+    }
+
+    std::vector<SegmentInfo> list(UtcMicros from, UtcMicros to) const override {
+        std::lock_guard lock(core_->mutex);
+        std::vector<SegmentInfo> out;
+        for (const auto& [sequence, e] : core_->segments)
+            if (e.info.start < to && e.info.end > from) out.push_back(e.info);
+        return out;
+    }
+
+    std::optional<std::string> read(const SegmentInfo& segment,
+                                    const std::function<void(std::span<const std::uint8_t>)>& sink) const override {
+        const std::string name = segment.path.filename().string();
+        common::UniqueFd fd(::open(segment.path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd.valid()) return fmt::format("{}: cannot open: {}", segment.path.string(), errnoText());
+        std::optional<std::string> mismatch;
+        auto keys = [&](const format::FileHeader& h) -> std::optional<SecretKey> {
+            // Check what the header says before a byte reaches the sink.
+            if (h.sequence != segment.sequence || h.start != segment.start)
+                mismatch = fmt::format("{}: header says segment {} from {}, expected {} from {}", name, h.sequence,
+                                       common::formatUtc(h.start), segment.sequence, common::formatUtc(segment.start));
+            else if (format::cameraIdOf(h) != core_->config.cameraId)
+                mismatch = fmt::format("{}: recorded by camera '{}', not '{}'", name, format::cameraIdOf(h),
+                                       core_->config.cameraId);
+            if (mismatch) return std::nullopt;
+            std::lock_guard lock(core_->mutex);
+            return core_->keyFor(h);
+        };
+        try {
+            const auto result = format::decodeSegment(
+                fd.get(), name, keys,
+                [&](const format::ChunkPrefix&, std::span<const std::uint8_t> payload) {
+                    if (sink && !payload.empty()) sink(payload);
+                });
+            if (mismatch) return mismatch;
+            if (result.error) return result.error;
+            if (result.final->end != segment.end)
+                return fmt::format("{}: sealed end time {} differs from the listed {}", name,
+                                   common::formatUtc(result.final->end), common::formatUtc(segment.end));
+            return std::nullopt;
+        } catch (const std::exception& e) {
+            return fmt::format("{}: {}", name, e.what());
+        }
+    }
+
+    Enforcement enforce() override {
+        requireWritable("enforce");
+        std::lock_guard lock(core_->mutex);
+        Enforcement out;
+        recoverOrphansLocked();
+
+        const UtcMicros now = core_->storeNow();
+        const int days = std::min(core_->config.retentionDays, policy::kRetentionCeilingDays);
+        const UtcMicros cutoff = now - days * kMicrosPerDay;
+        std::vector<std::string> reasons;
+        bool unlinkFailed = false;
+        auto dropOldest = [&](const char* reason) {
+            auto it = core_->segments.begin();
+            if (::unlink(it->second.info.path.c_str()) != 0 && errno != ENOENT) {
+                common::logError(kLog, "cannot delete {}: {}", it->second.info.path.string(), errnoText());
+                unlinkFailed = true;
+                return;
+            }
+            if (std::find(reasons.begin(), reasons.end(), reason) == reasons.end()) reasons.emplace_back(reason);
+            out.deleted.push_back(it->second.info);
+            core_->totalBytes -= it->second.info.bytesOnDisk;
+            core_->segments.erase(it);
+        };
+        // Store time only grows along the sequence, so what has expired is a prefix of the ring;
+        // deleting strictly from the front keeps the ring gap-free and ordered.
+        while (!unlinkFailed && !core_->segments.empty() && core_->segments.begin()->second.storeTime <= cutoff)
+            dropOldest("retention");
+        const std::uint64_t limit = core_->config.byteLimit;
+        while (!unlinkFailed && limit > 0 && !core_->segments.empty() && core_->totalBytes > limit)
+            dropOldest("byte limit");
+        if (core_->config.freeSpaceFloor > 0) {
+            if (auto free = freeBytes(core_->config.storageDir)) {
+                std::uint64_t available = *free;
+                while (!unlinkFailed && available < core_->config.freeSpaceFloor && !core_->segments.empty()) {
+                    available += core_->segments.begin()->second.info.bytesOnDisk;
+                    dropOldest("free-space floor");
+                }
+                if (available < core_->config.freeSpaceFloor && core_->segments.empty())
+                    common::logError(kLog, "free space on {} is below the floor of {} bytes with the ring empty",
+                                     core_->config.storageDir.string(), core_->config.freeSpaceFloor);
+            }
+        }
+        if (!out.deleted.empty()) {
+            common::fsyncDirectory(core_->config.storageDir);
+            for (std::size_t i = 0; i < reasons.size(); ++i) out.reason += (i ? ", " : "") + reasons[i];
+            common::logInfo(kLog, "deleted {} segments ({}): {} .. {}", out.deleted.size(), out.reason,
+                            out.deleted.front().path.filename().string(), out.deleted.back().path.filename().string());
+        }
+
+        advanceKeyLocked(cutoff, now, out);
+
+        const Usage u = usageLocked();
+        if (u.daysCapacityHolds > 0 && u.daysCapacityHolds < days) {
+            out.shortfallDays = u.daysCapacityHolds;
+            const std::int64_t mono = core_->clock.monotonicMicros();
+            if (core_->lastShortfallLog == INT64_MIN || mono - core_->lastShortfallLog >= kShortfallLogInterval) {
+                core_->lastShortfallLog = mono;
+                common::logWarning(kLog, "retention shortfall: {} bytes hold {:.1f} days at the recent bitrate, "
+                                         "{} days configured",
+                                   u.capacityBytes, u.daysCapacityHolds, days);
+            }
+        }
+        return out;
+    }
+
+    Usage usage() const override {
+        std::lock_guard lock(core_->mutex);
+        return usageLocked();
+    }
+
+private:
+    void requireWritable(const char* what) const {
+        if (core_->readOnly) throw std::logic_error(fmt::format("segment store opened read-only: no {}", what));
+    }
+
+    // The oldest key kept is that of the day holding the retention cutoff, unless a segment still
+    // kept (or being written) needs an older one: a key is shredded only when all its footage is.
+    void advanceKeyLocked(UtcMicros cutoff, UtcMicros now, Enforcement& out) {
+        std::int64_t target = dayIndex(cutoff);
+        for (const auto& [sequence, e] : core_->segments) target = std::min(target, e.keyDay);
+        if (!core_->liveKeyDays.empty()) target = std::min(target, *core_->liveKeyDays.begin());
+        const std::int64_t from = core_->ratchet->day();
+        if (target <= from) return;
+        try {
+            core_->ratchet->advanceTo(target, now);
+            out.keyAdvances = static_cast<int>(target - from);
+            common::logInfo(kLog, "day key advanced from day {} to day {} ({}): earlier footage is shredded",
+                            from, target, common::formatUtc(target * kMicrosPerDay).substr(0, 10));
+        } catch (const std::exception& e) {
+            common::logError(kLog, "day key not advanced: {}", e.what());
+        }
+    }
+
+    void recoverOrphansLocked() {
+        auto orphans = std::exchange(core_->orphans, {});
+        for (const Orphan& o : orphans) {
+            try {
+                std::optional<Entry> e;
+                if (fs::exists(o.partPath)) {
+                    e = recoverFile(*core_, o.partPath, o.finalPath);
+                } else if (fs::exists(o.finalPath)) {
+                    std::string why;
+                    e = entryOfCompleteFile(*core_, o.finalPath, why);
+                    if (!e) e = recoverFile(*core_, o.finalPath, o.finalPath);
+                }
+                if (e) {
+                    core_->add(*e);
+                    core_->indexAppend(*e);
+                }
+                core_->releaseKeyDay(o.keyDay);
+            } catch (const std::exception& error) {
+                common::logError(kLog, "recovery of {} failed, will retry: {}", o.partPath.filename().string(),
+                                 error.what());
+                core_->orphans.push_back(o);
+            }
+        }
+    }
+
+    Usage usageLocked() const {
+        Usage u;
+        u.bytes = core_->totalBytes;
+        u.segments = core_->segments.size();
+        u.partial = core_->readOnly ? core_->partialOnDisk : core_->liveKeyDays.size();
+        for (const auto& [sequence, e] : core_->segments) {
+            u.oldest = u.oldest ? std::min(*u.oldest, e.info.start) : e.info.start;
+            u.newest = u.newest ? std::max(*u.newest, e.info.end) : e.info.end;
+        }
+        const StoreConfig& c = core_->config;
+        std::uint64_t capacity = c.byteLimit;
+        if (auto free = freeBytes(c.storageDir)) {
+            const std::uint64_t usable = u.bytes + (*free > c.freeSpaceFloor ? *free - c.freeSpaceFloor : 0);
+            capacity = c.byteLimit > 0 ? std::min(c.byteLimit, usable) : usable;
+        }
+        u.capacityBytes = capacity;
+        // Recent bitrate: the newest footage, up to kBitrateWindow of it.
+        std::uint64_t bytes = 0;
+        UtcMicros duration = 0;
+        for (auto it = core_->segments.rbegin(); it != core_->segments.rend() && duration < kBitrateWindow; ++it) {
+            const UtcMicros d = it->second.info.end - it->second.info.start;
+            if (d <= 0) continue;
+            duration += d;
+            bytes += it->second.info.bytesOnDisk;
+        }
+        if (duration > 0 && bytes > 0) {
+            const double bytesPerDay = static_cast<double>(bytes) * static_cast<double>(kMicrosPerDay) /
+                                       static_cast<double>(duration);
+            u.daysCapacityHolds = static_cast<double>(capacity) / bytesPerDay;
+        }
+        return u;
+    }
+
+    std::shared_ptr<Core> core_;
+};
+
+std::shared_ptr<Core> openCore(const StoreConfig& config, const common::Clock& clock, bool readOnly) {
+    validate(config);
+    ensureSodium();
+    const std::int64_t startMono = clock.monotonicMicros();
+    auto core = std::make_shared<Core>(config, clock, readOnly);
+    const fs::path& storage = config.storageDir;
+    if (!readOnly) {
+        fs::create_directories(storage);
+        fs::create_directories(config.keyDir);
+        fs::permissions(config.keyDir, fs::perms::owner_all);
+    } else {
+        for (const fs::path& d : {storage, config.keyDir})
+            if (!fs::is_directory(d)) throw common::FileError(fmt::format("{}: no such directory", d.string()));
+    }
+    // A stolen card must not carry the key: refuse a key directory on the storage path.
+    if (isInsideOrSame(canonicalDir(config.keyDir), canonicalDir(storage)))
+        throw std::invalid_argument(fmt::format("segment store: key directory {} lies inside storage {}",
+                                                config.keyDir.string(), storage.string()));
+    if (!readOnly) {
+        const fs::path lockPath = storage / kLockName;
+        core->lock.reset(::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
+        if (!core->lock.valid()) throw common::FileError(fmt::format("{}: {}", lockPath.string(), errnoText()));
+        if (::flock(core->lock.get(), LOCK_EX | LOCK_NB) != 0)
+            throw common::FileError(fmt::format("{}: the ring is in use by another process", storage.string()));
+    }
+
+    DirListing listing = scanDirectory(storage);
+    RingIndex index(storage / RingIndex::kFileName);
+    RingIndex::Loaded loaded = index.load();
+    core->ratchet = KeyRatchet::load(config.keyDir);
+    if (!core->ratchet) {
+        if (readOnly)
+            throw common::FileError(fmt::format("{}: no day key ({})", config.keyDir.string(), KeyRatchet::kFileName));
+        if (!listing.finals.empty() || !listing.parts.empty())
+            throw std::runtime_error(fmt::format(
+                "segment store: {} has no day key but {} holds {} segments; refusing to start a new key "
+                "(restore the key directory or empty the storage)",
+                config.keyDir.string(), storage.string(), listing.finals.size() + listing.parts.size()));
+    }
+
+    std::uint64_t maxSequence = loaded.nextSequence > 0 ? loaded.nextSequence - 1 : 0;
+    std::size_t indexed = 0, verified = 0, recovered = 0, removed = 0;
+    std::vector<Entry> toAppend;
+    std::set<std::uint64_t> finalSequences;
+    for (const auto& [sequence, name] : listing.finals) {
+        maxSequence = std::max(maxSequence, sequence);
+        finalSequences.insert(sequence);
+        const fs::path path = storage / name;
+        const auto it = loaded.entries.find(sequence);
+        if (it != loaded.entries.end()) {
+            const IndexEntry& ie = it->second;
+            Entry e;
+            e.info = SegmentInfo{ie.sequence, ie.start, ie.end, ie.bytes, path, ie.recovered};
+            e.storeTime = ie.storeTime;
+            e.keyDay = ie.keyDay;
+            core->add(e);
+            ++indexed;
+            continue;
+        }
+        // Not in the index (renamed just before a crash, or the index was lost): authenticate it.
+        std::string why;
+        if (auto e = entryOfCompleteFile(*core, path, why)) {
+            core->add(*e);
+            toAppend.push_back(*e);
+            ++verified;
+        } else if (readOnly) {
+            common::logWarning(kLog, "not listing {}: {}", name, why);
+        } else if (auto r = recoverFile(*core, path, path)) {
+            core->add(*r);
+            toAppend.push_back(*r);
+            ++recovered;
+        } else {
+            ++removed;
+        }
+    }
+    for (const auto& [sequence, name] : listing.parts) {
+        maxSequence = std::max(maxSequence, sequence);
+        if (readOnly) {
+            ++core->partialOnDisk;
+            continue;
+        }
+        const fs::path part = storage / name;
+        if (finalSequences.count(sequence) != 0) {
+            // Recovered before but the power went before the partial file was unlinked.
+            if (::unlink(part.c_str()) != 0) throw common::FileError(fmt::format("{}: {}", part.string(), errnoText()));
+            common::logInfo(kLog, "removed {}: segment {} is already final", name, sequence);
+            continue;
+        }
+        std::string finalName = name.substr(0, name.size() - format::kPartialSuffix.size());
+        finalName += format::kFinalSuffix;
+        if (auto r = recoverFile(*core, part, storage / finalName)) {
+            core->add(*r);
+            toAppend.push_back(*r);
+            ++recovered;
+        } else {
+            ++removed;
+        }
+    }
+    if (!readOnly) {
+        for (const std::string& name : listing.stale) {
+            ::unlink((storage / name).c_str());
+            common::logInfo(kLog, "removed {}: left by an interrupted recovery", name);
+        }
+        if (!listing.stale.empty()) common::fsyncDirectory(storage);
+    }
+    core->nextSequence = std::max<std::uint64_t>(maxSequence + 1, 1);
+
+    // Store time resumes from the newest footage plus the wall-clock gap since it (docs: "Time").
+    const UtcMicros wall = clock.nowUtc();
+    UtcMicros storeTime = wall;
+    if (!core->segments.empty()) {
+        UtcMicros newestStamp = INT64_MIN, newestEnd = INT64_MIN;
+        for (const auto& [sequence, e] : core->segments) {
+            newestStamp = std::max(newestStamp, e.storeTime);
+            newestEnd = std::max(newestEnd, e.info.end);
+        }
+        const UtcMicros gap = std::max<UtcMicros>(0, wall - newestEnd);
+        storeTime = newestStamp + gap;
+        if (gap > kMicrosPerDay)
+            common::logWarning(kLog, "the wall clock ({}) is {:.1f} days past the newest footage: counted as downtime",
+                               common::formatUtc(wall), static_cast<double>(gap) / kMicrosPerDay);
+        if (wall < newestEnd)
+            common::logWarning(kLog, "the wall clock ({}) is behind the newest footage ({}): store time keeps going "
+                                     "from the footage",
+                               common::formatUtc(wall), common::formatUtc(newestEnd));
+    }
+    if (core->ratchet) storeTime = std::max(storeTime, core->ratchet->writtenAt());
+    core->anchorStore = storeTime;
+    core->anchorMono = clock.monotonicMicros();
+
+    if (!readOnly) {
+        if (!core->ratchet) {
+            core->ratchet = KeyRatchet::create(config.keyDir, dayIndex(storeTime), storeTime);
+            common::logInfo(kLog, "created the root day key for day {} ({}) in {}", core->ratchet->day(),
+                            common::formatUtc(storeTime).substr(0, 10), config.keyDir.string());
+        }
+        const std::size_t stale = loaded.records > indexed ? loaded.records - indexed : 0;
+        core->index.emplace(storage / RingIndex::kFileName);
+        if (loaded.damaged || stale > std::max<std::size_t>(1024, core->segments.size())) {
+            std::map<std::uint64_t, IndexEntry> entries;
+            for (const auto& [sequence, e] : core->segments) entries[sequence] = toIndex(e);
+            core->index->rewrite(entries, core->nextSequence);
+        } else {
+            for (const Entry& e : toAppend) core->indexAppend(e);
+        }
+    }
+    common::logInfo(kLog, "opened {}{}: {} segments ({} bytes, {} from the index, {} verified, {} recovered, {} removed) "
+                          "in {} ms; next segment {}",
+                    storage.string(), readOnly ? " read-only" : "", core->segments.size(), core->totalBytes, indexed,
+                    verified, recovered, removed, (clock.monotonicMicros() - startMono) / 1000, core->nextSequence);
+    return core;
+}
+
+}  // namespace
+
+std::unique_ptr<SegmentStore> SegmentStore::open(const StoreConfig& config, const common::Clock& clock) {
+    return std::make_unique<Store>(openCore(config, clock, false));
+}
+
+std::unique_ptr<SegmentStore> SegmentStore::openReadOnly(const StoreConfig& config, const common::Clock& clock) {
+    return std::make_unique<Store>(openCore(config, clock, true));
+}
+
+}  // namespace mimamori::recorder
