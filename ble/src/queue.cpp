@@ -192,6 +192,24 @@ void PassageQueue::remove(std::uint64_t throughSeq) {
     q.saveCounters();  // keeps next_seq even when the queue file is now empty
 }
 
+std::size_t PassageQueue::drain(const std::function<void(const std::vector<Passage>&)>& write,
+                                common::UtcMicros now) {
+    Locked q(dir_);
+    if (q.expire(now, limits_.maxAgeMicros) > 0 || q.tornTail) {
+        q.rewrite();
+        q.saveCounters();
+    }
+    if (q.passages.empty()) return 0;
+    write(q.passages);
+    const auto n = q.passages.size();
+    q.passages.clear();
+    q.lines.clear();
+    q.bytes = 0;
+    q.rewrite();
+    q.saveCounters();
+    return n;
+}
+
 QueueCounters PassageQueue::counters() {
     Locked q(dir_);
     return q.counters;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,11 @@ public:
     std::vector<Passage> peek(std::size_t max, common::UtcMicros now);
     // Removes every passage with seq <= `throughSeq` (after the receiver acknowledged them).
     void remove(std::uint64_t throughSeq);
+    // Hands every queued passage to `write` and removes them only if it returns normally, all
+    // under the lock (so the daemon neither delivers nor adds to them meanwhile). Returns the count.
+    std::size_t drain(const std::function<void(const std::vector<Passage>&)>& write, common::UtcMicros now);
     QueueCounters counters();
+    std::size_t size(common::UtcMicros now) { return peek(static_cast<std::size_t>(-1), now).size(); }
     const std::string& company() const { return company_; }
 
 private:
