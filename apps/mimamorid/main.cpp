@@ -107,6 +107,14 @@ std::optional<Loaded> load(const std::string& path, bool listEveryProblem) {
         common::logError("mimamorid", "refusing to record: mask_file: {}", e.what());
         return std::nullopt;
     }
+    // Masks drawn for another pole would hide the wrong windows: as bad as none.
+    if (masks.camera != config.store.cameraId) {
+        const std::string problem = "mask_file " + config.maskFile.string() + " is for camera \"" +
+                                    masks.camera + "\", not \"" + config.store.cameraId + "\"";
+        if (listEveryProblem) std::fprintf(stderr, "%s\n", problem.c_str());
+        else common::logError("mimamorid", "refusing to record: {}", problem);
+        return std::nullopt;
+    }
     return Loaded{std::move(config), std::move(masks)};
 }
 

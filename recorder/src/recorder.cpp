@@ -360,6 +360,9 @@ struct Recorder::Impl {
         common::logInfo(kLog, "reloading masks from {}", config.maskFile.string());
         try {
             masking::MaskSet set = masking::loadMaskFile(config.maskFile);
+            if (set.camera != config.store.cameraId)
+                throw std::runtime_error("the file is for camera \"" + set.camera + "\", not \"" +
+                                         config.store.cameraId + "\"");
             std::string sha = set.sha256Hex;
             std::size_t count = set.masks.size();
             masks->replace(std::move(set));
