@@ -528,7 +528,7 @@ public:
             const std::int64_t mono = core_->clock.monotonicMicros();
             if (core_->lastShortfallLog == INT64_MIN || mono - core_->lastShortfallLog >= kShortfallLogInterval) {
                 core_->lastShortfallLog = mono;
-                common::logWarning(kLog, "retention shortfall: {} bytes hold {:.1f} days at the recent bitrate, "
+                common::logWarning(kLog, "retention shortfall: {} bytes hold {:.3g} days at the recent bitrate, "
                                          "{} days configured",
                                    u.capacityBytes, u.daysCapacityHolds, days);
             }
@@ -736,11 +736,11 @@ std::shared_ptr<Core> openCore(const StoreConfig& config, const common::Clock& c
     const UtcMicros wall = clock.nowUtc();
     UtcMicros storeTime = wall;
     if (!core->segments.empty()) {
-        UtcMicros newestStamp = INT64_MIN, newestEnd = INT64_MIN;
-        for (const auto& [sequence, e] : core->segments) {
-            newestStamp = std::max(newestStamp, e.storeTime);
-            newestEnd = std::max(newestEnd, e.info.end);
-        }
+        // The wall clock's reading when the last segment was sealed, not the largest label: a
+        // label written during a wrong forward step must not hide a real downtime later.
+        const UtcMicros newestEnd = core->segments.rbegin()->second.info.end;
+        UtcMicros newestStamp = INT64_MIN;
+        for (const auto& [sequence, e] : core->segments) newestStamp = std::max(newestStamp, e.storeTime);
         const UtcMicros gap = std::max<UtcMicros>(0, wall - newestEnd);
         storeTime = newestStamp + gap;
         if (gap > kMicrosPerDay)
