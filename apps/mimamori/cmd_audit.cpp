@@ -1,0 +1,143 @@
+// `mimamori audit verify|show`: city staff check a camera's audit log and read what it recorded.
+#include "cli.hpp"
+
+#include "mimamori/common/file.hpp"
+#include "mimamori/common/time.hpp"
+#include "mimamori/policy/audit_log.hpp"
+#include "mimamori/policy/keys.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <optional>
+
+namespace mimamori::cli {
+namespace {
+
+using namespace mimamori::policy;
+
+std::optional<AuditCheckpoint> checkpointFromState(const std::filesystem::path& path) {
+    std::string text = common::readFile(path);
+    if (!text.empty() && text.back() == '\n') text.pop_back();
+    auto cp = AuditCheckpoint::parse(text);
+    if (!cp) throw std::runtime_error(fmt::format("{}: not a checkpoint 'SEQ:HASH'", path.string()));
+    return cp;
+}
+
+int runVerify(const Args& args) {
+    args.expectPositionals(1, "LOG");
+    const std::filesystem::path log = args.positionals()[0];
+    const PublicKey camera = loadPublicKey(args.required("--camera-key"));
+    if (camera.role != Role::Camera)
+        throw std::runtime_error(fmt::format("{}: a {} key, not the camera's", args.required("--camera-key"),
+                                             roleName(camera.role)));
+    std::optional<AuditCheckpoint> expected;
+    std::string expectedFrom;
+    if (const auto text = args.option("--expect")) {
+        expected = AuditCheckpoint::parse(*text);
+        if (!expected) throw UsageError(fmt::format("--expect must be SEQ:HASH as printed by audit verify, not '{}'", *text));
+        expectedFrom = "--expect";
+    } else {
+        // The camera keeps its last checkpoint beside the log; use it when it is there.
+        std::filesystem::path state = args.option("--state").value_or(log.string() + ".checkpoint");
+        std::error_code ec;
+        if (args.option("--state") || std::filesystem::exists(state, ec)) {
+            expected = checkpointFromState(state);
+            expectedFrom = state.string();
+        }
+    }
+    const AuditVerifyResult r = verifyAuditLog(log, camera.signKey, expected);
+    if (!r.ok) {
+        if (r.badLine > 0)
+            fmt::print(stderr, "{}:{}: {}\n", log.string(), r.badLine, r.reason);
+        else
+            fmt::print(stderr, "{}: {}\n", log.string(), r.reason);
+        return 1;
+    }
+    fmt::print("{}: ok: {} entries, chain intact, every checkpoint signed by camera key '{}' ({})\n", log.string(),
+               r.entries, camera.name, camera.keyId());
+    if (expected) fmt::print("  contains the expected checkpoint {} (from {})\n", expected->toString(), expectedFrom);
+    else
+        fmt::print("  no expected checkpoint given: a cut back to an earlier checkpoint would go unnoticed\n");
+    if (r.lastCheckpoint)
+        fmt::print("  last checkpoint: {}  (keep it; pass it as --expect next time)\n", r.lastCheckpoint->toString());
+    if (!r.endsWithCheckpoint && r.entries > 0) {
+        const std::uint64_t unsigned_ = r.entries - (r.lastCheckpoint ? r.lastCheckpoint->seq : 0);
+        fmt::print("  note: the last {} entr{} come after the last checkpoint; they are chained but not yet signed\n",
+                   unsigned_, unsigned_ == 1 ? "y" : "ies");
+    }
+    return 0;
+}
+
+std::optional<common::UtcMicros> timeFilter(const Args& args, const std::string& name) {
+    const auto text = args.option(name);
+    if (!text) return std::nullopt;
+    const auto t = common::parseUtc(*text);
+    if (!t) throw UsageError(fmt::format("{} '{}' is not a time with a zone, e.g. 2026-11-24T10:00:00Z", name, *text));
+    return t;
+}
+
+int runShow(const Args& args) {
+    args.expectPositionals(1, "LOG");
+    const auto from = timeFilter(args, "--from");
+    const auto to = timeFilter(args, "--to");
+    const auto type = args.option("--type");
+    const bool raw = args.flag("--json");
+    std::size_t shown = 0;
+    for (const AuditEntry& e : readAuditLog(args.positionals()[0])) {
+        if ((from && e.time < *from) || (to && e.time >= *to) || (type && e.type != *type)) continue;
+        ++shown;
+        if (raw) {
+            fmt::print("{}\n", e.line);
+            continue;
+        }
+        std::string fields;
+        const auto j = nlohmann::json::parse(e.fieldsJson);
+        for (const auto& [key, value] : j.items()) {
+            if (key == "signature") continue;  // 88 characters of noise; `--json` keeps it
+            fields += fmt::format(" {}={}", key, value.is_string() ? value.get<std::string>() : value.dump());
+        }
+        fmt::print("{:>6}  {}  {:<19}{}\n", e.seq, common::formatUtc(e.time), e.type, fields);
+    }
+    if (shown == 0) fmt::print(stderr, "no entries match\n");
+    return 0;
+}
+
+const Registrar verifyCommand(Command{
+    "audit", "verify", "check a camera's audit log for any edit, insertion, deletion, reordering or cut",
+    "usage: mimamori audit verify LOG --camera-key CAMERA_PUB [--expect SEQ:HASH | --state FILE]\n"
+    "\n"
+    "Checks the hash chain of LOG (every entry carries the BLAKE2b-256 of the line before)\n"
+    "and the camera's signature on every checkpoint (format: docs/audit-log.md). Any edit,\n"
+    "insertion, deletion or reordering before the last checkpoint is found. A log cut back\n"
+    "to an earlier checkpoint is found only against a checkpoint recorded before:\n"
+    "\n"
+    "  --expect SEQ:HASH  a checkpoint printed by an earlier `audit verify` (keep it)\n"
+    "  --state FILE       the camera's record of its last checkpoint; by default\n"
+    "                     LOG.checkpoint is used when it exists\n"
+    "\n"
+    "On success prints the number of entries and the last checkpoint. On failure prints the\n"
+    "first bad entry as LOG:LINE: reason.\n"
+    "\n"
+    "exit status: 0 intact, 1 tampered, truncated or unreadable, 2 bad usage\n",
+    {"--camera-key", "--expect", "--state"}, {}, runVerify});
+
+const Registrar showCommand(Command{
+    "audit", "show", "print audit log entries, optionally filtered by time and type",
+    "usage: mimamori audit show LOG [--from TIME] [--to TIME] [--type TYPE] [--json]\n"
+    "\n"
+    "Prints one line per entry: seq, UTC time, type and fields. Does not verify the log\n"
+    "(use `mimamori audit verify`).\n"
+    "\n"
+    "  --from TIME  entries at or after TIME (with a zone, e.g. 2026-11-24T10:00:00+09:00)\n"
+    "  --to TIME    entries before TIME\n"
+    "  --type TYPE  only this type, e.g. request_refused, request_granted, extract_delivered\n"
+    "  --json       print the exact log lines instead\n"
+    "\n"
+    "exit status: 0 shown (also when nothing matched), 1 unreadable or not an audit log,\n"
+    "2 bad usage\n",
+    {"--from", "--to", "--type"}, {"--json"}, runShow});
+
+}  // namespace
+}  // namespace mimamori::cli
