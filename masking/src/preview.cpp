@@ -63,7 +63,7 @@ const cv::Scalar kShadow(0, 0, 0);
 void drawOutlines(const MaskSet& masks, cv::Mat& bgr) {
     constexpr int kShift = 4;  // sub-pixel precision of cv::polylines: 1/16 pixel
     const double scale = 1 << kShift;
-    const int thickness = std::max(1, bgr.cols / 500);
+    const int thickness = std::max(2, bgr.cols / 480);
     const double fontScale = std::max(0.4, bgr.cols / 1600.0);
     for (const Mask& mask : masks.masks) {
         std::vector<cv::Point> pts;
