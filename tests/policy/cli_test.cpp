@@ -1,0 +1,189 @@
+// The built `mimamori` binary: keygen, trust, request create/approve/show, audit verify/show.
+#include "mimamori/common/file.hpp"
+#include "mimamori/common/time.hpp"
+#include "mimamori/policy/audit_log.hpp"
+#include "mimamori/policy/decision.hpp"
+#include "mimamori/policy/keys.hpp"
+#include "mimamori/policy/request.hpp"
+#include "test_support.hpp"
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <string>
+
+using namespace mimamori::policy;
+using mimamori::common::readFile;
+using mimamori::common::writeFileAtomic;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Run {
+    int status = -1;
+    std::string output;  // stdout and stderr together
+};
+
+std::string quote(const std::string& s) {
+    std::string out(1, '\'');
+    for (char c : s) {
+        if (c == '\'') out.append("'\\''");
+        else out.push_back(c);
+    }
+    out.push_back('\'');
+    return out;
+}
+
+// Runs mimamori in a new session (setsid): it has no controlling terminal, like a script under cron.
+Run runTool(const fs::path& cwd, const std::string& args) {
+    const std::string command =
+        fmt::format("cd {} && setsid -w {}/apps/mimamori {} </dev/null 2>&1", quote(cwd.string()), MIMAMORI_BINARY_DIR, args);
+    Run run;
+    FILE* pipe = ::popen(command.c_str(), "r");
+    REQUIRE(pipe);
+    char buffer[4096];
+    std::size_t n = 0;
+    while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) run.output.append(buffer, n);
+    const int status = ::pclose(pipe);
+    run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return run;
+}
+
+unsigned modeOf(const fs::path& p) {
+    struct stat st{};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    return st.st_mode & 0777;
+}
+
+// Police, city and camera keys made by the tool, and a trust file listing police and city.
+struct Keys {
+    test::TempDir dir;
+    Keys() {
+        REQUIRE(runTool(dir.path(), "keygen --role police --name hyogo-pd --out keys").status == 0);
+        REQUIRE(runTool(dir.path(), "keygen --role city --name kakogawa-city --out keys").status == 0);
+        REQUIRE(runTool(dir.path(), "keygen --role camera --name cam-0412 --out keys").status == 0);
+        const Run trust = runTool(dir.path(), "trust add trust.json keys/hyogo-pd.pub keys/kakogawa-city.pub");
+        REQUIRE_MESSAGE(trust.status == 0, trust.output);
+    }
+    std::string create(const std::string& ground, const std::string& out) const {
+        return "request create --camera kakogawa-0412 --from 2026-11-24T19:00:00+09:00 --to 2026-11-24T10:00:10Z"
+               " --ground " + ground + " --reference '加古川署刑第1234号' --purpose 'bicycle theft'"
+               " --body 'Hyogo Prefectural Police' --officer 'Sgt. Tanaka' --key keys/hyogo-pd.secret --out " + out;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("keygen writes a 0600 secret and a public file, and never overwrites a secret") {
+    Keys k;
+    CHECK(modeOf(k.dir / "keys/hyogo-pd.secret") == 0600);
+    CHECK(loadPublicKey(k.dir / "keys/hyogo-pd.pub").boxKey.has_value());
+    CHECK(loadSecretKey(k.dir / "keys/cam-0412.secret").role() == Role::Camera);
+    const std::string before = loadPublicKey(k.dir / "keys/hyogo-pd.pub").keyId();
+    const Run again = runTool(k.dir.path(), "keygen --role police --name hyogo-pd --out keys");
+    CHECK(again.status == 1);
+    CHECK(again.output.find("already exists") != std::string::npos);
+    CHECK(loadPublicKey(k.dir / "keys/hyogo-pd.pub").keyId() == before);
+    CHECK(runTool(k.dir.path(), "keygen --role mayor --name x --out keys").status == 2);
+    const Run shown = runTool(k.dir.path(), "trust show trust.json");
+    CHECK(shown.output.find("hyogo-pd") != std::string::npos);
+    CHECK(shown.output.find("kakogawa-city") != std::string::npos);
+    CHECK(runTool(k.dir.path(), "trust add trust.json keys/cam-0412.pub").status == 1);
+}
+
+TEST_CASE("a request created, approved with --yes, and shown by the tool is granted by the camera") {
+    Keys k;
+    const Run created = runTool(k.dir.path(), k.create("criminal-investigation", "req.json"));
+    REQUIRE_MESSAGE(created.status == 0, created.output);
+
+    // No terminal and no --yes: nothing is approved.
+    const Run refused = runTool(k.dir.path(), "request approve req.json --key keys/kakogawa-city.secret --out ok.json");
+    CHECK(refused.status == 1);
+    CHECK(refused.output.find("no terminal") != std::string::npos);
+    CHECK_FALSE(fs::exists(k.dir / "ok.json"));
+    // The police key cannot approve.
+    CHECK(runTool(k.dir.path(), "request approve req.json --key keys/hyogo-pd.secret --out ok.json --yes").status == 1);
+
+    const Run approved = runTool(k.dir.path(),
+                                  "request approve req.json --key keys/kakogawa-city.secret --out ok.json --yes "
+                                  "--trust trust.json");
+    REQUIRE_MESSAGE(approved.status == 0, approved.output);
+    const Run shown = runTool(k.dir.path(), "request show ok.json --trust trust.json");
+    CHECK(shown.status == 0);
+    CHECK(shown.output.find("2026-11-24T10:00:00Z") != std::string::npos);  // +09:00 read as UTC
+    CHECK(shown.output.find("city key 'kakogawa-city': valid") != std::string::npos);
+    CHECK(shown.output.find("Art. 7(1)(3)") != std::string::npos);
+
+    const TrustStore trust = TrustStore::load(k.dir / "trust.json");
+    const std::string bytes = readFile(k.dir / "ok.json");
+    DecisionInput in;
+    in.requestBytes = bytes;
+    in.trust = &trust;
+    in.cameraId = "kakogawa-0412";
+    in.now = *mimamori::common::parseUtc("2026-11-24T12:00:00Z");
+    in.nonceSeen = [](std::span<const std::uint8_t>) { return false; };
+    in.held = {{*mimamori::common::parseUtc("2026-11-24T09:00:00Z"), in.now}};
+    in.clockSkew = 365 * mimamori::common::kMicrosPerDay;  // the tool stamps today's date as issued-at
+    const Decision d = decide(in);
+    CHECK_MESSAGE(d.granted, d.text);
+
+    // A damaged file is reported, not shown.
+    std::string damaged = bytes;
+    damaged.resize(damaged.size() / 2);
+    writeFileAtomic(k.dir / "bad.json", damaged);
+    const Run bad = runTool(k.dir.path(), "request show bad.json");
+    CHECK(bad.status == 1);
+    CHECK(bad.output.find("bad.json") != std::string::npos);
+}
+
+TEST_CASE("a disclosure request can be written but the city tool will not approve it") {
+    Keys k;
+    const Run created = runTool(k.dir.path(), k.create("disclosure", "req.json"));
+    CHECK(created.status == 0);
+    CHECK(created.output.find("Art. 8") != std::string::npos);
+    const Run approve = runTool(k.dir.path(), "request approve req.json --key keys/kakogawa-city.secret --out ok.json --yes");
+    CHECK(approve.status == 1);
+    CHECK(approve.output.find("Art. 8") != std::string::npos);
+    CHECK_FALSE(fs::exists(k.dir / "ok.json"));
+    CHECK(runTool(k.dir.path(), "request create --camera c --from 2026-11-24T10:00:00 --to 2026-11-24T11:00:00Z "
+                                 "--ground law --reference r --purpose p --body b --officer o "
+                                 "--key keys/hyogo-pd.secret --out x.json")
+              .status == 2);  // a time without a zone is never guessed
+}
+
+TEST_CASE("audit verify passes an intact log and names the first bad line of a tampered one") {
+    Keys k;
+    const fs::path log = k.dir / "audit.log";
+    {
+        const SecretKey camera = loadSecretKey(k.dir / "keys/cam-0412.secret");
+        mimamori::common::ManualClock clock(*mimamori::common::parseUtc("2026-11-24T12:00:00Z"));
+        AuditLog audit(log, camera, clock, AuditOptions{3, {}});
+        audit.append(audit::kDaemonStart, {});
+        for (int i = 0; i < 5; ++i) {
+            clock.advance(60 * mimamori::common::kMicrosPerSecond);
+            audit.append(audit::kRequestRefused, {{"reason", std::string(i % 2 ? "expired" : "wrong_camera")}});
+        }
+        audit.append(audit::kDaemonStop, {});
+    }
+    const Run ok = runTool(k.dir.path(), "audit verify audit.log --camera-key keys/cam-0412.pub");
+    CHECK_MESSAGE(ok.status == 0, ok.output);
+    CHECK(ok.output.find("ok: 10 entries") != std::string::npos);
+    CHECK(ok.output.find("audit.log.checkpoint") != std::string::npos);
+
+    const Run shown = runTool(k.dir.path(), "audit show audit.log --type request_refused --from 2026-11-24T21:02:00+09:00");
+    CHECK(shown.status == 0);
+    CHECK(shown.output.find("reason=expired") != std::string::npos);
+    CHECK(shown.output.find("12:01:00Z") == std::string::npos);  // before --from
+    CHECK(shown.output.find("daemon_start") == std::string::npos);
+
+    std::string text = readFile(log);
+    text.replace(text.find("wrong_camera"), 12, "range_empty!");
+    writeFileAtomic(log, text);
+    const Run bad = runTool(k.dir.path(), "audit verify audit.log --camera-key keys/cam-0412.pub");
+    CHECK(bad.status == 1);
+    CHECK(bad.output.find("audit.log:3:") != std::string::npos);
+    CHECK(runTool(k.dir.path(), "audit verify audit.log --camera-key keys/hyogo-pd.pub").status == 1);
+}
