@@ -204,7 +204,10 @@ struct CapturePipeline::Impl {
     // Streaming thread of the mask stage only.
     GstVideoInfo info{};
     bool haveInfo = false;
-    bool keyIntervalSettable = false;
+    GstSegment rawSegment{};
+    GstClockTime keyIntervalNs = GST_SECOND;
+    GstClockTime nextKeyNs = GST_CLOCK_TIME_NONE;
+    guint keyRequests = 0;
     bool loggedMaskFailure = false;
     // Streaming thread of the encoder's output only.
     GstSegment encodedSegment{};
@@ -218,6 +221,7 @@ struct CapturePipeline::Impl {
         : owner(o), config(c), masks(std::move(m)), counters(k), onTs(std::move(ts)),
           onStop(std::move(stop)) {
         gst_segment_init(&encodedSegment, GST_FORMAT_TIME);
+        gst_segment_init(&rawSegment, GST_FORMAT_TIME);
     }
 
     void noteFrameEnd(std::int64_t runningNs) {
@@ -269,18 +273,31 @@ struct CapturePipeline::Impl {
                         GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info),
                         gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&info)),
                         GST_VIDEO_INFO_FPS_N(&info), GST_VIDEO_INFO_FPS_D(&info));
-        if (keyIntervalSettable) {
-            // One keyframe per second of video unless the config says otherwise: a segment can
-            // only start on a keyframe, and a recovered partial segment decodes from one.
-            int frames = config.encoder.keyframeIntervalFrames;
-            if (frames <= 0) {
-                int n = GST_VIDEO_INFO_FPS_N(&info), d = GST_VIDEO_INFO_FPS_D(&info);
-                frames = (n > 0 && d > 0) ? static_cast<int>(std::lround(double(n) / d))
-                                          : config.source.framerate;
-                if (frames <= 0) frames = config.source.framerate;
-            }
-            g_object_set(encoder.get(), "key-int-max", static_cast<guint>(frames), nullptr);
-        }
+        int n = GST_VIDEO_INFO_FPS_N(&info), d = GST_VIDEO_INFO_FPS_D(&info);
+        const int frames = config.encoder.keyframeIntervalFrames;
+        // One keyframe per second of video unless the config gives a frame count.
+        keyIntervalNs = GST_SECOND;
+        if (frames > 0)
+            keyIntervalNs = (n > 0 && d > 0)
+                                ? gst_util_uint64_scale(GST_SECOND, static_cast<guint64>(frames) * d, n)
+                                : static_cast<GstClockTime>(frames) * GST_SECOND / config.source.framerate;
+    }
+
+    // Asks the encoder for a keyframe once per interval of running time: a segment can only
+    // start on a keyframe, and a crash-recovered segment decodes from its first one. Events
+    // instead of the encoder's GOP property work for any encoder element and any frame rate
+    // (x264enc's key-int-max cannot change once playing). Called before `buffer` is pushed.
+    void requestKeyframe(GstPad* pad, GstBuffer* buffer) {
+        if (!GST_BUFFER_PTS_IS_VALID(buffer)) return;
+        GstClockTime pts = GST_BUFFER_PTS(buffer);
+        guint64 running = gst_segment_to_running_time(&rawSegment, GST_FORMAT_TIME, pts);
+        if (running == GST_CLOCK_TIME_NONE) return;
+        if (nextKeyNs != GST_CLOCK_TIME_NONE && running + keyIntervalNs / 100 < nextKeyNs) return;
+        nextKeyNs = running + keyIntervalNs;
+        if (keyRequests++ == 0) return;  // the first frame is a keyframe anyway
+        guint64 stream = gst_segment_to_stream_time(&rawSegment, GST_FORMAT_TIME, pts);
+        gst_pad_push_event(pad, gst_video_event_new_downstream_force_key_unit(
+                                    pts, stream, running, TRUE, keyRequests));
     }
 };
 
@@ -290,7 +307,7 @@ using Impl = CapturePipeline::Impl;
 
 // Every C callback below is a trampoline: it catches everything, so no exception crosses C.
 
-GstPadProbeReturn maskProbe(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept {
+GstPadProbeReturn maskProbe(GstPad* pad, GstPadProbeInfo* info, gpointer user) noexcept {
     auto* impl = static_cast<Impl*>(user);
     try {
         if (info->type & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) {
@@ -299,16 +316,27 @@ GstPadProbeReturn maskProbe(GstPad*, GstPadProbeInfo* info, gpointer user) noexc
                 GstCaps* caps = nullptr;
                 gst_event_parse_caps(event, &caps);
                 impl->onCaps(caps);
+            } else if (GST_EVENT_TYPE(event) == GST_EVENT_SEGMENT) {
+                const GstSegment* segment = nullptr;
+                gst_event_parse_segment(event, &segment);
+                if (segment->format == GST_FORMAT_TIME) gst_segment_copy_into(segment, &impl->rawSegment);
             }
             return GST_PAD_PROBE_OK;
         }
         if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
             impl->counters.framesIn++;
             GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
-            bool ok = impl->maskBuffer(buffer);
+            bool ok = false;
+            try {
+                ok = impl->maskBuffer(buffer);
+            } catch (...) {
+                GST_PAD_PROBE_INFO_DATA(info) = buffer;  // may be a new copy: keep ownership right
+                throw;
+            }
             GST_PAD_PROBE_INFO_DATA(info) = buffer;
             if (ok) {
                 impl->counters.framesMasked++;
+                impl->requestKeyframe(pad, buffer);
                 return GST_PAD_PROBE_OK;
             }
         } else if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
@@ -318,7 +346,13 @@ GstPadProbeReturn maskProbe(GstPad*, GstPadProbeInfo* info, gpointer user) noexc
                 impl->counters.framesIn++;
                 GstBuffer* buffer = gst_buffer_ref(gst_buffer_list_get(list, i));
                 gst_buffer_list_remove(list, i, 1);  // leaves `buffer` with one owner: us
-                if (impl->maskBuffer(buffer)) {
+                bool ok = false;
+                try {
+                    ok = impl->maskBuffer(buffer);
+                } catch (const std::exception& e) {
+                    common::logError(kLog, "masking failed: {}", e.what());
+                }
+                if (ok) {
                     gst_buffer_list_insert(list, static_cast<gint>(i), buffer);
                     impl->counters.framesMasked++;
                     ++i;
@@ -498,9 +532,15 @@ CapturePipeline::CapturePipeline(const DaemonConfig& config, std::shared_ptr<Mas
     if (!mask || !impl_->encoder || !sink)
         throw std::runtime_error("cannot build the pipeline: a named element is missing");
 
-    impl_->keyIntervalSettable =
-        g_object_class_find_property(G_OBJECT_GET_CLASS(impl_->encoder.get()), "key-int-max") &&
-        config.encoder.properties.find("key-int-max") == std::string::npos;
+    // x264enc's own GOP would default to 10 s; cap it (before playing: the property cannot
+    // change later) so keyframes come at least every 2 s at the configured rate even if a
+    // force-key-unit request were lost. The requests themselves keep them at 1 s.
+    if (g_object_class_find_property(G_OBJECT_GET_CLASS(impl_->encoder.get()), "key-int-max") &&
+        config.encoder.properties.find("key-int-max") == std::string::npos) {
+        int frames = config.encoder.keyframeIntervalFrames > 0 ? config.encoder.keyframeIntervalFrames
+                                                               : 2 * config.source.framerate;
+        g_object_set(impl_->encoder.get(), "key-int-max", static_cast<guint>(frames), nullptr);
+    }
 
     GstPtr<GstPad> maskPad(gst_element_get_static_pad(mask.get(), "src"));
     gst_pad_add_probe(maskPad.get(),
