@@ -56,7 +56,7 @@ DeliveryResult deliverPending(PassageQueue& queue, const std::string& endpoint,
         const auto response = client.Post(path, batchToJson(cameraId, queue.company(), batch), "application/json");
         if (!response) {
             result.failed = true;
-            result.error = fmt::format("POST {}: {}", endpoint, httplib::to_string(response.error()));
+            result.error = fmt::format("POST {}: no answer (httplib: {})", endpoint, httplib::to_string(response.error()));
             return result;
         }
         if (response->status < 200 || response->status > 299) {

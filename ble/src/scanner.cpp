@@ -240,17 +240,17 @@ void Scanner::Impl::attach() {
         adapterPath_ = found;
         attached_ = true;
         backoff_ = config_.reattachMinMicros;
-        nextSweep_ = 0;  // clear what an earlier run left in BlueZ's cache
+        for (const auto& [path, interfaces] : objects) {
+            const auto dev = interfaces.find(kDevice1);
+            if (dev != interfaces.end() && underAdapter(path)) deviceUpdate(path, dev->second);
+        }
+        sweep();  // clear what an earlier run (or bluetoothd's cache) left behind
         updateStats([&](ScannerStats& s) {
             s.attached = true;
             s.adapterPath = found;
             ++s.attaches;
         });
         common::logInfo(kLog, "scanning on {}", found);
-        for (const auto& [path, interfaces] : objects) {
-            const auto dev = interfaces.find(kDevice1);
-            if (dev != interfaces.end() && underAdapter(path)) deviceUpdate(path, dev->second);
-        }
     } catch (const sdbus::Error& e) {
         adapter_.reset();
         adapterPath_.clear();

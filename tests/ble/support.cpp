@@ -39,7 +39,10 @@ Child::Child(const std::vector<std::string>& argv, const std::vector<std::string
     int inPipe[2] = {-1, -1}, outPipe[2] = {-1, -1};
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    if (pipes) {
+    if (!pipes) {
+        // The mock logs every call on stdout; keep the test output readable (stderr stays).
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    } else {
         if (::pipe2(inPipe, O_CLOEXEC) != 0 || ::pipe2(outPipe, O_CLOEXEC) != 0)
             throw std::runtime_error("pipe2 failed");
         posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0);
