@@ -1,4 +1,4 @@
-// The built `mimamori` binary: keygen, trust, request create/approve/show, audit verify/show.
+// The built `mimamori` binary (keygen, trust, request, audit), and its files checked by an independent implementation.
 #include "mimamori/common/file.hpp"
 #include "mimamori/common/time.hpp"
 #include "mimamori/policy/audit_log.hpp"
@@ -37,12 +37,12 @@ std::string quote(const std::string& s) {
     return out;
 }
 
-// Runs mimamori in a new session (setsid): it has no controlling terminal, like a script under cron.
-Run runTool(const fs::path& cwd, const std::string& args) {
-    const std::string command =
-        fmt::format("cd {} && setsid -w {}/apps/mimamori {} </dev/null 2>&1", quote(cwd.string()), MIMAMORI_BINARY_DIR, args);
+// Runs a shell command in `cwd` in a new session (setsid): no controlling terminal, like a
+// script under cron.
+Run runShell(const fs::path& cwd, const std::string& command) {
+    const std::string line = fmt::format("cd {} && setsid -w {} </dev/null 2>&1", quote(cwd.string()), command);
     Run run;
-    FILE* pipe = ::popen(command.c_str(), "r");
+    FILE* pipe = ::popen(line.c_str(), "r");
     REQUIRE(pipe);
     char buffer[4096];
     std::size_t n = 0;
@@ -50,6 +50,15 @@ Run runTool(const fs::path& cwd, const std::string& args) {
     const int status = ::pclose(pipe);
     run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return run;
+}
+
+Run runTool(const fs::path& cwd, const std::string& args) {
+    return runShell(cwd, fmt::format("{}/apps/mimamori {}", MIMAMORI_BINARY_DIR, args));
+}
+
+// The independent Python implementation of docs/request-format.md and docs/audit-log.md.
+Run runInterop(const fs::path& cwd, const std::string& args) {
+    return runShell(cwd, fmt::format("python3 {}/tests/policy/interop_check.py {}", MIMAMORI_SOURCE_DIR, args));
 }
 
 unsigned modeOf(const fs::path& p) {
@@ -117,6 +126,10 @@ TEST_CASE("a request created, approved with --yes, and shown by the tool is gran
     CHECK(shown.output.find("city key 'kakogawa-city': valid") != std::string::npos);
     CHECK(shown.output.find("Art. 7(1)(3)") != std::string::npos);
 
+    const Run interop = runInterop(k.dir.path(), "request ok.json keys/hyogo-pd.pub keys/kakogawa-city.pub");
+    CHECK_MESSAGE(interop.status == 0, interop.output);
+    CHECK(runInterop(k.dir.path(), "request req.json keys/hyogo-pd.pub keys/kakogawa-city.pub").status == 1);
+
     const TrustStore trust = TrustStore::load(k.dir / "trust.json");
     const std::string bytes = readFile(k.dir / "ok.json");
     DecisionInput in;
@@ -179,6 +192,10 @@ TEST_CASE("audit verify passes an intact log and names the first bad line of a t
     CHECK(shown.output.find("12:01:00Z") == std::string::npos);  // before --from
     CHECK(shown.output.find("daemon_start") == std::string::npos);
 
+    const Run interop = runInterop(k.dir.path(), "audit audit.log keys/cam-0412.pub");
+    CHECK_MESSAGE(interop.status == 0, interop.output);
+    CHECK(interop.output.find("10 entries, 3 signed checkpoints") != std::string::npos);
+
     std::string text = readFile(log);
     text.replace(text.find("wrong_camera"), 12, "range_empty!");
     writeFileAtomic(log, text);
@@ -186,4 +203,5 @@ TEST_CASE("audit verify passes an intact log and names the first bad line of a t
     CHECK(bad.status == 1);
     CHECK(bad.output.find("audit.log:3:") != std::string::npos);
     CHECK(runTool(k.dir.path(), "audit verify audit.log --camera-key keys/hyogo-pd.pub").status == 1);
+    CHECK(runInterop(k.dir.path(), "audit audit.log keys/cam-0412.pub").status == 1);
 }
