@@ -93,12 +93,12 @@ int runShow(const Args& args) {
             continue;
         }
         std::string fields;
-        const auto j = nlohmann::json::parse(e.fieldsJson);
+        const auto j = nlohmann::ordered_json::parse(e.fieldsJson);
         for (const auto& [key, value] : j.items()) {
             if (key == "signature") continue;  // 88 characters of noise; `--json` keeps it
             fields += fmt::format(" {}={}", key, value.is_string() ? value.get<std::string>() : value.dump());
         }
-        fmt::print("{:>6}  {}  {:<19}{}\n", e.seq, common::formatUtc(e.time), e.type, fields);
+        fmt::print("{:>6}  {:<27} {:<19}{}\n", e.seq, common::formatUtc(e.time), e.type, fields);
     }
     if (shown == 0) fmt::print(stderr, "no entries match\n");
     return 0;

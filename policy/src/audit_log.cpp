@@ -63,12 +63,12 @@ struct ParsedLine {
     std::string time;
     UtcMicros timeMicros = 0;
     std::string type;
-    nlohmann::json fields;
+    nlohmann::ordered_json fields;  // in the order written, for `audit show`
     std::string prev;
 };
 
 std::string parseLine(std::string_view line, ParsedLine& out) {
-    const nlohmann::json j = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
+    const nlohmann::ordered_json j = nlohmann::ordered_json::parse(line.begin(), line.end(), nullptr, false);
     if (j.is_discarded() || !j.is_object()) return "not a JSON object";
     if (j.size() != 5 || !j.contains("seq") || !j.contains("time") || !j.contains("type") || !j.contains("fields") ||
         !j.contains("prev"))
@@ -371,7 +371,7 @@ std::vector<AuditEntry> readAuditLog(const std::filesystem::path& path) {
         e.seq = p.seq;
         e.time = p.timeMicros;
         e.type = p.type;
-        e.fieldsJson = p.fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        e.fieldsJson = dumpCompact(p.fields);
         e.line = std::string(line);
         out.push_back(std::move(e));
     }

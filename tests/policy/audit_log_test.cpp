@@ -93,7 +93,7 @@ TEST_CASE("a fresh log verifies, ends with a checkpoint, and checkpoints come ev
     const auto entries = readAuditLog(f.path);
     REQUIRE(entries.size() == 13);
     CHECK(entries[0].type == "daemon_start");
-    CHECK(entries[1].fieldsJson == R"({"reason":"expired","request_id":"r0"})");
+    CHECK(entries[1].fieldsJson == R"({"request_id":"r0","reason":"expired"})");  // order kept
     CHECK(entries[1].time == entries[0].time + kMicrosPerSecond);
 }
 
