@@ -115,6 +115,12 @@ TEST_CASE("each invalid case gives its own message naming mask and point") {
          "mask 'a' point 0: self-intersecting: edge 0-1 folds back onto edge 1-2"},
         {"zero area", withMask(R"({"name": "a", "polygon": [[0.1,0.1],[0.2,0.2],[0.3,0.3]]})"),
          "mask 'a': zero area: all points lie on one line"},
+        {"vanishingly small", withMask(R"({"name": "a", "polygon": [[0.1,0.1],[0.1000001,0.1],[0.1,0.1000001]]})"),
+         "mask 'a': zero area: it encloses less than 1e-12 of the frame"},
+        {"one point three times", withMask(R"({"name": "a", "polygon": [[0.5,0.5],[0.5,0.5],[0.5,0.5]]})"),
+         "mask 'a': zero area: fewer than 3 distinct points"},
+        {"trailing comma", "{\"version\": 1, \"camera\": \"c\", \"masks\": [1,]}",
+         "malformed JSON at line 1, column 43: unexpected ']'"},
         {"repeated point", withMask(R"({"name": "a", "polygon": [[0.1,0.1],[0.1,0.1],[0.5,0.1],[0.5,0.5]]})"),
          "mask 'a' point 1: repeats point 0 (remove one of them)"},
         {"duplicate names",
@@ -122,7 +128,7 @@ TEST_CASE("each invalid case gives its own message naming mask and point") {
          "mask 'a': duplicate name: masks[0] is also called 'a'"},
     };
     for (const auto& c : cases) {
-        CAPTURE(c.what);
+        CAPTURE(std::string(c.what));
         const auto found = messages(c.json);
         REQUIRE_FALSE(found.empty());
         bool matched = false;
