@@ -25,6 +25,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <string_view>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -78,16 +79,8 @@ void validate(const StoreConfig& c) {
     }
 }
 
-struct Entry {
-    SegmentInfo info;
-    UtcMicros storeTime = 0;
-    std::int64_t keyDay = 0;
-};
-
-IndexEntry toIndex(const Entry& e) {
-    return IndexEntry{e.info.sequence, e.info.start, e.info.end, e.storeTime, e.keyDay, e.info.bytesOnDisk,
-                      e.info.recovered};
-}
+// What the store keeps per finished segment; the file name follows from sequence and start.
+using Entry = IndexEntry;
 
 struct Orphan {
     fs::path partPath;
@@ -117,6 +110,7 @@ struct Core {
     std::size_t partialOnDisk = 0;            // read-only stores: .part files seen at open
     std::optional<RingIndex> index;
     std::int64_t lastShortfallLog = INT64_MIN;
+    std::vector<std::string> findings;        // set once by open()
 
     UtcMicros storeNow() const { return anchorStore + (clock.monotonicMicros() - anchorMono); }
 
@@ -125,15 +119,24 @@ struct Core {
         return ratchet->segmentKey(h.keyDay, h.sequence);
     }
 
+    fs::path pathOf(const Entry& e) const {
+        return config.storageDir / format::segmentFileName(e.sequence, e.start, format::kFinalSuffix);
+    }
+
+    SegmentInfo info(const Entry& e) const {
+        return SegmentInfo{e.sequence, e.start, e.end, e.bytes, pathOf(e), e.recovered};
+    }
+
     void add(const Entry& e) {
-        totalBytes += e.info.bytesOnDisk;
-        segments[e.info.sequence] = e;
+        totalBytes += e.bytes;
+        // Entries mostly arrive in sequence order: the hint makes that insertion O(1).
+        segments.insert_or_assign(segments.end(), e.sequence, e);
     }
 
     void indexAppend(const Entry& e) {
         if (!index) return;
         try {
-            index->append(toIndex(e));
+            index->append(e);
         } catch (const common::FileError& error) {
             // The index is a cache: the next open decrypts this one segment instead.
             common::logWarning(kLog, "index append failed: {}", error.what());
@@ -145,6 +148,10 @@ struct Core {
         if (it != liveKeyDays.end()) liveKeyDays.erase(it);
     }
 };
+
+Entry entryOf(const format::FileHeader& h, UtcMicros end, UtcMicros storeTime, std::uint64_t bytes, bool recovered) {
+    return Entry{h.sequence, h.start, end, storeTime, h.keyDay, bytes, recovered};
+}
 
 // Decodes a whole finished file into an Entry; nullopt (with the reason) unless it is complete.
 std::optional<Entry> entryOfCompleteFile(const Core& core, const fs::path& path, std::string& why) {
@@ -159,50 +166,63 @@ std::optional<Entry> entryOfCompleteFile(const Core& core, const fs::path& path,
         why = result.error.value_or("incomplete");
         return std::nullopt;
     }
-    Entry e;
-    e.info.sequence = result.header->sequence;
-    e.info.start = result.header->start;
-    e.info.end = result.final->end;
-    e.info.bytesOnDisk = result.goodFileBytes;
-    e.info.path = path;
-    e.info.recovered = (result.header->flags & format::kFlagRecovered) != 0;
-    e.storeTime = result.final->storeTime;
-    e.keyDay = result.header->keyDay;
-    return e;
+    if (core.pathOf(entryOf(*result.header, 0, 0, 0, false)) != path) {
+        why = fmt::format("{}: the name does not match its header", path.filename().string());
+        return std::nullopt;
+    }
+    return entryOf(*result.header, result.final->end, result.final->storeTime, result.goodFileBytes,
+                   (result.header->flags & format::kFlagRecovered) != 0);
 }
 
-// Brings a partial or damaged segment to a final, authentic file at `finalPath` holding every
-// chunk up to the last authenticated one, or removes it when nothing in it authenticates.
-// The rewrite goes through "<name>.rec" + fsync + rename, so a power cut during recovery
-// leaves either the source or the finished result.
-std::optional<Entry> recoverFile(const Core& core, const fs::path& source, const fs::path& finalPath) {
-    const fs::path dir = finalPath.parent_path();
+void removeFile(const fs::path& path) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+        throw common::FileError(fmt::format("{}: unlink: {}", path.string(), errnoText()));
+    common::fsyncDirectory(path.parent_path());
+}
+
+// Brings a partial or damaged segment to a final, authentic file under its canonical name
+// (from its header) holding every chunk up to the last authenticated one, or removes it when
+// nothing in it authenticates. The rewrite goes through "<name>.rec" + fsync + rename, so a
+// power cut during recovery leaves either the source or the finished result.
+std::optional<Entry> recoverFile(const Core& core, const fs::path& source) {
+    const fs::path dir = source.parent_path();
     const std::string name = source.filename().string();
     common::UniqueFd in(::open(source.c_str(), O_RDONLY | O_CLOEXEC));
     if (!in.valid()) throw common::FileError(fmt::format("{}: {}", source.string(), errnoText()));
     auto keys = [&](const format::FileHeader& h) { return core.keyFor(h); };
     const auto scan = format::decodeSegment(in.get(), name, keys, nullptr);
+    if (!scan.header || (!scan.final && scan.dataChunks == 0)) {
+        removeFile(source);
+        common::logWarning(kLog, "removed {}: nothing in it authenticates ({})", name,
+                           scan.error.value_or("no data chunk"));
+        return std::nullopt;
+    }
+    const format::FileHeader& original = *scan.header;
+    const fs::path finalPath = core.pathOf(entryOf(original, 0, 0, 0, false));
+    if (finalPath != source && fs::exists(finalPath)) {
+        // Recovered before, but the power went before this copy was removed; or a stray copy.
+        removeFile(source);
+        common::logWarning(kLog, "removed {}: segment {} is already final", name, original.sequence);
+        return std::nullopt;
+    }
 
-    if (scan.final && !scan.error && scan.header) {
+    if (scan.final && !scan.error) {
         // Sealed but not yet renamed when the power went: it is complete as it stands.
         if (::fsync(in.get()) != 0) throw common::FileError(fmt::format("{}: fsync: {}", name, errnoText()));
         if (source != finalPath && ::rename(source.c_str(), finalPath.c_str()) != 0)
             throw common::FileError(fmt::format("{}: rename: {}", name, errnoText()));
         common::fsyncDirectory(dir);
         common::logInfo(kLog, "completed {}: it was sealed before the interruption", name);
-        std::string why;
-        return entryOfCompleteFile(core, finalPath, why);
+        return entryOf(original, scan.final->end, scan.final->storeTime, scan.goodFileBytes,
+                       (original.flags & format::kFlagRecovered) != 0);
     }
-    if (!scan.header || scan.dataChunks == 0 || !scan.lastPrefix) {
-        if (::unlink(source.c_str()) != 0 && errno != ENOENT)
-            throw common::FileError(fmt::format("{}: unlink: {}", source.string(), errnoText()));
-        common::fsyncDirectory(dir);
+    if (scan.dataChunks == 0 || !scan.lastPrefix) {
+        removeFile(source);
         common::logWarning(kLog, "removed {}: nothing in it authenticates ({})", name,
                            scan.error.value_or("no data chunk"));
         return std::nullopt;
     }
 
-    const format::FileHeader& original = *scan.header;
     const fs::path temp = dir / format::segmentFileName(original.sequence, original.start, format::kRecoverySuffix);
     common::UniqueFd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
     if (!out.valid()) throw common::FileError(fmt::format("{}: {}", temp.string(), errnoText()));
@@ -231,24 +251,11 @@ std::optional<Entry> recoverFile(const Core& core, const fs::path& source, const
     if (::rename(temp.c_str(), finalPath.c_str()) != 0)
         throw common::FileError(fmt::format("{}: rename: {}", temp.string(), errnoText()));
     common::fsyncDirectory(dir);
-    if (source != finalPath) {
-        if (::unlink(source.c_str()) != 0 && errno != ENOENT)
-            throw common::FileError(fmt::format("{}: unlink: {}", source.string(), errnoText()));
-        common::fsyncDirectory(dir);
-    }
+    if (source != finalPath) removeFile(source);
     common::logWarning(kLog, "recovered {} as {}: {} chunks, {} TS bytes, footage up to {} ({})", name,
                        finalPath.filename().string(), scan.dataChunks, scan.payloadBytes,
                        common::formatUtc(last.mediaEnd), scan.error.value_or("no final chunk"));
-    Entry e;
-    e.info.sequence = original.sequence;
-    e.info.start = original.start;
-    e.info.end = last.mediaEnd;
-    e.info.bytesOnDisk = encryptor.bytesWritten();
-    e.info.path = finalPath;
-    e.info.recovered = true;
-    e.storeTime = last.storeTime;
-    e.keyDay = original.keyDay;
-    return e;
+    return entryOf(original, last.mediaEnd, last.storeTime, encryptor.bytesWritten(), true);
 }
 
 class Writer final : public SegmentWriter {
@@ -315,19 +322,12 @@ public:
             throw;
         }
         state_ = State::Finished;
-        Entry e;
-        e.info.sequence = sequence_;
-        e.info.start = start_;
-        e.info.end = end;
-        e.info.bytesOnDisk = encryptor_.bytesWritten();
-        e.info.path = finalPath_;
-        e.storeTime = record.storeTime;
-        e.keyDay = keyDay_;
+        const Entry e{sequence_, start_, end, record.storeTime, keyDay_, encryptor_.bytesWritten(), false};
         std::lock_guard lock(core_->mutex);
         core_->add(e);
         core_->releaseKeyDay(keyDay_);
         core_->indexAppend(e);
-        return e.info;
+        return core_->info(e);
     }
 
 private:
@@ -365,9 +365,21 @@ private:
     State state_ = State::Open;
 };
 
+// Names in one arena: a ring of 100k files is listed without 100k small allocations.
 struct DirListing {
-    std::vector<std::pair<std::uint64_t, std::string>> finals, parts;
+    struct Name {
+        std::uint64_t sequence;
+        std::size_t offset, length;
+    };
+    std::string arena;
+    std::vector<Name> finals, parts;
     std::vector<std::string> stale;  // leftovers of an interrupted recovery
+
+    std::string_view name(const Name& n) const { return std::string_view(arena).substr(n.offset, n.length); }
+    void add(std::vector<Name>& to, std::uint64_t sequence, std::string_view name) {
+        to.push_back(Name{sequence, arena.size(), name.size()});
+        arena.append(name);
+    }
 };
 
 DirListing scanDirectory(const fs::path& dir) {
@@ -382,10 +394,13 @@ DirListing scanDirectory(const fs::path& dir) {
             break;
         }
         const std::string_view name(e->d_name);
-        if (auto s = format::parseSegmentFileName(name, format::kFinalSuffix)) out.finals.emplace_back(*s, name);
-        else if (auto p = format::parseSegmentFileName(name, format::kPartialSuffix)) out.parts.emplace_back(*p, name);
+        if (auto s = format::parseSegmentFileName(name, format::kFinalSuffix)) out.add(out.finals, *s, name);
+        else if (auto p = format::parseSegmentFileName(name, format::kPartialSuffix)) out.add(out.parts, *p, name);
         else if (format::parseSegmentFileName(name, format::kRecoverySuffix)) out.stale.emplace_back(name);
     }
+    auto bySequence = [](const DirListing::Name& x, const DirListing::Name& y) { return x.sequence < y.sequence; };
+    std::sort(out.finals.begin(), out.finals.end(), bySequence);
+    std::sort(out.parts.begin(), out.parts.end(), bySequence);
     return out;
 }
 
@@ -432,7 +447,7 @@ public:
         std::lock_guard lock(core_->mutex);
         std::vector<SegmentInfo> out;
         for (const auto& [sequence, e] : core_->segments)
-            if (e.info.start < to && e.info.end > from) out.push_back(e.info);
+            if (e.start < to && e.end > from) out.push_back(core_->info(e));
         return out;
     }
 
@@ -484,14 +499,15 @@ public:
         bool unlinkFailed = false;
         auto dropOldest = [&](const char* reason) {
             auto it = core_->segments.begin();
-            if (::unlink(it->second.info.path.c_str()) != 0 && errno != ENOENT) {
-                common::logError(kLog, "cannot delete {}: {}", it->second.info.path.string(), errnoText());
+            SegmentInfo info = core_->info(it->second);
+            if (::unlink(info.path.c_str()) != 0 && errno != ENOENT) {
+                common::logError(kLog, "cannot delete {}: {}", info.path.string(), errnoText());
                 unlinkFailed = true;
                 return;
             }
             if (std::find(reasons.begin(), reasons.end(), reason) == reasons.end()) reasons.emplace_back(reason);
-            out.deleted.push_back(it->second.info);
-            core_->totalBytes -= it->second.info.bytesOnDisk;
+            out.deleted.push_back(std::move(info));
+            core_->totalBytes -= it->second.bytes;
             core_->segments.erase(it);
         };
         // Store time only grows along the sequence, so what has expired is a prefix of the ring;
@@ -505,7 +521,7 @@ public:
             if (auto free = freeBytes(core_->config.storageDir)) {
                 std::uint64_t available = *free;
                 while (!unlinkFailed && available < core_->config.freeSpaceFloor && !core_->segments.empty()) {
-                    available += core_->segments.begin()->second.info.bytesOnDisk;
+                    available += core_->segments.begin()->second.bytes;
                     dropOldest("free-space floor");
                 }
                 if (available < core_->config.freeSpaceFloor && core_->segments.empty())
@@ -541,6 +557,11 @@ public:
         return usageLocked();
     }
 
+    std::vector<std::string> openFindings() const override {
+        std::lock_guard lock(core_->mutex);
+        return core_->findings;
+    }
+
 private:
     void requireWritable(const char* what) const {
         if (core_->readOnly) throw std::logic_error(fmt::format("segment store opened read-only: no {}", what));
@@ -570,11 +591,11 @@ private:
             try {
                 std::optional<Entry> e;
                 if (fs::exists(o.partPath)) {
-                    e = recoverFile(*core_, o.partPath, o.finalPath);
+                    e = recoverFile(*core_, o.partPath);
                 } else if (fs::exists(o.finalPath)) {
                     std::string why;
                     e = entryOfCompleteFile(*core_, o.finalPath, why);
-                    if (!e) e = recoverFile(*core_, o.finalPath, o.finalPath);
+                    if (!e) e = recoverFile(*core_, o.finalPath);
                 }
                 if (e) {
                     core_->add(*e);
@@ -595,8 +616,8 @@ private:
         u.segments = core_->segments.size();
         u.partial = core_->readOnly ? core_->partialOnDisk : core_->liveKeyDays.size();
         for (const auto& [sequence, e] : core_->segments) {
-            u.oldest = u.oldest ? std::min(*u.oldest, e.info.start) : e.info.start;
-            u.newest = u.newest ? std::max(*u.newest, e.info.end) : e.info.end;
+            u.oldest = u.oldest ? std::min(*u.oldest, e.start) : e.start;
+            u.newest = u.newest ? std::max(*u.newest, e.end) : e.end;
         }
         const StoreConfig& c = core_->config;
         std::uint64_t capacity = c.byteLimit;
@@ -609,10 +630,10 @@ private:
         std::uint64_t bytes = 0;
         UtcMicros duration = 0;
         for (auto it = core_->segments.rbegin(); it != core_->segments.rend() && duration < kBitrateWindow; ++it) {
-            const UtcMicros d = it->second.info.end - it->second.info.start;
+            const UtcMicros d = it->second.end - it->second.start;
             if (d <= 0) continue;
             duration += d;
-            bytes += it->second.info.bytesOnDisk;
+            bytes += it->second.bytes;
         }
         if (duration > 0 && bytes > 0) {
             const double bytesPerDay = static_cast<double>(bytes) * static_cast<double>(kMicrosPerDay) /
@@ -668,23 +689,19 @@ std::shared_ptr<Core> openCore(const StoreConfig& config, const common::Clock& c
     std::uint64_t maxSequence = loaded.nextSequence > 0 ? loaded.nextSequence - 1 : 0;
     std::size_t indexed = 0, verified = 0, recovered = 0, removed = 0;
     std::vector<Entry> toAppend;
-    std::set<std::uint64_t> finalSequences;
-    for (const auto& [sequence, name] : listing.finals) {
-        maxSequence = std::max(maxSequence, sequence);
-        finalSequences.insert(sequence);
-        const fs::path path = storage / name;
-        const auto it = loaded.entries.find(sequence);
-        if (it != loaded.entries.end()) {
-            const IndexEntry& ie = it->second;
-            Entry e;
-            e.info = SegmentInfo{ie.sequence, ie.start, ie.end, ie.bytes, path, ie.recovered};
-            e.storeTime = ie.storeTime;
-            e.keyDay = ie.keyDay;
-            core->add(e);
+    // Both lists are sorted by sequence: walk them side by side.
+    auto indexIt = loaded.entries.begin();
+    for (const auto& item : listing.finals) {
+        maxSequence = std::max(maxSequence, item.sequence);
+        while (indexIt != loaded.entries.end() && indexIt->sequence < item.sequence) ++indexIt;
+        if (indexIt != loaded.entries.end() && indexIt->sequence == item.sequence) {
+            core->add(*indexIt);
             ++indexed;
             continue;
         }
         // Not in the index (renamed just before a crash, or the index was lost): authenticate it.
+        const std::string name(listing.name(item));
+        const fs::path path = storage / name;
         std::string why;
         if (auto e = entryOfCompleteFile(*core, path, why)) {
             core->add(*e);
@@ -692,35 +709,33 @@ std::shared_ptr<Core> openCore(const StoreConfig& config, const common::Clock& c
             ++verified;
         } else if (readOnly) {
             common::logWarning(kLog, "not listing {}: {}", name, why);
-        } else if (auto r = recoverFile(*core, path, path)) {
+            core->findings.push_back(fmt::format("not listed: {}", why));
+        } else if (auto r = recoverFile(*core, path)) {
             core->add(*r);
             toAppend.push_back(*r);
             ++recovered;
+            core->findings.push_back(fmt::format("recovered {} to its last whole chunk: {}", name, why));
         } else {
             ++removed;
+            core->findings.push_back(fmt::format("removed {}: {}", name, why));
         }
     }
-    for (const auto& [sequence, name] : listing.parts) {
-        maxSequence = std::max(maxSequence, sequence);
+    for (const auto& item : listing.parts) {
+        maxSequence = std::max(maxSequence, item.sequence);
         if (readOnly) {
             ++core->partialOnDisk;
             continue;
         }
-        const fs::path part = storage / name;
-        if (finalSequences.count(sequence) != 0) {
-            // Recovered before but the power went before the partial file was unlinked.
-            if (::unlink(part.c_str()) != 0) throw common::FileError(fmt::format("{}: {}", part.string(), errnoText()));
-            common::logInfo(kLog, "removed {}: segment {} is already final", name, sequence);
-            continue;
-        }
-        std::string finalName = name.substr(0, name.size() - format::kPartialSuffix.size());
-        finalName += format::kFinalSuffix;
-        if (auto r = recoverFile(*core, part, storage / finalName)) {
+        const std::string name(listing.name(item));
+        if (auto r = recoverFile(*core, storage / name)) {
             core->add(*r);
             toAppend.push_back(*r);
             ++recovered;
+            core->findings.push_back(fmt::format("recovered partial {} (footage up to {})", name,
+                                                 common::formatUtc(r->end)));
         } else {
             ++removed;
+            core->findings.push_back(fmt::format("removed {}: nothing in it authenticates", name));
         }
     }
     if (!readOnly) {
@@ -738,7 +753,7 @@ std::shared_ptr<Core> openCore(const StoreConfig& config, const common::Clock& c
     if (!core->segments.empty()) {
         // The wall clock's reading when the last segment was sealed, not the largest label: a
         // label written during a wrong forward step must not hide a real downtime later.
-        const UtcMicros newestEnd = core->segments.rbegin()->second.info.end;
+        const UtcMicros newestEnd = core->segments.rbegin()->second.end;
         UtcMicros newestStamp = INT64_MIN;
         for (const auto& [sequence, e] : core->segments) newestStamp = std::max(newestStamp, e.storeTime);
         const UtcMicros gap = std::max<UtcMicros>(0, wall - newestEnd);
@@ -764,8 +779,9 @@ std::shared_ptr<Core> openCore(const StoreConfig& config, const common::Clock& c
         const std::size_t stale = loaded.records > indexed ? loaded.records - indexed : 0;
         core->index.emplace(storage / RingIndex::kFileName);
         if (loaded.damaged || stale > std::max<std::size_t>(1024, core->segments.size())) {
-            std::map<std::uint64_t, IndexEntry> entries;
-            for (const auto& [sequence, e] : core->segments) entries[sequence] = toIndex(e);
+            std::vector<IndexEntry> entries;
+            entries.reserve(core->segments.size());
+            for (const auto& [sequence, e] : core->segments) entries.push_back(e);
             core->index->rewrite(entries, core->nextSequence);
         } else {
             for (const Entry& e : toAppend) core->indexAppend(e);

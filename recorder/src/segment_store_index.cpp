@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace mimamori::recorder {
 namespace {
@@ -84,12 +86,22 @@ RingIndex::Loaded RingIndex::load() const {
             e.keyDay = r.keyDay;
             e.bytes = r.bytes;
             e.recovered = (r.flags & kRecoveredFlag) != 0;
-            out.entries[e.sequence] = e;
+            out.entries.push_back(e);
             out.nextSequence = std::max(out.nextSequence, e.sequence + 1);
         } else {
             out.damaged = true;
         }
     }
+    // Records are appended in finishing order, which is the sequence order but for rare overlaps.
+    std::stable_sort(out.entries.begin(), out.entries.end(),
+                     [](const IndexEntry& a, const IndexEntry& b) { return a.sequence < b.sequence; });
+    std::vector<IndexEntry> unique;
+    unique.reserve(out.entries.size());
+    for (const IndexEntry& e : out.entries) {
+        if (!unique.empty() && unique.back().sequence == e.sequence) unique.back() = e;
+        else unique.push_back(e);
+    }
+    out.entries = std::move(unique);
     return out;
 }
 
@@ -103,14 +115,14 @@ void RingIndex::append(const IndexEntry& entry) {
     common::writeAll(appendFd_.get(), {reinterpret_cast<const std::uint8_t*>(&r), sizeof r}, path_.string());
 }
 
-void RingIndex::rewrite(const std::map<std::uint64_t, IndexEntry>& entries, std::uint64_t nextSequence) {
+void RingIndex::rewrite(const std::vector<IndexEntry>& entries, std::uint64_t nextSequence) {
     std::string content;
     content.reserve((entries.size() + 1) * sizeof(IndexRecord));
     IndexRecord high = makeRecord(kHighWaterMagic);
     high.sequence = nextSequence;
     seal(high);
     content.append(reinterpret_cast<const char*>(&high), sizeof high);
-    for (const auto& [sequence, entry] : entries) {
+    for (const IndexEntry& entry : entries) {
         const IndexRecord r = toRecord(entry);
         content.append(reinterpret_cast<const char*>(&r), sizeof r);
     }

@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <map>
+#include <vector>
 
 namespace mimamori::recorder {
 
@@ -47,7 +47,7 @@ public:
     static constexpr const char* kFileName = "ring.index";
 
     struct Loaded {
-        std::map<std::uint64_t, IndexEntry> entries;
+        std::vector<IndexEntry> entries;  // sorted by sequence, one per sequence (the last record wins)
         std::uint64_t nextSequence = 0;  // 0 = none recorded
         std::size_t records = 0;
         bool damaged = false;            // a bad record or a torn tail: rewrite before appending
@@ -60,7 +60,7 @@ public:
     // Appends one segment record. Throws common::FileError.
     void append(const IndexEntry& entry);
     // Replaces the log by exactly these entries (atomic, fsync'd).
-    void rewrite(const std::map<std::uint64_t, IndexEntry>& entries, std::uint64_t nextSequence);
+    void rewrite(const std::vector<IndexEntry>& entries, std::uint64_t nextSequence);
 
 private:
     std::filesystem::path path_;

@@ -95,6 +95,9 @@ public:
         std::uint64_t capacityBytes = 0;  // what the ring may use: byte limit / free space above the floor
     };
     virtual Usage usage() const = 0;
+
+    // What open() found wrong and what it did (recovered, removed, not listed), one line each.
+    virtual std::vector<std::string> openFindings() const = 0;
 };
 
 }  // namespace mimamori::recorder
