@@ -32,6 +32,57 @@ bool isHash(std::string_view s) {
            std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
+// Reads a log line by line in 64 KiB chunks, so a years-long log is never held in memory.
+// The bytes after the last '\n' (a torn line) are kept apart in tail().
+class LineReader {
+public:
+    static constexpr std::size_t kMaxLine = 1 << 20;
+
+    explicit LineReader(const std::filesystem::path& path)
+        : path_(path), fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+        if (!fd_.valid()) throw common::FileError(fmt::format("{}: {}", path.string(), std::strerror(errno)));
+    }
+
+    // The next complete line without its '\n'; false at the end of the file.
+    bool next(std::string& line) {
+        for (;;) {
+            const std::size_t nl = buffer_.find('\n', start_);
+            if (nl != std::string::npos) {
+                line.assign(buffer_, start_, nl - start_);
+                start_ = nl + 1;
+                offset_ += line.size() + 1;
+                return true;
+            }
+            buffer_.erase(0, start_);
+            start_ = 0;
+            if (buffer_.size() > kMaxLine) {
+                tooLong_ = true;  // no entry is this long: not an audit log, or garbage appended
+                return false;
+            }
+            char chunk[65536];
+            const ssize_t n = ::read(fd_.get(), chunk, sizeof chunk);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) throw common::FileError(fmt::format("{}: {}", path_.string(), std::strerror(errno)));
+            if (n == 0) return false;
+            buffer_.append(chunk, static_cast<std::size_t>(n));
+        }
+    }
+
+    // After next() returned false: the bytes after the last '\n', and where the complete lines end.
+    const std::string& tail() const { return buffer_; }
+    std::uint64_t completeBytes() const { return offset_; }
+    // next() stopped at a line longer than kMaxLine.
+    bool tooLong() const { return tooLong_; }
+
+private:
+    std::filesystem::path path_;
+    common::UniqueFd fd_;
+    std::string buffer_;
+    std::size_t start_ = 0;
+    std::uint64_t offset_ = 0;
+    bool tooLong_ = false;
+};
+
 // The one serialisation the camera writes. Invalid UTF-8 in a field is replaced, never thrown.
 std::string dumpCompact(const nlohmann::ordered_json& j) {
     return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
@@ -89,11 +140,10 @@ std::string parseLine(std::string_view line, ParsedLine& out) {
     return {};
 }
 
-// Walks `content` line by line. On success fills `state`; `tornTail` receives the bytes after
-// the last '\n' (which are then not verified; callers decide what a torn tail means).
-AuditVerifyResult verifyContent(std::string_view content, const SignPublicKey& cameraKey,
-                                const std::optional<AuditCheckpoint>& expected, ChainState& state,
-                                std::string_view& tornTail) {
+// Walks the log line by line. On success fills `state`; the torn tail, if any, is left in
+// reader.tail() unverified (callers decide what a torn tail means).
+AuditVerifyResult verifyLines(LineReader& reader, const SignPublicKey& cameraKey,
+                              const std::optional<AuditCheckpoint>& expected, ChainState& state) {
     AuditVerifyResult result;
     const KeyId cameraKeyId = keyIdOf(cameraKey);
     auto bad = [&result](std::size_t line, std::string reason) {
@@ -102,18 +152,11 @@ AuditVerifyResult verifyContent(std::string_view content, const SignPublicKey& c
         result.reason = std::move(reason);
         return result;
     };
-    std::size_t pos = 0;
     std::size_t lineNo = 0;
     bool expectedSeen = false;
-    while (pos < content.size()) {
-        const std::size_t nl = content.find('\n', pos);
-        if (nl == std::string_view::npos) {
-            tornTail = content.substr(pos);
-            break;
-        }
+    std::string line;
+    while (reader.next(line)) {
         ++lineNo;
-        const std::string_view line = content.substr(pos, nl - pos);
-        pos = nl + 1;
         ParsedLine e;
         if (auto error = parseLine(line, e); !error.empty()) return bad(lineNo, error);
         if (e.seq != state.lastSeq + 1)
@@ -155,6 +198,7 @@ AuditVerifyResult verifyContent(std::string_view content, const SignPublicKey& c
         state.lastHash = hash;
         state.lastType = e.type;
     }
+    if (reader.tooLong()) return bad(lineNo + 1, fmt::format("a line longer than {} bytes", LineReader::kMaxLine));
     result.entries = state.lastSeq;
     result.lastCheckpoint = state.lastCheckpoint;
     result.endsWithCheckpoint = state.lastSeq > 0 && state.lastType == audit::kCheckpoint;
@@ -216,14 +260,22 @@ AuditLog::AuditLog(std::filesystem::path path, const SecretKey& cameraKey, const
 
     std::error_code ec;
     const bool exists = std::filesystem::exists(path_, ec);
-    std::string content = exists ? common::readFile(path_) : std::string();
     if (!exists && expected)
         throw AuditError(fmt::format("{}: missing, but {} records checkpoint {}: the log was removed", path_.string(),
                                      statePath_.string(), expected->toString()));
 
     ChainState state;
-    std::string_view torn;
-    const auto result = verifyContent(content, key_.publicKey().signKey, expected, state, torn);
+    AuditVerifyResult result;
+    std::string tornCopy;
+    std::uint64_t completeBytes = 0;
+    if (exists) {
+        LineReader reader(path_);
+        result = verifyLines(reader, key_.publicKey().signKey, expected, state);
+        tornCopy = reader.tail();
+        completeBytes = reader.completeBytes();
+    } else {
+        result.ok = true;
+    }
     if (!result.ok)
         throw AuditError(fmt::format("{}{}: {}", path_.string(),
                                      result.badLine ? fmt::format(":{}", result.badLine) : std::string(), result.reason));
@@ -233,16 +285,13 @@ AuditLog::AuditLog(std::filesystem::path path, const SecretKey& cameraKey, const
     sinceCheckpoint_ = state.sinceCheckpoint;
     recovery_.entries = state.lastSeq;
 
-    std::string tornCopy;
-    if (!torn.empty()) {
+    if (!tornCopy.empty()) {
         // A power cut mid-append leaves a line without its '\n'. That append never returned,
         // so nobody was answered on it; keep its bytes as evidence, cut it, and say so in the log.
-        tornCopy = std::string(torn);
-        recovery_.tornBytes = torn.size();
+        recovery_.tornBytes = tornCopy.size();
         recovery_.tornCopy = path_.string() + fmt::format(".torn-{}", lastSeq_ + 1);
         common::writeFileAtomic(recovery_.tornCopy, tornCopy);
-        const auto keep = static_cast<off_t>(content.size() - torn.size());
-        if (::truncate(path_.c_str(), keep) != 0)
+        if (::truncate(path_.c_str(), static_cast<off_t>(completeBytes)) != 0)
             throw common::FileError(fmt::format("{}: cannot cut the torn last line: {}", path_.string(), std::strerror(errno)));
     }
 
@@ -352,17 +401,12 @@ void AuditLog::writeLine(const std::string& line) {
 }
 
 std::vector<AuditEntry> readAuditLog(const std::filesystem::path& path) {
-    const std::string content = common::readFile(path);
+    LineReader reader(path);
     std::vector<AuditEntry> out;
-    std::size_t pos = 0;
     std::size_t lineNo = 0;
-    while (pos < content.size()) {
+    std::string line;
+    while (reader.next(line)) {
         ++lineNo;
-        std::size_t nl = content.find('\n', pos);
-        if (nl == std::string::npos)
-            throw AuditError(fmt::format("{}:{}: torn last line (no newline)", path.string(), lineNo));
-        const std::string_view line(content.data() + pos, nl - pos);
-        pos = nl + 1;
         ParsedLine p;
         if (auto error = parseLine(line, p); !error.empty())
             throw AuditError(fmt::format("{}:{}: {}", path.string(), lineNo, error));
@@ -372,24 +416,27 @@ std::vector<AuditEntry> readAuditLog(const std::filesystem::path& path) {
         e.time = p.timeMicros;
         e.type = p.type;
         e.fieldsJson = dumpCompact(p.fields);
-        e.line = std::string(line);
+        e.line = line;
         out.push_back(std::move(e));
     }
+    if (reader.tooLong())
+        throw AuditError(fmt::format("{}:{}: a line longer than {} bytes", path.string(), lineNo + 1, LineReader::kMaxLine));
+    if (!reader.tail().empty())
+        throw AuditError(fmt::format("{}:{}: torn last line (no newline)", path.string(), lineNo + 1));
     return out;
 }
 
 AuditVerifyResult verifyAuditLog(const std::filesystem::path& path, const SignPublicKey& cameraKey,
                                  const std::optional<AuditCheckpoint>& expected) {
-    const std::string content = common::readFile(path);
+    LineReader reader(path);
     ChainState state;
-    std::string_view torn;
-    AuditVerifyResult result = verifyContent(content, cameraKey, expected, state, torn);
-    if (result.ok && !torn.empty()) {
+    AuditVerifyResult result = verifyLines(reader, cameraKey, expected, state);
+    if (result.ok && !reader.tail().empty()) {
         result.ok = false;
-        result.badLine = static_cast<std::size_t>(std::count(content.begin(), content.end(), '\n')) + 1;
+        result.badLine = static_cast<std::size_t>(state.lastSeq) + 1;  // every earlier line verified, one per seq
         result.reason = fmt::format("torn last line ({} bytes without a newline; the camera sets it aside when it "
                                     "next opens the log)",
-                                    torn.size());
+                                    reader.tail().size());
     }
     return result;
 }

@@ -1,6 +1,7 @@
 // The ordinance's rules for releasing footage, applied to one request in a fixed order.
 #include "mimamori/policy/decision.hpp"
 
+#include "mimamori/common/log.hpp"
 #include "mimamori/policy/nonce_store.hpp"
 
 #include <fmt/format.h>
@@ -165,6 +166,14 @@ Decision decideAndRecord(const DecisionInput& in, NonceStore& nonces) {
         return d.granted;
     });
     if (wasReplay) return replayed(std::move(d));
+    if (d.granted) {
+        // Grants are rare (a few a year), so pruning on each keeps the store bounded for free.
+        try {
+            nonces.prune(in.now);
+        } catch (const std::exception& e) {
+            common::logWarning("policy", "{}: pruning expired nonces failed: {}", nonces.path().string(), e.what());
+        }
+    }
     return d;
 }
 

@@ -213,6 +213,23 @@ TEST_CASE("a torn last line is set aside, cut, and recorded; the log then verifi
     CHECK_MESSAGE(r.ok, r.reason);
 }
 
+TEST_CASE("a complete garbage line is tampering, not a torn line, and a huge one does not exhaust memory") {
+    LogFixture f;
+    std::string text = readFile(f.path);
+    writeFileAtomic(f.path, text + "not json\n");
+    auto r = f.verifyNow(false);
+    CHECK_FALSE(r.ok);
+    CHECK(r.badLine == 14);
+    CHECK_THROWS_AS(AuditLog(f.path, f.camera, f.clock), AuditError);
+
+    writeFileAtomic(f.path, text + std::string(3 << 20, 'x'));  // 3 MiB, no newline
+    r = f.verifyNow(false);
+    CHECK_FALSE(r.ok);
+    CHECK(r.badLine == 14);
+    CHECK(r.reason.find("longer than") != std::string::npos);
+    CHECK_THROWS_AS(AuditLog(f.path, f.camera, f.clock), AuditError);
+}
+
 TEST_CASE("appends from several threads form one valid chain") {
     test::TempDir dir;
     const SecretKey camera = generateKey(Role::Camera, "cam");

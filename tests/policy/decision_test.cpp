@@ -262,7 +262,12 @@ TEST_CASE("a granted nonce is refused as a replay, also after the store is reope
     DecisionInput early = w.input(other);
     early.held.clear();
     CHECK(decideAndRecord(early, reopened).reason == RefusalReason::RangeNotHeld);
+    // A grant also prunes nonces of requests that expired long ago, keeping the store bounded.
+    const std::vector<std::uint8_t> stale(16, 0xAB);
+    reopened.remember(stale, w.now - 3 * mimamori::common::kMicrosPerDay);
     CHECK(decideAndRecord(w.input(other), reopened).granted);
+    CHECK_FALSE(reopened.seen(stale));
+    CHECK(reopened.size() == 2);
 }
 
 TEST_CASE("two copies of one request racing on two threads are granted once") {

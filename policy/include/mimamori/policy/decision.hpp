@@ -82,7 +82,8 @@ Decision decide(const DecisionInput& input);
 
 // decide() with the nonce store as the replay check; on a grant it records the nonce durably
 // (until the request expires) before returning, atomically with the check, so two copies of
-// one request racing on two threads cannot both be granted. `input.nonceSeen` is ignored.
+// one request racing on two threads cannot both be granted; then prunes long-expired nonces
+// (NonceStore::prune(input.now)). `input.nonceSeen` is ignored.
 Decision decideAndRecord(const DecisionInput& input, NonceStore& nonces);
 
 }  // namespace mimamori::policy
