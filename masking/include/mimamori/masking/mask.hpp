@@ -80,12 +80,17 @@ struct Span {
 // A MaskSet rasterised once for one resolution and pixel format, into per-plane row spans.
 // Conservative: every pixel a polygon touches is masked; a chroma sample is masked when any
 // luma pixel it covers is. Immutable after construction, so safe to share between threads.
+// Rules in docs/mask-file.md ("Rasterisation"); odd sizes have (w+1)/2 x (h+1)/2 chroma.
 class RasterMask {
 public:
+    // Throws std::invalid_argument for a size outside 1..16384 or a polygon of fewer than
+    // 3 points or with a non-finite coordinate (loadMaskFile never yields those).
     RasterMask(const MaskSet& masks, int width, int height, PixelFormat format);
 
-    // Blacks out the masked samples in place (luma 0 / chroma 128 / RGB 0). Leaves every
-    // other byte untouched. The frame must match the width, height and format given above.
+    // Blacks out the masked samples in place (luma 0 / chroma 128 / RGB 0), one memset per
+    // span. Leaves every other byte untouched, padding included. Throws std::invalid_argument,
+    // writing nothing, when the frame's width, height or format differ from the above or a
+    // plane is missing or its stride is shorter than a row: never masks in the wrong place.
     void apply(FrameView& frame) const;
 
     int width() const { return width_; }
@@ -93,6 +98,7 @@ public:
     PixelFormat format() const { return format_; }
     // Masked luma (or packed) pixels / all pixels, 0..1.
     double coverage() const;
+    // Sorted by row, then x; disjoint and not touching. Plane 2 of I420 equals plane 1.
     const std::vector<Span>& spans(int plane) const { return spans_[plane]; }
 
 private:
