@@ -157,6 +157,7 @@ std::optional<std::string> askTerminal(const std::string& prompt) {
         if (n <= 0 || c == '\n') break;
         line += c;
     }
+    if (!line.empty() && line.back() == '\r') line.pop_back();
     return line;
 }
 

@@ -152,6 +152,25 @@ TEST_CASE("a request created, approved with --yes, and shown by the tool is gran
     CHECK(bad.output.find("bad.json") != std::string::npos);
 }
 
+TEST_CASE("approval asks on the terminal and approves only on 'yes'") {
+    Keys k;
+    REQUIRE(runTool(k.dir.path(), k.create("emergency", "req.json")).status == 0);
+    // script(1) gives the command a pseudo-terminal; what is piped in is typed on it.
+    auto onTerminal = [&k](const std::string& typed, const std::string& out) {
+        return runShell(k.dir.path(),
+                        fmt::format("sh -c \"echo {} | script -qec '{}/apps/mimamori request approve req.json "
+                                    "--key keys/kakogawa-city.secret --out {}' /dev/null\"",
+                                    typed, MIMAMORI_BINARY_DIR, out));
+    };
+    const Run no = onTerminal("no", "no.json");
+    CHECK(no.status == 1);
+    CHECK(no.output.find("Type yes to approve") != std::string::npos);
+    CHECK_FALSE(fs::exists(k.dir / "no.json"));
+    const Run yes = onTerminal("yes", "yes.json");
+    CHECK_MESSAGE(yes.status == 0, yes.output);
+    CHECK(fs::exists(k.dir / "yes.json"));
+}
+
 TEST_CASE("a disclosure request can be written but the city tool will not approve it") {
     Keys k;
     const Run created = runTool(k.dir.path(), k.create("disclosure", "req.json"));
