@@ -1,0 +1,42 @@
+// Helper for bench/recorder_bench.py: measures a ring after a recording run (plaintext TS bytes
+// through the read API, bytes on disk, seconds of footage) and prints them as one JSON line.
+#include "mimamori/common/time.hpp"
+#include "mimamori/recorder/config.hpp"
+#include "mimamori/recorder/segment_store.hpp"
+
+#include <cstdio>
+#include <exception>
+#include <string>
+
+int main(int argc, char** argv) {
+    if (argc != 3 || std::string(argv[1]) != "--config") {
+        std::fprintf(stderr, "usage: recorder_ring_bench --config FILE\n");
+        return 2;
+    }
+    try {
+        using namespace mimamori;
+        auto config = recorder::loadConfig(argv[2]);
+        common::SystemClock clock;
+        auto store = recorder::SegmentStore::openReadOnly(config.store, clock);
+        std::uint64_t plaintext = 0, disk = 0;
+        common::UtcMicros footage = 0;
+        std::size_t bad = 0;
+        auto segments = store->all();
+        for (const auto& s : segments) {
+            disk += s.bytesOnDisk;
+            footage += s.end - s.start;
+            auto error = store->read(s, [&](std::span<const std::uint8_t> chunk) {
+                plaintext += chunk.size();
+            });
+            if (error) ++bad;
+        }
+        std::printf("{\"segments\": %zu, \"bad\": %zu, \"plaintext_bytes\": %llu, "
+                    "\"disk_bytes\": %llu, \"footage_seconds\": %.3f}\n",
+                    segments.size(), bad, static_cast<unsigned long long>(plaintext),
+                    static_cast<unsigned long long>(disk), footage / 1e6);
+        return bad ? 1 : 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "recorder_ring_bench: %s\n", e.what());
+        return 1;
+    }
+}
