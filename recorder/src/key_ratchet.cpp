@@ -168,9 +168,22 @@ KeyRatchet KeyRatchet::create(const std::filesystem::path& keyDir, std::int64_t 
 
 std::optional<SecretKey> KeyRatchet::dayKey(std::int64_t day) const {
     if (day < day_ || day - day_ > kMaxRatchetSteps) return std::nullopt;
+    auto it = derived_.upper_bound(day);  // the nearest derived day at or below `day`
+    std::int64_t from = day_;
+    const SecretKey* base = &key_;
+    if (it != derived_.begin()) {
+        --it;
+        from = it->first;
+        base = &it->second;
+    }
     SecretKey key;
-    std::memcpy(key.data(), key_.data(), SecretKey::kBytes);
-    for (std::int64_t d = day_ + 1; d <= day; ++d) key = nextDayKey(key, d);
+    std::memcpy(key.data(), base->data(), SecretKey::kBytes);
+    for (std::int64_t d = from + 1; d <= day; ++d) key = nextDayKey(key, d);
+    if (day != day_ && from != day) {
+        SecretKey cached;
+        std::memcpy(cached.data(), key.data(), SecretKey::kBytes);
+        derived_.insert_or_assign(day, std::move(cached));
+    }
     return key;
 }
 
@@ -198,6 +211,8 @@ void KeyRatchet::advanceTo(std::int64_t newDay, common::UtcMicros storeTime) {
         writtenAt_ = oldWritten;
         throw;
     }
+    // Wipe every derived key of a shredded day (SecretKey frees with sodium_free, which zeroes).
+    derived_.erase(derived_.begin(), derived_.lower_bound(newDay + 1));
 }
 
 void KeyRatchet::store() const {

@@ -175,7 +175,8 @@ DecodeResult decodeSegment(int fd, std::string_view what, const KeyLookup& keys,
         result.error = fmt::format("{}: invalid stream header", what);
         return result;
     }
-    std::vector<std::uint8_t> cipher(kMaxCipher), plain(kMaxChunkPlaintext);
+    // Sized per chunk as it comes: small segments are not charged for 64 KiB buffers.
+    std::vector<std::uint8_t> cipher, plain;
     std::uint64_t offset = sizeof header;
     for (std::uint64_t index = 0;; ++index) {
         std::uint32_t length = 0;
@@ -199,6 +200,8 @@ DecodeResult decodeSegment(int fd, std::string_view what, const KeyLookup& keys,
                                        offset, length);
             break;
         }
+        if (cipher.size() < length) cipher.resize(length);
+        if (plain.size() < length - kAuthBytes) plain.resize(length - kAuthBytes);
         const ssize_t c = readUpTo(fd, cipher.data(), length);
         if (c < 0) {
             result.error = fmt::format("{}: read failed: {}", what, std::strerror(errno));
@@ -250,7 +253,7 @@ DecodeResult decodeSegment(int fd, std::string_view what, const KeyLookup& keys,
         result.error = fmt::format("{}: chunk {} at offset {} has an unexpected tag or size", what, index, offset);
         break;
     }
-    sodium_memzero(plain.data(), plain.size());
+    if (!plain.empty()) sodium_memzero(plain.data(), plain.size());
     return result;
 }
 

@@ -758,10 +758,10 @@ std::shared_ptr<Core> openCore(const StoreConfig& config, const common::Clock& c
         for (const auto& [sequence, e] : core->segments) newestStamp = std::max(newestStamp, e.storeTime);
         const UtcMicros gap = std::max<UtcMicros>(0, wall - newestEnd);
         storeTime = newestStamp + gap;
-        if (gap > kMicrosPerDay)
+        if (gap > kMicrosPerDay && !readOnly)
             common::logWarning(kLog, "the wall clock ({}) is {:.1f} days past the newest footage: counted as downtime",
                                common::formatUtc(wall), static_cast<double>(gap) / kMicrosPerDay);
-        if (wall < newestEnd)
+        if (wall < newestEnd && !readOnly)
             common::logWarning(kLog, "the wall clock ({}) is behind the newest footage ({}): store time keeps going "
                                      "from the footage",
                                common::formatUtc(wall), common::formatUtc(newestEnd));
@@ -787,10 +787,11 @@ std::shared_ptr<Core> openCore(const StoreConfig& config, const common::Clock& c
             for (const Entry& e : toAppend) core->indexAppend(e);
         }
     }
-    common::logInfo(kLog, "opened {}{}: {} segments ({} bytes, {} from the index, {} verified, {} recovered, {} removed) "
+    common::logLine(readOnly ? common::LogLevel::Debug : common::LogLevel::Info, kLog,
+                    fmt::format("opened {}{}: {} segments ({} bytes, {} from the index, {} verified, {} recovered, {} removed) "
                           "in {} ms; next segment {}",
                     storage.string(), readOnly ? " read-only" : "", core->segments.size(), core->totalBytes, indexed,
-                    verified, recovered, removed, (clock.monotonicMicros() - startMono) / 1000, core->nextSequence);
+                    verified, recovered, removed, (clock.monotonicMicros() - startMono) / 1000, core->nextSequence));
     return core;
 }
 

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 
 namespace mimamori::recorder {
@@ -76,6 +77,9 @@ private:
     std::int64_t day_ = 0;
     common::UtcMicros writtenAt_ = 0;
     SecretKey key_;
+    // Day keys derived so far (days >= day_ only), so reading 100k segments does not ratchet
+    // 100k times; entries below a new day_ are wiped on advanceTo().
+    mutable std::map<std::int64_t, SecretKey> derived_;
 };
 
 }  // namespace mimamori::recorder
