@@ -67,12 +67,14 @@ void drawOutlines(const MaskSet& masks, cv::Mat& bgr) {
     const double fontScale = std::max(0.4, bgr.cols / 1600.0);
     for (const Mask& mask : masks.masks) {
         std::vector<cv::Point> pts;
-        double minX = bgr.cols, minY = bgr.rows;
+        double minX = bgr.cols, minY = bgr.rows, maxX = 0, maxY = 0;
         for (const Point& p : mask.polygon) {
             // Mask coordinates are continuous (pixel i spans i..i+1); OpenCV draws at centres.
             const double x = p.x * bgr.cols - 0.5, y = p.y * bgr.rows - 0.5;
             minX = std::min(minX, x);
             minY = std::min(minY, y);
+            maxX = std::max(maxX, x);
+            maxY = std::max(maxY, y);
             pts.emplace_back(static_cast<int>(std::lround(x * scale)), static_cast<int>(std::lround(y * scale)));
         }
         const std::vector<std::vector<cv::Point>> polys{pts};
@@ -81,9 +83,16 @@ void drawOutlines(const MaskSet& masks, cv::Mat& bgr) {
 
         int baseline = 0;
         const cv::Size text = cv::getTextSize(mask.name, cv::FONT_HERSHEY_SIMPLEX, fontScale, 1, &baseline);
-        // Inside the polygon's top-left corner, kept within the frame.
+        // Inside the polygon's top-left corner when it fits, else just below the polygon
+        // (above it at the bottom of the frame), kept within the frame.
+        const bool fitsInside = text.width + 8 <= maxX - minX && text.height + 8 <= maxY - minY;
+        int ty = static_cast<int>(minY) + text.height + 4;
+        if (!fitsInside) {
+            ty = static_cast<int>(maxY) + text.height + thickness + 4;
+            if (ty + baseline > bgr.rows) ty = static_cast<int>(minY) - thickness - 4;
+        }
         const int tx = std::clamp(static_cast<int>(minX) + 4, 0, std::max(0, bgr.cols - text.width));
-        const int ty = std::clamp(static_cast<int>(minY) + text.height + 4, text.height, bgr.rows - baseline);
+        ty = std::clamp(ty, text.height, bgr.rows - baseline);
         cv::putText(bgr, mask.name, {tx, ty}, cv::FONT_HERSHEY_SIMPLEX, fontScale, kShadow, 3, cv::LINE_AA);
         cv::putText(bgr, mask.name, {tx, ty}, cv::FONT_HERSHEY_SIMPLEX, fontScale, kOutline, 1, cv::LINE_AA);
     }
