@@ -41,7 +41,13 @@ int runExport(const Args& args) {
     const auto daemon = recorder::loadConfig(configPath);
     const auto config = ble::parseServiceConfig(daemon.bleJson);
     findCompany(config, company, configPath);
-    ble::PassageQueue queue(ble::companyQueueDir(daemon.stateDir, company), company, config.queue);
+    const auto dir = ble::companyQueueDir(daemon.stateDir, company);
+    if (!fs::exists(dir)) {
+        // Nothing was ever queued; do not create the daemon's directories as whoever runs this.
+        fmt::print(stderr, "exported 0 passages of {} (no queue at {})\n", company, dir.string());
+        return 0;
+    }
+    ble::PassageQueue queue(dir, company, config.queue);
     const auto out = args.option("--out");
     common::UniqueFd file;
     if (out) {
@@ -88,9 +94,14 @@ int runStatus(const Args& args) {
     const auto now = common::SystemClock().nowUtc();
     fmt::print("{:<24} {:>8} {:>12} {:>8}  {}\n", "company", "queued", "dropped_full", "expired", "delivery");
     for (const auto& c : config.companies) {
-        ble::PassageQueue queue(ble::companyQueueDir(daemon.stateDir, c.rules.name), c.rules.name, config.queue);
-        const auto size = queue.size(now);
-        const auto counters = queue.counters();
+        const auto dir = ble::companyQueueDir(daemon.stateDir, c.rules.name);
+        std::size_t size = 0;
+        ble::QueueCounters counters;
+        if (fs::exists(dir)) {  // a status look never creates the daemon's directories
+            ble::PassageQueue queue(dir, c.rules.name, config.queue);
+            size = queue.size(now);
+            counters = queue.counters();
+        }
         fmt::print("{:<24} {:>8} {:>12} {:>8}  {}\n", c.rules.name, size, counters.droppedFull, counters.expired,
                    c.endpoint.empty() ? std::string("export only") : c.endpoint);
     }
@@ -105,7 +116,8 @@ const Registrar exportCommand({
     "\n"
     "Writes every passage queued for NAME as JSON lines (docs/ble.md) to FILE (created, never\n"
     "overwritten) or standard output, makes it durable (fsync of the file and its directory),\n"
-    "and only then removes the passages from the camera's queue. The daemon may keep running.\n"
+    "and only then removes the passages from the camera's queue. The daemon may keep running;\n"
+    "run this as the daemon's user, so the queue files stay writable for it.\n"
     "Exit status: 0 exported (possibly nothing), 1 failure (the queue is left untouched), 2 usage.\n",
     {"--config", "--company", "--out"},
     {},

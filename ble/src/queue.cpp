@@ -137,8 +137,8 @@ struct PassageQueue::Locked {
 
 PassageQueue::PassageQueue(fs::path dir, std::string company, QueueLimits limits)
     : dir_(std::move(dir)), company_(std::move(company)), limits_(limits) {
-    fs::create_directories(dir_);
-    fs::permissions(dir_, fs::perms::owner_all, fs::perm_options::replace);
+    // Passages name children's tags: only the daemon's user may read them.
+    if (fs::create_directories(dir_)) fs::permissions(dir_, fs::perms::owner_all, fs::perm_options::replace);
 }
 
 void PassageQueue::append(std::vector<Passage> passages, common::UtcMicros now) {
