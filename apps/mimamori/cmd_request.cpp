@@ -208,6 +208,12 @@ int runShow(const Args& args) {
     const SignedRequest s = loadSignedRequest(file);
     const auto trust = trustOption(args);
     fmt::print("Request {} ({}):\n{}", s.request.requestId, file, describeRequest(s.request));
+    const common::SystemClock clock;
+    const UtcMicros now = clock.nowUtc();
+    fmt::print("  {:<18}{}\n", "status",
+               now > s.request.expiresAt  ? "EXPIRED: every camera refuses it"
+               : now < s.request.issuedAt ? "not valid yet (issued in the future)"
+                                          : "within its validity period");
     return describeSignatures(s, trust) ? 0 : 1;
 }
 
