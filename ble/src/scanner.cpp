@@ -66,6 +66,19 @@ public:
         return stats_;
     }
 
+    // Signal handlers run inside sd-bus (C): nothing may escape them. A malformed signal is
+    // dropped with a debug line.
+    template <typename F>
+    static void guarded(F f) noexcept {
+        try {
+            f();
+        } catch (const sdbus::Error& e) {
+            common::logDebug(kLog, "ignoring a malformed BlueZ signal: {}", e.getMessage());
+        } catch (const std::exception& e) {
+            common::logError(kLog, "BlueZ signal handler failed: {}", e.what());
+        }
+    }
+
     // Called by the ObjectManager proxy on the scanner thread.
     void interfacesAdded(const std::string& path, const InterfaceMap& interfaces);
     void interfacesRemoved(const std::string& path, const std::vector<std::string>& interfaces);
@@ -140,10 +153,10 @@ public:
 
 private:
     void onInterfacesAdded(const sdbus::ObjectPath& path, const InterfaceMap& interfaces) override {
-        owner_.interfacesAdded(path, interfaces);
+        Scanner::Impl::guarded([&] { owner_.interfacesAdded(path, interfaces); });
     }
     void onInterfacesRemoved(const sdbus::ObjectPath& path, const std::vector<std::string>& interfaces) override {
-        owner_.interfacesRemoved(path, interfaces);
+        Scanner::Impl::guarded([&] { owner_.interfacesRemoved(path, interfaces); });
     }
     Scanner::Impl& owner_;
 };
@@ -186,11 +199,11 @@ void Scanner::Impl::connect() {
         propertiesMatch_ = connection_->addMatch(
             "type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',"
             "path_namespace='/org/bluez'",
-            [this](sdbus::Message& msg) { propertiesChanged(msg); });
+            [this](sdbus::Message& msg) { guarded([&] { propertiesChanged(msg); }); });
         ownerMatch_ = connection_->addMatch(
             "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
             "member='NameOwnerChanged',arg0='org.bluez'",
-            [this](sdbus::Message& msg) { nameOwnerChanged(msg); });
+            [this](sdbus::Message& msg) { guarded([&] { nameOwnerChanged(msg); }); });
         objectManager_ = std::make_unique<BluezObjectManager>(*connection_, *this);
         nextAttempt_ = 0;
     } catch (const sdbus::Error& e) {

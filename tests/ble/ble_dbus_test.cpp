@@ -9,6 +9,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <mutex>
 #include <thread>
 
@@ -233,7 +234,8 @@ public:
         server_.Post("/passages", [this](const httplib::Request& req, httplib::Response& res) {
             std::lock_guard lock(mutex_);
             bodies_.push_back(req.body);
-            res.status = 200;
+            res.status = status;
+            if (status == 302) res.set_header("Location", "http://127.0.0.1:1/elsewhere");
         });
         port_ = port == 0 ? server_.bind_to_any_port("127.0.0.1") : port;
         if (port != 0) REQUIRE(server_.bind_to_port("127.0.0.1", port));
@@ -247,6 +249,7 @@ public:
     }
     int port() const { return port_; }
     std::string url() const { return fmt::format("http://127.0.0.1:{}/passages", port_); }
+    std::atomic<int> status{200};  // what the receiver answers
     std::vector<std::string> bodies() {
         std::lock_guard lock(mutex_);
         return bodies_;
@@ -299,4 +302,36 @@ TEST_CASE("each company's passages reach only its own endpoint, also after the r
     REQUIRE(test::waitUntil([&] { return w.queued("beta").empty(); }));
     CHECK(acme.bodies().size() == 1);  // nothing delivered twice
     CHECK(test::waitUntil([&] { return service->stats().passagesDelivered == 2; }));
+}
+
+TEST_CASE("only a 2xx answer deletes delivered passages; errors and redirects keep them") {
+    test::TempDir dir;
+    PassageQueue queue(dir.path() / "acme", "acme", {});
+    std::vector<Passage> passages(5);
+    for (std::size_t i = 0; i < passages.size(); ++i) {
+        passages[i].tagId = fmt::format("mfr:0999:{:08x}", i);
+        passages[i].firstSeen = passages[i].lastSeen = kStart;
+    }
+    queue.append(passages, kStart);
+    Receiver receiver;
+    DeliveryConfig config;
+    config.batchSize = 2;
+    for (int status : {500, 404, 302}) {
+        receiver.status = status;
+        const auto r = deliverPending(queue, receiver.url(), "cam-0042", config, kStart);
+        CHECK(r.failed);
+        CHECK(r.delivered == 0);
+        CHECK(r.error == fmt::format("POST {}: HTTP {}", receiver.url(), status));
+        CHECK(queue.size(kStart) == 5);
+    }
+    receiver.status = 204;
+    const auto r = deliverPending(queue, receiver.url(), "cam-0042", config, kStart);
+    CHECK_FALSE(r.failed);
+    CHECK(r.delivered == 5);
+    CHECK(queue.size(kStart) == 0);
+    const auto bodies = receiver.bodies();
+    REQUIRE(bodies.size() == 6);  // three refused, then batches of 2, 2 and 1
+    CHECK(nlohmann::json::parse(bodies[3])["passages"].size() == 2);
+    CHECK(nlohmann::json::parse(bodies[5])["passages"].size() == 1);
+    CHECK(nlohmann::json::parse(bodies[5])["passages"][0]["seq"] == 5);
 }
