@@ -126,7 +126,8 @@ int runVerify(const Args& args) {
         const auto error = store->read(s, [&](std::span<const std::uint8_t> b) { plaintextBytes += b.size(); });
         if (error) {
             ++bad;
-            fmt::print("BAD  {}: {}\n", s.path.filename().string(), *error);
+            // The error text starts with the file name.
+            fmt::print("BAD  {}\n", *error);
         }
     }
     // Files the read-only open could not list are bad too.

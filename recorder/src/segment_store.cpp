@@ -488,66 +488,21 @@ public:
 
     Enforcement enforce() override {
         requireWritable("enforce");
-        std::lock_guard lock(core_->mutex);
         Enforcement out;
-        recoverOrphansLocked();
-
-        const UtcMicros now = core_->storeNow();
-        const int days = std::min(core_->config.retentionDays, policy::kRetentionCeilingDays);
-        const UtcMicros cutoff = now - days * kMicrosPerDay;
-        std::vector<std::string> reasons;
-        bool unlinkFailed = false;
-        auto dropOldest = [&](const char* reason) {
-            auto it = core_->segments.begin();
-            SegmentInfo info = core_->info(it->second);
-            if (::unlink(info.path.c_str()) != 0 && errno != ENOENT) {
-                common::logError(kLog, "cannot delete {}: {}", info.path.string(), errnoText());
-                unlinkFailed = true;
-                return;
-            }
-            if (std::find(reasons.begin(), reasons.end(), reason) == reasons.end()) reasons.emplace_back(reason);
-            out.deleted.push_back(std::move(info));
-            core_->totalBytes -= it->second.bytes;
-            core_->segments.erase(it);
-        };
-        // Store time only grows along the sequence, so what has expired is a prefix of the ring;
-        // deleting strictly from the front keeps the ring gap-free and ordered.
-        while (!unlinkFailed && !core_->segments.empty() && core_->segments.begin()->second.storeTime <= cutoff)
-            dropOldest("retention");
-        const std::uint64_t limit = core_->config.byteLimit;
-        while (!unlinkFailed && limit > 0 && !core_->segments.empty() && core_->totalBytes > limit)
-            dropOldest("byte limit");
-        if (core_->config.freeSpaceFloor > 0) {
-            if (auto free = freeBytes(core_->config.storageDir)) {
-                std::uint64_t available = *free;
-                while (!unlinkFailed && available < core_->config.freeSpaceFloor && !core_->segments.empty()) {
-                    available += core_->segments.begin()->second.bytes;
-                    dropOldest("free-space floor");
-                }
-                if (available < core_->config.freeSpaceFloor && core_->segments.empty())
-                    common::logError(kLog, "free space on {} is below the floor of {} bytes with the ring empty",
-                                     core_->config.storageDir.string(), core_->config.freeSpaceFloor);
-            }
+        {
+            std::lock_guard lock(core_->mutex);
+            enforceLocked(out);
         }
+        // The files go outside the lock: a long backlog of deletions (after a long downtime)
+        // must not hold up the recording thread's finish().
+        for (const auto& d : out.deleted)
+            if (::unlink(d.path.c_str()) != 0 && errno != ENOENT)
+                common::logError(kLog, "cannot delete {}: {} (no longer listed; removed at the next start)",
+                                 d.path.string(), errnoText());
         if (!out.deleted.empty()) {
             common::fsyncDirectory(core_->config.storageDir);
-            for (std::size_t i = 0; i < reasons.size(); ++i) out.reason += (i ? ", " : "") + reasons[i];
             common::logInfo(kLog, "deleted {} segments ({}): {} .. {}", out.deleted.size(), out.reason,
                             out.deleted.front().path.filename().string(), out.deleted.back().path.filename().string());
-        }
-
-        advanceKeyLocked(cutoff, now, out);
-
-        const Usage u = usageLocked();
-        if (u.daysCapacityHolds > 0 && u.daysCapacityHolds < days) {
-            out.shortfallDays = u.daysCapacityHolds;
-            const std::int64_t mono = core_->clock.monotonicMicros();
-            if (core_->lastShortfallLog == INT64_MIN || mono - core_->lastShortfallLog >= kShortfallLogInterval) {
-                core_->lastShortfallLog = mono;
-                common::logWarning(kLog, "retention shortfall: {} bytes hold {:.3g} days at the recent bitrate, "
-                                         "{} days configured",
-                                   u.capacityBytes, u.daysCapacityHolds, days);
-            }
         }
         return out;
     }
@@ -565,6 +520,53 @@ public:
 private:
     void requireWritable(const char* what) const {
         if (core_->readOnly) throw std::logic_error(fmt::format("segment store opened read-only: no {}", what));
+    }
+
+    void enforceLocked(Enforcement& out) {
+        recoverOrphansLocked();
+        const UtcMicros now = core_->storeNow();
+        const int days = std::min(core_->config.retentionDays, policy::kRetentionCeilingDays);
+        const UtcMicros cutoff = now - days * kMicrosPerDay;
+        std::vector<std::string> reasons;
+        auto dropOldest = [&](const char* reason) {
+            auto it = core_->segments.begin();
+            if (std::find(reasons.begin(), reasons.end(), reason) == reasons.end()) reasons.emplace_back(reason);
+            out.deleted.push_back(core_->info(it->second));
+            core_->totalBytes -= it->second.bytes;
+            core_->segments.erase(it);
+        };
+        // Store time only grows along the sequence, so what has expired is a prefix of the ring;
+        // deleting strictly from the front keeps the ring gap-free and ordered.
+        while (!core_->segments.empty() && core_->segments.begin()->second.storeTime <= cutoff) dropOldest("retention");
+        const std::uint64_t limit = core_->config.byteLimit;
+        while (limit > 0 && !core_->segments.empty() && core_->totalBytes > limit) dropOldest("byte limit");
+        if (core_->config.freeSpaceFloor > 0) {
+            if (auto free = freeBytes(core_->config.storageDir)) {
+                std::uint64_t available = *free;
+                while (available < core_->config.freeSpaceFloor && !core_->segments.empty()) {
+                    available += core_->segments.begin()->second.bytes;
+                    dropOldest("free-space floor");
+                }
+                if (available < core_->config.freeSpaceFloor && core_->segments.empty())
+                    common::logError(kLog, "free space on {} is below the floor of {} bytes with the ring empty",
+                                     core_->config.storageDir.string(), core_->config.freeSpaceFloor);
+            }
+        }
+        for (std::size_t i = 0; i < reasons.size(); ++i) out.reason += (i ? ", " : "") + reasons[i];
+
+        advanceKeyLocked(cutoff, now, out);
+
+        const Usage u = usageLocked();
+        if (u.daysCapacityHolds > 0 && u.daysCapacityHolds < days) {
+            out.shortfallDays = u.daysCapacityHolds;
+            const std::int64_t mono = core_->clock.monotonicMicros();
+            if (core_->lastShortfallLog == INT64_MIN || mono - core_->lastShortfallLog >= kShortfallLogInterval) {
+                core_->lastShortfallLog = mono;
+                common::logWarning(kLog, "retention shortfall: {} bytes hold {:.3g} days at the recent bitrate, "
+                                         "{} days configured",
+                                   u.capacityBytes, u.daysCapacityHolds, days);
+            }
+        }
     }
 
     // The oldest key kept is that of the day holding the retention cutoff, unless a segment still
