@@ -73,6 +73,7 @@ struct PublicKey {
 
 // A secret key (NAME.secret): the Ed25519 seed, and for police also the X25519 secret key,
 // in sodium_malloc'd memory. Move-only: a copy of a secret is never made by accident.
+// Immutable once made, so several threads may sign with one key at the same time.
 class SecretKey {
 public:
     SecretKey(PublicKey publicKey, SecureBuffer signSecret, SecureBuffer boxSecret);

@@ -1,5 +1,6 @@
 // The police request for footage and its signed envelope (byte-exact format: docs/request-format.md).
 // Signatures cover the exact body bytes as sent; nothing is ever re-serialised before verifying.
+// Every function here works on values only (no global state) and may be called from any thread.
 #pragma once
 
 #include "mimamori/common/time.hpp"
