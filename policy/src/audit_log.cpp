@@ -290,6 +290,9 @@ AuditLog::AuditLog(std::filesystem::path path, const SecretKey& cameraKey, const
         // so nobody was answered on it; keep its bytes as evidence, cut it, and say so in the log.
         recovery_.tornBytes = tornCopy.size();
         recovery_.tornCopy = path_.string() + fmt::format(".torn-{}", lastSeq_ + 1);
+        // A second power cut at the same place must not overwrite the first one's evidence.
+        for (int n = 2; std::filesystem::exists(recovery_.tornCopy, ec); ++n)
+            recovery_.tornCopy = path_.string() + fmt::format(".torn-{}.{}", lastSeq_ + 1, n);
         common::writeFileAtomic(recovery_.tornCopy, tornCopy);
         if (::truncate(path_.c_str(), static_cast<off_t>(completeBytes)) != 0)
             throw common::FileError(fmt::format("{}: cannot cut the torn last line: {}", path_.string(), std::strerror(errno)));
