@@ -75,8 +75,11 @@ TEST_CASE("kill -9 at random instants loses at most the sync interval and never 
                 lastReported = values[static_cast<std::size_t>(n) / sizeof(common::UtcMicros) - 1];
             }
         };
+        // Wait for recording to run (however loaded the machine), then kill at a random instant.
+        const auto startedBy = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (lastReported == 0 && std::chrono::steady_clock::now() < startedBy) drain(5);
         const auto deadline = std::chrono::steady_clock::now() +
-                              std::chrono::milliseconds(std::uniform_int_distribution<int>(150, 900)(random));
+                              std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 700)(random));
         while (std::chrono::steady_clock::now() < deadline) drain(5);
         REQUIRE(::kill(child, SIGKILL) == 0);
         int status = 0;
