@@ -35,7 +35,7 @@ bool splitEndpoint(const std::string& url, std::string& schemeHostPort, std::str
 
 DeliveryResult deliverPending(PassageQueue& queue, const std::string& endpoint,
                               const std::string& cameraId, const DeliveryConfig& config,
-                              common::UtcMicros now) {
+                              common::UtcMicros now, const std::function<bool()>& cancelled) {
     DeliveryResult result;
     std::string base, path;
     if (!splitEndpoint(endpoint, base, path)) {
@@ -50,7 +50,7 @@ DeliveryResult deliverPending(PassageQueue& queue, const std::string& endpoint,
     client.set_read_timeout(seconds, micros);
     client.set_write_timeout(seconds, micros);
     client.set_follow_location(false);  // never hand a company's passages to another host
-    while (true) {
+    while (!cancelled || !cancelled()) {
         const auto batch = queue.peek(config.batchSize, now);
         if (batch.empty()) return result;
         const auto response = client.Post(path, batchToJson(cameraId, queue.company(), batch), "application/json");
@@ -67,6 +67,7 @@ DeliveryResult deliverPending(PassageQueue& queue, const std::string& endpoint,
         queue.remove(batch.back().seq);
         result.delivered += batch.size();
     }
+    return result;
 }
 
 }  // namespace mimamori::ble

@@ -52,6 +52,9 @@ public:
         for (auto& g : generations_) g = 1;
     }
 
+    // Also reached when start() fails half-way: threads must never be left joinable.
+    ~Impl() { stop(); }
+
     void start() {
         closer_ = std::thread([this] { closerLoop(); });
         deliverer_ = std::thread([this] { delivererLoop(); });
@@ -180,7 +183,11 @@ private:
     bool deliver(std::size_t c, DeliveryState& state, std::int64_t now) {
         DeliveryResult r;
         try {
-            r = deliverPending(*queues_[c], config_.companies[c].endpoint, cameraId_, config_.delivery, clock_.nowUtc());
+            r = deliverPending(*queues_[c], config_.companies[c].endpoint, cameraId_, config_.delivery, clock_.nowUtc(),
+                               [this] {
+                                   std::lock_guard lock(wakeMutex_);
+                                   return stopping_;
+                               });
         } catch (const std::exception& e) {
             r.failed = true;
             r.error = e.what();

@@ -4,6 +4,7 @@
 #include "mimamori/ble/queue.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace mimamori::ble {
@@ -26,10 +27,11 @@ struct DeliveryResult {
     std::string error;          // one line when failed
 };
 
-// POSTs batches until the queue is empty or a batch fails. Blocks for the HTTP exchange.
+// POSTs batches until the queue is empty, a batch fails, or `cancelled` (checked between
+// batches) returns true. Blocks for the HTTP exchange.
 DeliveryResult deliverPending(PassageQueue& queue, const std::string& endpoint,
                               const std::string& cameraId, const DeliveryConfig& config,
-                              common::UtcMicros now);
+                              common::UtcMicros now, const std::function<bool()>& cancelled = {});
 
 // Splits "http[s]://host[:port]/path" into the client's "scheme://host:port" and the path.
 // Returns false when the URL is not http or https with a host.
