@@ -109,6 +109,7 @@ struct Core {
     std::uint64_t nextSequence = 1;
     std::size_t partialOnDisk = 0;            // read-only stores: .part files seen at open
     std::optional<RingIndex> index;
+    std::size_t indexRecords = 0;             // records in the index file, live or stale
     std::int64_t lastShortfallLog = INT64_MIN;
     std::vector<std::string> findings;        // set once by open()
 
@@ -137,10 +138,26 @@ struct Core {
         if (!index) return;
         try {
             index->append(e);
+            ++indexRecords;
         } catch (const common::FileError& error) {
             // The index is a cache: the next open decrypts this one segment instead.
             common::logWarning(kLog, "index append failed: {}", error.what());
         }
+    }
+
+    // Rewrites the index as exactly the live segments (one atomic file of 64 bytes each).
+    void indexRewrite() {
+        std::vector<IndexEntry> entries;
+        entries.reserve(segments.size());
+        for (const auto& [sequence, e] : segments) entries.push_back(e);
+        index->rewrite(entries, nextSequence);
+        indexRecords = entries.size() + 1;
+    }
+
+    // The log grows by one record per segment while deletions only make records stale:
+    // compact it once stale records outnumber live ones (every ~retention of a full ring).
+    bool indexNeedsCompaction(std::size_t records) const {
+        return records > 2 * segments.size() + 1024;
     }
 
     void releaseKeyDay(std::int64_t day) {
@@ -553,6 +570,13 @@ private:
             }
         }
         for (std::size_t i = 0; i < reasons.size(); ++i) out.reason += (i ? ", " : "") + reasons[i];
+        if (core_->indexNeedsCompaction(core_->indexRecords)) {
+            try {
+                core_->indexRewrite();
+            } catch (const std::exception& e) {
+                common::logWarning(kLog, "index compaction failed: {}", e.what());
+            }
+        }
 
         advanceKeyLocked(cutoff, now, out);
 
@@ -778,13 +802,10 @@ std::shared_ptr<Core> openCore(const StoreConfig& config, const common::Clock& c
             common::logInfo(kLog, "created the root day key for day {} ({}) in {}", core->ratchet->day(),
                             common::formatUtc(storeTime).substr(0, 10), config.keyDir.string());
         }
-        const std::size_t stale = loaded.records > indexed ? loaded.records - indexed : 0;
         core->index.emplace(storage / RingIndex::kFileName);
-        if (loaded.damaged || stale > std::max<std::size_t>(1024, core->segments.size())) {
-            std::vector<IndexEntry> entries;
-            entries.reserve(core->segments.size());
-            for (const auto& [sequence, e] : core->segments) entries.push_back(e);
-            core->index->rewrite(entries, core->nextSequence);
+        core->indexRecords = loaded.records;
+        if (loaded.damaged || core->indexNeedsCompaction(loaded.records + toAppend.size())) {
+            core->indexRewrite();
         } else {
             for (const Entry& e : toAppend) core->indexAppend(e);
         }

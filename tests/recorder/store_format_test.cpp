@@ -288,3 +288,34 @@ TEST_CASE("a ring whose key directory was lost is not silently re-keyed") {
     fs::remove(config.keyDir / KeyRatchet::kFileName);
     CHECK_THROWS_WITH_AS(SegmentStore::open(config, clock), doctest::Contains("no day key"), std::runtime_error);
 }
+
+TEST_CASE("a damaged or lost index is rebuilt from the segment files") {
+    TempDir dir;
+    common::ManualClock clock(kT0);
+    auto config = makeConfig(dir);
+    std::vector<SegmentInfo> written;
+    {
+        auto store = SegmentStore::open(config, clock);
+        for (int i = 0; i < 3; ++i) written.push_back(writeSegment(*store, clock, makeTs(10, 40 + i), 188 * 5, 1000));
+    }
+    const fs::path index = config.storageDir / "ring.index";
+    REQUIRE(fs::file_size(index) == 3 * 64);
+    {
+        // A torn append and a garbled record, as a power cut might leave them.
+        auto bytes = fileBytes(index);
+        bytes[64 + 20] ^= 0xFF;
+        bytes.insert(bytes.end(), {1, 2, 3, 4, 5});
+        writeBytes(index, bytes);
+    }
+    auto store = SegmentStore::open(config, clock);
+    const auto listed = store->all();
+    REQUIRE(listed.size() == 3);
+    for (std::size_t i = 0; i < 3; ++i) {
+        CHECK(listed[i].sequence == written[i].sequence);
+        CHECK(listed[i].end == written[i].end);
+        CHECK(listed[i].bytesOnDisk == written[i].bytesOnDisk);
+        CHECK_FALSE(store->read(listed[i], nullptr));
+    }
+    CHECK(fs::file_size(index) == 4 * 64);  // the high-water record and the three segments
+    CHECK(store->beginSegment(clock.nowUtc())->finish(clock.nowUtc()).sequence == 4);
+}
