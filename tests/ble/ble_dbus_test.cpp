@@ -199,8 +199,9 @@ TEST_CASE("stale Device1 entries are removed from BlueZ so its cache stays bound
     w.mock.command("mfr " + tag + " 0x004c:0215" + kUuid + "00010002c5");
     w.mock.command("rssi " + tag + " -60");
     CHECK(test::waitUntil([&] { return w.mock.command("devices") == "0"; }));
-    CHECK(service->stats().scanner.devicesRemoved >= 6);
-    CHECK(service->stats().scanner.trackedDevices == 0);
+    // The counters follow the removals (and the InterfacesRemoved signals) a moment later.
+    CHECK(test::waitUntil([&] { return service->stats().scanner.devicesRemoved >= 6; }));
+    CHECK(test::waitUntil([&] { return service->stats().scanner.trackedDevices == 0; }));
     CHECK(service->stats().scanner.attached);
 }
 
