@@ -2,6 +2,7 @@
 #include "mimamori/retrieval/client.hpp"
 
 #include "mimamori/common/file.hpp"
+#include "mimamori/policy/request.hpp"
 #include "mimamori/retrieval/seal.hpp"
 
 #include <fmt/format.h>
@@ -35,7 +36,7 @@ FetchError cameraError(const std::string& what, const httplib::Result& result) {
     if (!result) return FetchError(fmt::format("{}: cannot reach the camera ({})", what, httplib::to_string(result.error())));
     const Json j = Json::parse(result->body, nullptr, false);
     std::string code = std::to_string(result->status);
-    std::string reason = httplib::detail::status_message(result->status);
+    std::string reason = "no reason given";
     if (j.is_object() && j.contains("error") && j["error"].is_string()) code = j["error"].get<std::string>();
     if (j.is_object() && j.contains("reason") && j["reason"].is_string()) reason = j["reason"].get<std::string>();
     std::string message = fmt::format("{}: HTTP {} {}: {}", what, result->status, code, reason);

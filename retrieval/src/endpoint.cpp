@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -36,7 +37,7 @@ using common::UtcMicros;
 using Json = nlohmann::json;
 
 constexpr std::string_view kComponent = "retrieval";
-constexpr int kBuildingRetryAfterSeconds = 2;
+constexpr int kBuildingRetryAfterSeconds = 1;
 
 // ---- configuration ------------------------------------------------------------------------
 
@@ -173,6 +174,9 @@ public:
             port_ = config_.port;
         }
         listener_ = std::thread([this] { server_.listen_after_bind(); });
+        // httplib's stop() does nothing until the accept loop runs: wait for it, so a quick
+        // stop() after start() cannot leave the listener running forever.
+        while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         common::logInfo(kComponent, "serving retrieval requests on {}:{}", config_.address, port_);
     }
 
@@ -200,11 +204,16 @@ private:
         server_.set_write_timeout(30, 0);
         // A declared body over the limit is refused before it is read.
         server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-            if (req.method == "POST" && req.has_header("Content-Length")) {
+            if (req.method == "POST" && !req.has_header("Content-Length")) {
+                // A chunked body has no size up front and httplib would buffer all of it.
+                refuseUnsized(req, res);
+                return httplib::Server::HandlerResponse::Handled;
+            }
+            if (req.method == "POST") {
                 const std::string len = req.get_header_value("Content-Length");
                 const bool tooLong = len.size() > 12 || std::stoull("0" + len) > config_.maxRequestBytes;
                 if (tooLong) {
-                    refuseOversized(req, res, len + " bytes");
+                    refuseOversized(req, res, len);
                     return httplib::Server::HandlerResponse::Handled;
                 }
             }
@@ -216,16 +225,16 @@ private:
         server_.Get(R"(/v1/extracts/([0-9a-f]{32})/manifest)",
                     [this](const httplib::Request& req, httplib::Response& res) { onManifest(req, res); });
         // Every other error, including httplib's own 413 for a chunked body over the limit.
-        server_.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+        server_.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
             if (!res.body.empty() || res.content_length_ > 0) return httplib::Server::HandlerResponse::Unhandled;
             if (res.status == 413 && req.path == "/v1/requests") {
-                refuseOversized(req, res, "more than the limit");
+                refuseOversized(req, res, req.get_header_value("Content-Length"));
             } else {
-                res.set_content(jsonError(std::to_string(res.status), httplib::detail::status_message(res.status)),
-                                "application/json");
+                const char* code = res.status == 404 ? "not_found" : res.status == 413 ? "oversized" : "bad_request";
+                res.set_content(jsonError(code, fmt::format("HTTP {}", res.status)), "application/json");
             }
             return httplib::Server::HandlerResponse::Handled;
-        });
+        }));
         server_.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
             std::string what = "unknown error";
             try {
@@ -361,12 +370,13 @@ private:
         res.set_content(jsonError("audit_unavailable", "the camera cannot write its audit log"), "application/json");
     }
 
-    void refuseOversized(const httplib::Request& req, httplib::Response& res, const std::string& size) {
-        const std::string text = fmt::format("request body of {} exceeds the limit of {} bytes", size, config_.maxRequestBytes);
+    // `declared`: the Content-Length as sent (digits only, possibly huge).
+    void refuseOversized(const httplib::Request& req, httplib::Response& res, const std::string& declared) {
+        const std::string text = fmt::format("request body of {} bytes exceeds the limit of {} bytes", declared,
+                                             config_.maxRequestBytes);
         try {
             audit_.append(policy::audit::kRequestReceived,
-                          {{"request_id", std::string()}, {"bytes", static_cast<std::int64_t>(req.body.size())},
-                           {"remote", req.remote_addr}});
+                          {{"request_id", std::string()}, {"declared_bytes", declared}, {"remote", req.remote_addr}});
         } catch (const std::exception& e) {
             return auditFailure(res, e);
         }
@@ -374,6 +384,20 @@ private:
         res.status = 413;
         res.set_header("Connection", "close");
         res.set_content(jsonError("oversized", text), "application/json");
+    }
+
+    void refuseUnsized(const httplib::Request& req, httplib::Response& res) {
+        const std::string text = "request without Content-Length (chunked bodies are not accepted)";
+        try {
+            audit_.append(policy::audit::kRequestReceived,
+                          {{"request_id", std::string()}, {"bytes", std::int64_t{0}}, {"remote", req.remote_addr}});
+        } catch (const std::exception& e) {
+            return auditFailure(res, e);
+        }
+        if (!appendRefusal(res, "", "length_required", text)) return;
+        res.status = 411;
+        res.set_header("Connection", "close");
+        res.set_content(jsonError("length_required", text), "application/json");
     }
 
     void releaseSlot() {

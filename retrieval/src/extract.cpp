@@ -200,8 +200,8 @@ public:
         GstPad* muxSink = gst_element_request_pad_simple(mux_, "video_%u");
         if (!muxSink) throw ExtractError("mp4mux: no video pad");
         muxSinkPad_.reset(muxSink);
-        src_.reset(gst_object_ref_sink(gst_pad_new("extract-src", GST_PAD_SRC)));
-        sinkPad_.reset(gst_object_ref_sink(gst_pad_new("extract-sink", GST_PAD_SINK)));
+        src_.reset(static_cast<GstPad*>(gst_object_ref_sink(gst_pad_new("extract-src", GST_PAD_SRC))));
+        sinkPad_.reset(static_cast<GstPad*>(gst_object_ref_sink(gst_pad_new("extract-sink", GST_PAD_SINK))));
         gst_pad_set_element_private(sinkPad_.get(), this);
         gst_pad_set_chain_function(sinkPad_.get(), &Muxer::onChain);
         gst_pad_set_event_function(sinkPad_.get(), &Muxer::onEvent);
@@ -386,8 +386,8 @@ public:
         if (!gst_element_link(parse_, filter_)) throw ExtractError("cannot link h264parse to capsfilter");
         g_signal_connect(demux_, "pad-added", G_CALLBACK(&SegmentDemuxer::onPadAdded), this);
 
-        src_.reset(gst_object_ref_sink(gst_pad_new("segment-src", GST_PAD_SRC)));
-        sink_.reset(gst_object_ref_sink(gst_pad_new("segment-sink", GST_PAD_SINK)));
+        src_.reset(static_cast<GstPad*>(gst_object_ref_sink(gst_pad_new("segment-src", GST_PAD_SRC))));
+        sink_.reset(static_cast<GstPad*>(gst_object_ref_sink(gst_pad_new("segment-sink", GST_PAD_SINK))));
         gst_pad_set_element_private(sink_.get(), this);
         gst_pad_set_chain_function(sink_.get(), &SegmentDemuxer::onChain);
         gst_pad_set_event_function(sink_.get(), &SegmentDemuxer::onEvent);

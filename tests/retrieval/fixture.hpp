@@ -1,0 +1,238 @@
+// Shared test world for retrieval: a real segment store filled by real GStreamer encodes, keys,
+// trust file, audit log, nonce store and the HTTP endpoint on 127.0.0.1.
+#pragma once
+
+#include "mimamori/common/file.hpp"
+#include "mimamori/common/time.hpp"
+#include "mimamori/policy/audit_log.hpp"
+#include "mimamori/policy/keys.hpp"
+#include "mimamori/policy/nonce_store.hpp"
+#include "mimamori/policy/request.hpp"
+#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/retrieval/endpoint.hpp"
+
+#include <fmt/format.h>
+#include <gst/gst.h>
+#include <gst/app/gstappsink.h>
+
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mimamori::retrieval::test {
+
+namespace fs = std::filesystem;
+using common::kMicrosPerSecond;
+using common::UtcMicros;
+
+// A fresh directory under /tmp, removed with everything in it.
+class TempDir {
+public:
+    TempDir() {
+        std::string pattern = (fs::temp_directory_path() / "mimamori-retrieval-XXXXXX").string();
+        if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+        path_ = pattern;
+    }
+    ~TempDir() {
+        std::error_code ignored;
+        fs::remove_all(path_, ignored);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const fs::path& path() const { return path_; }
+
+private:
+    fs::path path_;
+};
+
+// Runs a gst-launch description ending in `appsink name=sink` and returns all bytes it got.
+inline std::vector<std::uint8_t> runToBytes(const std::string& description) {
+    gst_init(nullptr, nullptr);
+    GError* error = nullptr;
+    GstElement* pipeline = gst_parse_launch(description.c_str(), &error);
+    if (!pipeline) {
+        std::string text = error ? error->message : "parse failed";
+        g_clear_error(&error);
+        throw std::runtime_error(text);
+    }
+    GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+    gst_element_set_state(pipeline, GST_STATE_PLAYING);
+    std::vector<std::uint8_t> out;
+    while (GstSample* sample = gst_app_sink_pull_sample(GST_APP_SINK(sink))) {
+        GstBuffer* buffer = gst_sample_get_buffer(sample);
+        GstMapInfo map;
+        if (gst_buffer_map(buffer, &map, GST_MAP_READ)) {
+            out.insert(out.end(), map.data, map.data + map.size);
+            gst_buffer_unmap(buffer, &map);
+        }
+        gst_sample_unref(sample);
+    }
+    GstBus* bus = gst_element_get_bus(pipeline);
+    GstMessage* msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+    std::string failure;
+    if (msg) {
+        GError* err = nullptr;
+        gst_message_parse_error(msg, &err, nullptr);
+        failure = err ? err->message : "error";
+        g_clear_error(&err);
+        gst_message_unref(msg);
+    }
+    gst_object_unref(bus);
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(sink);
+    gst_object_unref(pipeline);
+    if (!failure.empty()) throw std::runtime_error(failure);
+    return out;
+}
+
+// MPEG-TS of `frames` frames of H.264 starting on a keyframe, a keyframe every `keyInterval`.
+inline std::vector<std::uint8_t> encodeTs(int frames, int fps, int keyInterval, int width = 320, int height = 240,
+                                          int pattern = 18 /* ball */) {
+    return runToBytes(fmt::format(
+        "videotestsrc num-buffers={} pattern={} ! video/x-raw,format=I420,width={},height={},framerate={}/1 ! "
+        "x264enc key-int-max={} speed-preset=ultrafast tune=zerolatency ! h264parse ! "
+        "mpegtsmux ! appsink name=sink sync=false",
+        frames, pattern, width, height, fps, keyInterval));
+}
+
+// What a fetched or extracted MP4 decodes to.
+struct Decoded {
+    int frames = 0;
+    UtcMicros firstPts = -1;
+    UtcMicros lastEnd = -1;  // pts + duration of the last frame
+};
+
+inline Decoded decodeMp4(const fs::path& file) {
+    gst_init(nullptr, nullptr);
+    const std::string description = fmt::format(
+        "filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 ! appsink name=sink sync=false", file.string());
+    GError* error = nullptr;
+    GstElement* pipeline = gst_parse_launch(description.c_str(), &error);
+    if (!pipeline) throw std::runtime_error(error ? error->message : "parse failed");
+    GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+    gst_element_set_state(pipeline, GST_STATE_PLAYING);
+    Decoded d;
+    while (GstSample* sample = gst_app_sink_pull_sample(GST_APP_SINK(sink))) {
+        GstBuffer* buffer = gst_sample_get_buffer(sample);
+        const UtcMicros pts = static_cast<UtcMicros>(GST_BUFFER_PTS(buffer) / GST_USECOND);
+        const UtcMicros dur = GST_BUFFER_DURATION_IS_VALID(buffer) ? static_cast<UtcMicros>(GST_BUFFER_DURATION(buffer) / GST_USECOND) : 0;
+        if (d.firstPts < 0 || pts < d.firstPts) d.firstPts = pts;
+        d.lastEnd = std::max(d.lastEnd, pts + dur);
+        ++d.frames;
+        gst_sample_unref(sample);
+    }
+    GstBus* bus = gst_element_get_bus(pipeline);
+    GstMessage* msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+    const bool failed = msg != nullptr;
+    if (msg) gst_message_unref(msg);
+    gst_object_unref(bus);
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(sink);
+    gst_object_unref(pipeline);
+    if (failed) d.frames = -1;
+    return d;
+}
+
+// Footage layout shared by the tests: 10 fps, a keyframe every 10 frames (1 s GOPs),
+// segments of 2 s starting at kT0 (a whole second).
+constexpr int kFps = 10;
+constexpr int kKeyInterval = 10;
+constexpr int kSegmentSeconds = 2;
+constexpr UtcMicros kT0 = 1'795'000'000LL * kMicrosPerSecond;  // 2026-11-18, inside retention
+
+// Writes `count` segments of real TS into the store, back to back from `start`.
+inline void recordSegments(recorder::SegmentStore& store, UtcMicros start, int count) {
+    const std::vector<std::uint8_t> ts = encodeTs(kSegmentSeconds * kFps, kFps, kKeyInterval);
+    for (int i = 0; i < count; ++i) {
+        const UtcMicros s = start + static_cast<UtcMicros>(i) * kSegmentSeconds * kMicrosPerSecond;
+        const UtcMicros e = s + kSegmentSeconds * kMicrosPerSecond;
+        auto writer = store.beginSegment(s);
+        writer->write(ts, e);
+        writer->finish(e);
+    }
+}
+
+// The whole camera plus the police and city, with keys on disk.
+struct World {
+    TempDir dir;
+    common::ManualClock clock{kT0 + 3600 * kMicrosPerSecond};
+    std::string cameraId = "kakogawa-0042";
+    std::unique_ptr<policy::SecretKey> police, city, camera, strangerPolice, strangerCity;
+    std::unique_ptr<recorder::SegmentStore> store;
+    std::unique_ptr<policy::AuditLog> audit;
+    std::unique_ptr<policy::NonceStore> nonces;
+    std::unique_ptr<Endpoint> endpoint;
+    EndpointConfig config;
+    int segments = 10;
+
+    fs::path keys() const { return dir.path() / "keys"; }
+    fs::path auditPath() const { return dir.path() / "state" / "audit.log"; }
+    std::string url() const { return fmt::format("http://127.0.0.1:{}", endpoint->port()); }
+
+    explicit World(int maxConcurrent = 1) {
+        fs::create_directories(keys());
+        fs::create_directories(dir.path() / "state");
+        police = std::make_unique<policy::SecretKey>(policy::generateKey(policy::Role::Police, "hyogo-kakogawa-1"));
+        city = std::make_unique<policy::SecretKey>(policy::generateKey(policy::Role::City, "kakogawa-city"));
+        camera = std::make_unique<policy::SecretKey>(policy::generateKey(policy::Role::Camera, "camera-0042"));
+        strangerPolice = std::make_unique<policy::SecretKey>(policy::generateKey(policy::Role::Police, "stranger-police"));
+        strangerCity = std::make_unique<policy::SecretKey>(policy::generateKey(policy::Role::City, "stranger-city"));
+        for (auto* k : {police.get(), city.get(), camera.get(), strangerPolice.get()}) policy::writeKeyFiles(*k, keys());
+        policy::TrustStore trust;
+        trust.add(police->publicKey());
+        trust.add(city->publicKey());
+        common::writeFileAtomic(dir.path() / "trust.json", trust.toJson());
+
+        recorder::StoreConfig sc;
+        sc.cameraId = cameraId;
+        sc.storageDir = dir.path() / "card";
+        sc.keyDir = dir.path() / "state" / "keys";
+        store = recorder::SegmentStore::open(sc, clock);
+        recordSegments(*store, kT0, segments);
+
+        audit = std::make_unique<policy::AuditLog>(auditPath(), *camera, clock);
+        nonces = std::make_unique<policy::NonceStore>(dir.path() / "state" / "nonces");
+        config = parseEndpointConfig(
+            fmt::format(R"({{"address": "127.0.0.1", "port": 0, "trust_file": "{}", "camera_key": "{}",
+                           "max_concurrent_extracts": {}, "max_request_bytes": 32768}})",
+                        (dir.path() / "trust.json").string(), (keys() / "camera-0042.secret").string(), maxConcurrent),
+            dir.path() / "state");
+        startEndpoint(*store);
+    }
+
+    void startEndpoint(recorder::SegmentStore& s) {
+        endpoint = Endpoint::start(config, cameraId, s, *audit, *nonces, clock, [] { return std::string(64, 'a'); });
+    }
+
+    // A valid request for [from, to), signed by the police and approved by the city.
+    policy::Request request(UtcMicros from, UtcMicros to) const {
+        policy::Request r = policy::newRequest(clock.nowUtc(), 24 * 3600 * kMicrosPerSecond);
+        r.cameraId = cameraId;
+        r.from = from;
+        r.to = to;
+        r.groundWord = "criminal-investigation";
+        r.ground = policy::classifyGround(r.groundWord);
+        r.reference = "KKG-2026-1234";
+        r.purpose = "theft investigation";
+        r.body = "Hyogo Prefectural Police, Kakogawa Station";
+        r.officer = "Sgt. Tanaka";
+        r.recipient = police->boxPublic();
+        return r;
+    }
+    std::string approved(const policy::Request& r) const {
+        policy::SignedRequest s = policy::signRequest(r, *police);
+        policy::approveRequest(s, *city);
+        return policy::serializeSignedRequest(s);
+    }
+    fs::path writeRequest(const std::string& bytes, const std::string& name = "request.json") const {
+        const fs::path p = dir.path() / name;
+        common::writeFileAtomic(p, bytes);
+        return p;
+    }
+
+    std::vector<policy::AuditEntry> auditEntries() const { return policy::readAuditLog(auditPath()); }
+};
+
+}  // namespace mimamori::retrieval::test
