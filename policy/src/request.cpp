@@ -311,8 +311,27 @@ ParsedSignedRequest parseSignedRequest(std::string_view bytes) {
         return fail(fmt::format("request is {} bytes, more than the limit of {}", bytes.size(), kMaxSignedRequestBytes));
     // nlohmann's parser is iterative, so deep nesting cannot overflow the stack; the size cap
     // above bounds the memory it may take.
-    const nlohmann::json doc = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, false);
+    // Duplicate member names are refused: readers that keep the first and readers that keep
+    // the last would otherwise see different requests.
+    std::vector<std::vector<std::string>> openObjects;
+    std::string duplicate;
+    const auto noDuplicates = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+        using Event = nlohmann::json::parse_event_t;
+        if (event == Event::object_start) {
+            openObjects.emplace_back();
+        } else if (event == Event::object_end && !openObjects.empty()) {
+            openObjects.pop_back();
+        } else if (event == Event::key && !openObjects.empty()) {
+            auto& names = openObjects.back();
+            const std::string name = parsed.get<std::string>();
+            if (std::find(names.begin(), names.end(), name) != names.end() && duplicate.empty()) duplicate = name;
+            names.push_back(name);
+        }
+        return true;
+    };
+    const nlohmann::json doc = nlohmann::json::parse(bytes.begin(), bytes.end(), noDuplicates, false);
     if (doc.is_discarded()) return fail("request is not valid JSON (truncated or garbled)");
+    if (!duplicate.empty()) return fail(fmt::format("member \"{}\" appears twice in one object", duplicate));
     if (!doc.is_object()) return fail("request must be a JSON object");
     for (const auto& [name, value] : doc.items())
         if (name != "format" && name != "body" && name != "police" && name != "approval")

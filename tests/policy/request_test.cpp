@@ -141,6 +141,8 @@ TEST_CASE("garbled, oversized and deeply nested input is rejected cleanly") {
     CHECK(big.error.find("limit") != std::string::npos);
     const std::string deep(kMaxSignedRequestBytes, '[');
     CHECK_FALSE(parseSignedRequest(deep).request);
+    const std::string twice = R"({"format":"mimamori-signed-request-v1","body":"","body":"","police":{}})";
+    CHECK(parseSignedRequest(twice).error.find("twice") != std::string::npos);
     std::string random(4096, '\0');
     randombytes_buf(random.data(), random.size());
     CHECK_FALSE(parseSignedRequest(random).request);
