@@ -26,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 # The recorder's default x264 settings (recorder/src/pipeline.cpp kDefaultX264Properties);
 # mimamorid adds key-int-max = frame rate.
-X264 = "speed-preset=superfast tune=zerolatency bframes=0 pass=qual quantizer=27"
+X264 = "speed-preset=superfast tune=zerolatency bframes=0 pass=qual quantizer=29"
 
 
 def run_measured(argv, stop_after=None):

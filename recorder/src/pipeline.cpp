@@ -40,7 +40,7 @@ std::optional<masking::PixelFormat> pixelFormat(GstVideoFormat format) {
 }  // namespace
 
 const char* const kDefaultX264Properties =
-    "speed-preset=superfast tune=zerolatency bframes=0 pass=qual quantizer=27";
+    "speed-preset=superfast tune=zerolatency bframes=0 pass=qual quantizer=29";
 
 // ---------------------------------------------------------------------------------------------
 // MaskState
@@ -121,10 +121,10 @@ std::string sourceDescription(const SourceConfig& s, const std::string& downstre
             fmt::arg("f", s.framerate));
     }
     if (s.kind == "file") {
-        // Real-time pacing happens on raw frames, before the encoder, so the encoder's own
-        // latency never delays what reaches the disk.
-        return fmt::format("filesrc location={} ! decodebin ! {}{}", quoted(s.location),
-                           s.realtime ? "identity sync=true ! " : "", downstream);
+        // Real-time pacing is done by the appsink (sync=true, see pipelineDescription): a
+        // pacing element upstream would block the preroll that a looping file's first
+        // segment seek needs.
+        return fmt::format("filesrc location={} ! decodebin ! {}", quoted(s.location), downstream);
     }
     if (s.kind == "v4l2")
         return fmt::format("v4l2src device={} ! decodebin ! {}", quoted(s.location), downstream);
@@ -152,7 +152,8 @@ std::string pipelineDescription(const DaemonConfig& config) {
         encoderDescription(config.encoder) +
         " ! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au"
         " ! mpegtsmux pat-interval=90000 pmt-interval=90000"
-        " ! appsink name=mimamori_sink sync=false max-buffers=0 emit-signals=false";
+        " ! appsink name=mimamori_sink max-buffers=0 emit-signals=false sync=" +
+        std::string(config.source.kind == "file" && config.source.realtime ? "true" : "false");
     return sourceDescription(config.source, downstream);
 }
 
@@ -211,6 +212,9 @@ struct CapturePipeline::Impl {
     bool loggedMaskFailure = false;
     // Streaming thread of the encoder's output only.
     GstSegment encodedSegment{};
+
+    std::atomic<bool> drainRequested{false};
+    bool eosPushed = false;  // mask stage's streaming thread only
 
     std::mutex eosMutex;
     std::condition_variable eosCv;
@@ -322,6 +326,15 @@ GstPadProbeReturn maskProbe(GstPad* pad, GstPadProbeInfo* info, gpointer user) n
                 if (segment->format == GST_FORMAT_TIME) gst_segment_copy_into(segment, &impl->rawSegment);
             }
             return GST_PAD_PROBE_OK;
+        }
+        if (impl->drainRequested.load()) {
+            // Stopping: end the stream here, from the streaming thread, whatever the source
+            // does with an EOS event (a looping file would only post SEGMENT_DONE).
+            if (!impl->eosPushed) {
+                impl->eosPushed = true;
+                gst_pad_push_event(pad, gst_event_new_eos());
+            }
+            return GST_PAD_PROBE_DROP;
         }
         if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
             impl->counters.framesIn++;
@@ -588,7 +601,8 @@ std::optional<std::string> CapturePipeline::start() {
 
 bool CapturePipeline::drain(int timeoutMs) {
     if (!impl_->pipeline) return true;
-    gst_element_send_event(impl_->pipeline.get(), gst_event_new_eos());
+    impl_->drainRequested = true;  // the next raw frame becomes end-of-stream
+    gst_element_send_event(impl_->pipeline.get(), gst_event_new_eos());  // for idle live sources
     std::unique_lock lock(impl_->eosMutex);
     return impl_->eosCv.wait_for(lock, std::chrono::milliseconds(timeoutMs),
                                  [&] { return impl_->eosAtSink; });

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -354,4 +355,50 @@ TEST_CASE("kill -9 at random instants: completed segments intact, at most about 
     CHECK(d.wait() == 0);
     common::UtcMicros finalCoverage = coverage(&count, &recovered);
     CHECK(finalCoverage > before);
+}
+
+TEST_CASE("file sources: a looping file records on seamlessly, a finished one is a gap and a retry") {
+    auto dir = freshDir("daemon-file");
+    common::writeFileAtomic(dir / "masks.json", maskJson("cam-test", {{0.1, 0.1, 0.3, 0.3}}));
+    // A 2 s clip at 10 fps, made here so the test needs nothing else.
+    const fs::path clip = dir / "clip.mkv";
+    const std::string make = "gst-launch-1.0 -q videotestsrc num-buffers=20 pattern=smpte75 ! "
+                             "video/x-raw,width=320,height=240,framerate=10/1 ! x264enc ! "
+                             "h264parse ! matroskamux ! filesink location=" + clip.string();
+    REQUIRE(std::system(make.c_str()) == 0);
+
+    json cfg = baseConfig();
+    cfg["source"] = {{"kind", "file"}, {"location", clip.string()}, {"loop", true}};
+    auto config = writeConfig(dir, cfg);
+    {
+        Daemon d({"--config", config.string()}, dir / "loop.log");
+        d.waitForLog("first frame at");
+        std::this_thread::sleep_for(std::chrono::milliseconds(5500));  // plays the clip ~3 times
+        d.signal(SIGTERM);
+        CHECK(d.wait() == 0);
+        CHECK(d.log().find("source ended") == std::string::npos);
+    }
+    common::SystemClock clock;
+    {
+        auto store = recorder::SegmentStore::open(storeConfig(dir), clock);
+        auto segments = store->all();
+        REQUIRE(segments.size() >= 2);
+        for (std::size_t i = 0; i + 1 < segments.size(); ++i)
+            CHECK(segments[i].end == segments[i + 1].start);  // no break at the loop point
+    }
+    CHECK(decodeAll(dir).size() > 40);
+
+    cfg["source"] = {{"kind", "file"}, {"location", clip.string()}};
+    config = writeConfig(dir, cfg);
+    Daemon d({"--config", config.string()}, dir / "once.log");
+    d.waitForLog("retrying in 1 s");
+    d.waitForLog("first frame at", 30, 2);  // recorded the file again after the retry
+    CHECK(d.running());
+    d.signal(SIGTERM);
+    CHECK(d.wait() == 0);
+    json health = json::parse(common::readFile(dir / "state" / "health.json"));
+    bool endOfStreamGap = false;
+    for (const auto& gap : health["gaps"])
+        endOfStreamGap = endOfStreamGap || gap["reason"] == "end of stream";
+    CHECK(endOfStreamGap);
 }
