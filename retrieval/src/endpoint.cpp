@@ -411,22 +411,9 @@ private:
         const policy::Request& r = signedRequest.request;
         const fs::path part = config_.extractDir / (extract->id + ".sealed.part");
         try {
-            common::UniqueFd fd(::open(part.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-            if (!fd.valid()) throw common::FileError(fmt::format("{}: {}", part.string(), std::strerror(errno)));
-            Sha256 sealedHash;
-            Sealer sealer(r.recipient, [&](std::span<const std::uint8_t> bytes) {
-                sealedHash.update(bytes);
-                common::writeAll(fd.get(), bytes, part.string());
-            });
-            Sha256 mp4Hash;
-            const ExtractResult result = extractMp4(store_, r.from, r.to, [&](std::span<const std::uint8_t> mp4) {
-                if (stopped_) throw ExtractError("the endpoint is stopping");
-                mp4Hash.update(mp4);
-                sealer.write(mp4);
-            });
-            sealer.finish();
-            if (::fsync(fd.get()) != 0) throw common::FileError(fmt::format("{}: fsync: {}", part.string(), std::strerror(errno)));
-            fd.reset();
+            const SealedExtract sealed = writeSealedExtract(store_, r.from, r.to, r.recipient, part,
+                                                            [this] { return stopped_.load(); });
+            const ExtractResult& result = sealed.extract;
 
             Manifest m;
             m.requestId = r.requestId;
@@ -439,10 +426,9 @@ private:
             m.actualFrom = result.actualFrom;
             m.actualTo = result.actualTo;
             m.frames = result.frames;
-            m.mp4Sha256 = mp4Hash.hexDigest();
-            m.mp4Bytes = sealer.plainBytes();
-            m.sealedSha256 = sealedHash.hexDigest();
-            m.sealedBytes = sealer.sealedBytes();
+            m.mp4Sha256 = sealed.mp4Sha256;
+            m.mp4Bytes = sealed.mp4Bytes;
+            m.sealedBytes = sealed.sealedBytes;
             m.recipient = policy::toBase64(r.recipient);
             m.maskSha256 = maskSha256_ ? maskSha256_() : std::string();
             m.software = std::string("mimamori ") + MIMAMORI_VERSION;

@@ -30,6 +30,7 @@ namespace {
 constexpr int kRetrievalNice = 10;
 // A fragment per second keeps the muxer's memory small and lets players seek.
 constexpr guint kFragmentMillis = 1000;
+constexpr int kMuxQueueSeconds = 3;
 
 pid_t currentTid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 
@@ -192,7 +193,10 @@ public:
         pool_.reset(static_cast<GstTaskPool*>(gst_object_ref_sink(g_object_new(retrievalTaskPoolType(), nullptr))));
         pipeline_.reset(static_cast<GstElement*>(gst_object_ref_sink(gst_pipeline_new("retrieval-mux"))));
         mux_ = makeElement("mp4mux");
-        g_object_set(mux_, "fragment-duration", kFragmentMillis, "streamable", TRUE, nullptr);
+        // latency: lets mp4mux queue this much media per pad, so the demuxing thread hands over
+        // frames in batches instead of waiting for the muxer thread after every frame.
+        g_object_set(mux_, "fragment-duration", kFragmentMillis, "streamable", TRUE, "latency",
+                     static_cast<GstClockTime>(kMuxQueueSeconds * GST_SECOND), nullptr);
         gst_bin_add(GST_BIN(pipeline_.get()), mux_);
         GstPtr<GstBus> bus(gst_element_get_bus(pipeline_.get()));
         gst_bus_set_sync_handler(bus.get(), &Muxer::onSyncMessage, this, nullptr);

@@ -32,7 +32,7 @@ std::string serializeManifest(const Manifest& m) {
     j["actual"] = {{"from", common::formatUtc(m.actualFrom)}, {"to", common::formatUtc(m.actualTo)}};
     j["frames"] = m.frames;
     j["mp4"] = {{"sha256", m.mp4Sha256}, {"bytes", m.mp4Bytes}};
-    j["sealed"] = {{"sha256", m.sealedSha256}, {"bytes", m.sealedBytes}};
+    j["sealed_bytes"] = m.sealedBytes;
     j["recipient_x25519"] = m.recipient;
     j["mask_sha256"] = m.maskSha256;
     j["software"] = m.software;
@@ -90,7 +90,6 @@ ParsedManifest parseManifest(std::string_view text) {
     const Json& requested = j.contains("requested") ? j["requested"] : empty;
     const Json& actual = j.contains("actual") ? j["actual"] : empty;
     const Json& mp4 = j.contains("mp4") ? j["mp4"] : empty;
-    const Json& sealed = j.contains("sealed") ? j["sealed"] : empty;
     m.requestedFrom = time(requested, "from", "requested.");
     m.requestedTo = time(requested, "to", "requested.");
     m.actualFrom = time(actual, "from", "actual.");
@@ -98,8 +97,7 @@ ParsedManifest parseManifest(std::string_view text) {
     m.frames = num(j, "frames", "");
     m.mp4Sha256 = hash(mp4, "sha256", "mp4.");
     m.mp4Bytes = num(mp4, "bytes", "mp4.");
-    m.sealedSha256 = hash(sealed, "sha256", "sealed.");
-    m.sealedBytes = num(sealed, "bytes", "sealed.");
+    m.sealedBytes = num(j, "sealed_bytes", "");
     m.recipient = str(j, "recipient_x25519", "");
     m.maskSha256 = str(j, "mask_sha256", "");
     m.software = str(j, "software", "");

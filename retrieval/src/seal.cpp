@@ -4,6 +4,7 @@
 #include "mimamori/common/file.hpp"
 
 #include <fmt/format.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -163,16 +164,24 @@ void Unsealer::openChunkAt(std::size_t offset, std::size_t length) {
     plainBytes_ += plainLength;
 }
 
-Sha256::Sha256() {
-    ensureSodium();
-    crypto_hash_sha256_init(&state_);
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+    if (!ctx_ || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) {
+        EVP_MD_CTX_free(ctx_);
+        throw SealError("OpenSSL cannot start a SHA-256 digest");
+    }
 }
 
-void Sha256::update(std::span<const std::uint8_t> bytes) { crypto_hash_sha256_update(&state_, bytes.data(), bytes.size()); }
+Sha256::~Sha256() { EVP_MD_CTX_free(ctx_); }
+
+void Sha256::update(std::span<const std::uint8_t> bytes) {
+    if (EVP_DigestUpdate(ctx_, bytes.data(), bytes.size()) != 1) throw SealError("SHA-256 update failed");
+}
 
 std::string Sha256::hexDigest() {
-    std::array<std::uint8_t, crypto_hash_sha256_BYTES> digest{};
-    crypto_hash_sha256_final(&state_, digest.data());
+    std::array<std::uint8_t, 32> digest{};
+    unsigned int length = 0;
+    if (EVP_DigestFinal_ex(ctx_, digest.data(), &length) != 1 || length != digest.size())
+        throw SealError("SHA-256 final failed");
     return common::toHex(digest);
 }
 

@@ -373,15 +373,15 @@ TEST_CASE("verify detects a changed clip, a changed manifest, a foreign signatur
         REQUIRE(verifyExtractDir(out, cameraKey).ok);
         return v;
     };
-    SUBCASE("one bit of the clip") {
+    {  // one bit of the clip
         const VerifyResult v = tampered(kClipFile, [](std::string& b) { b[b.size() / 2] ^= 1; });
         CHECK(!v.ok);
         CHECK(v.reason.find("clip.mp4") != std::string::npos);
     }
-    SUBCASE("the clip cut short") {
+    {  // the clip cut short
         CHECK(!tampered(kClipFile, [](std::string& b) { b.resize(b.size() - 100); }).ok);
     }
-    SUBCASE("the manifest's range") {
+    {  // the manifest's range
         const VerifyResult v = tampered(kManifestFile, [](std::string& b) {
             const auto at = b.find("\"frames\": ");
             b[at + 10] = b[at + 10] == '9' ? '8' : '9';
@@ -389,17 +389,17 @@ TEST_CASE("verify detects a changed clip, a changed manifest, a foreign signatur
         CHECK(!v.ok);
         CHECK(v.reason.find("signature") != std::string::npos);
     }
-    SUBCASE("a signature by another key") {
+    {  // a signature by another key
         const std::string manifest = common::readFile(out / kManifestFile);
         const VerifyResult v = tampered(kSignatureFile, [&](std::string& b) {
             b = formatSignature(policy::sign(*w.police, manifest));
         });
         CHECK(!v.ok);
     }
-    SUBCASE("the sealed copy kept beside it") {
-        CHECK(!tampered(kSealedFile, [](std::string& b) { b[200] ^= 1; }).ok);
+    {  // the sealed copy kept beside it, cut short
+        CHECK(!tampered(kSealedFile, [](std::string& b) { b.resize(b.size() - 1); }).ok);
     }
-    SUBCASE("checked against another camera's key") {
+    {  // checked against another camera's key
         CHECK(!verifyExtractDir(out, w.strangerPolice->publicKey().signKey).ok);
     }
 }

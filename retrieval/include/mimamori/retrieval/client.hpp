@@ -68,7 +68,7 @@ struct VerifyResult {
 };
 
 // Re-checks a fetched directory: the manifest's signature by this camera key, clip.mp4's size
-// and SHA-256, and extract.sealed's when present. Never throws for bad content.
+// and SHA-256 (and extract.sealed's size, when kept). Never throws for bad content.
 VerifyResult verifyExtractDir(const std::filesystem::path& dir, const policy::SignPublicKey& cameraKey);
 
 // Unseals `sealedFile` into `outFile` with the police key, returning the plaintext's SHA-256

@@ -49,3 +49,27 @@ ExtractResult extractMp4(const recorder::SegmentStore& store, UtcMicros from, Ut
 void lowerThreadPriority();
 
 }  // namespace mimamori::retrieval
+
+#include "mimamori/policy/keys.hpp"
+
+#include <filesystem>
+#include <string>
+
+namespace mimamori::retrieval {
+
+struct SealedExtract {
+    ExtractResult extract;
+    std::string mp4Sha256;
+    std::uint64_t mp4Bytes = 0;
+    std::uint64_t sealedBytes = 0;
+};
+
+// extractMp4 straight into the sealed container (seal.hpp) at `file` (created 0600, must not
+// exist, fsync'd): the MP4 exists only in memory, a chunk at a time. `cancelled` is polled as
+// bytes flow; when it answers true the extract fails. On failure `file` is removed.
+// Throws ExtractError, SealError, common::FileError.
+SealedExtract writeSealedExtract(const recorder::SegmentStore& store, UtcMicros from, UtcMicros to,
+                                 const policy::BoxPublicKey& recipient, const std::filesystem::path& file,
+                                 const std::function<bool()>& cancelled = {});
+
+}  // namespace mimamori::retrieval

@@ -29,8 +29,7 @@ struct Manifest {
     std::uint64_t frames = 0;
     std::string mp4Sha256;
     std::uint64_t mp4Bytes = 0;
-    std::string sealedSha256;    // of the sealed container as served
-    std::uint64_t sealedBytes = 0;
+    std::uint64_t sealedBytes = 0;  // size of the sealed container as served (its chunks authenticate it)
     std::string recipient;       // base64 X25519 public key the container is sealed to
     std::string maskSha256;      // of the mask file in force when the footage was extracted
     std::string software;        // "mimamori 0.1.0"

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX, kept out of this header
+
 namespace mimamori::retrieval {
 
 // Container constants (docs/extract-format.md, section "Layout").
@@ -96,15 +98,19 @@ private:
     std::uint64_t plainBytes_ = 0;
 };
 
-// Streaming SHA-256, as lowercase hex at the end.
+// Streaming SHA-256 (OpenSSL's, which uses the CPU's SHA instructions: libsodium's portable
+// one would be the slowest step of an extract), as lowercase hex at the end. Not thread-safe.
 class Sha256 {
 public:
     Sha256();
+    ~Sha256();
+    Sha256(const Sha256&) = delete;
+    Sha256& operator=(const Sha256&) = delete;
     void update(std::span<const std::uint8_t> bytes);
     std::string hexDigest();
 
 private:
-    crypto_hash_sha256_state state_;
+    ::evp_md_ctx_st* ctx_ = nullptr;
 };
 
 std::string sha256Hex(std::span<const std::uint8_t> bytes);
