@@ -188,12 +188,12 @@ public:
         if (stopped_.exchange(true)) return;
         server_.stop();
         if (listener_.joinable()) listener_.join();
-        std::vector<std::thread> builders;
+        std::vector<Builder> builders;
         {
             std::lock_guard lock(mutex_);
             builders.swap(builders_);
         }
-        for (auto& t : builders) t.join();
+        for (auto& b : builders) b.thread.join();
     }
 
 private:
@@ -341,7 +341,13 @@ private:
             std::lock_guard lock(mutex_);
             extracts_[extract->id] = extract;
             guard.held = false;  // the builder releases the slot when done
-            builders_.emplace_back([this, extract, signedRequest, bytes] { build(extract, signedRequest, bytes); });
+            reapBuilders();
+            auto done = std::make_shared<std::atomic<bool>>(false);
+            builders_.push_back({std::thread([this, extract, signedRequest, bytes, done] {
+                                     build(extract, signedRequest, bytes);
+                                     *done = true;
+                                 }),
+                                 done});
         }
         common::logInfo(kComponent, "request {} granted; building extract", r.requestId);
         res.status = 202;
@@ -398,6 +404,18 @@ private:
         res.status = 411;
         res.set_header("Connection", "close");
         res.set_content(jsonError("length_required", text), "application/json");
+    }
+
+    // Joins builder threads that have finished. Called with mutex_ held.
+    void reapBuilders() {
+        for (auto it = builders_.begin(); it != builders_.end();) {
+            if (*it->done) {
+                it->thread.join();
+                it = builders_.erase(it);
+            } else {
+                ++it;
+            }
+        }
     }
 
     void releaseSlot() {
@@ -639,7 +657,11 @@ private:
 
     std::mutex mutex_;
     std::map<std::string, std::shared_ptr<Extract>> extracts_;
-    std::vector<std::thread> builders_;
+    struct Builder {
+        std::thread thread;
+        std::shared_ptr<std::atomic<bool>> done;
+    };
+    std::vector<Builder> builders_;
     int building_ = 0;
 };
 

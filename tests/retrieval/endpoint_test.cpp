@@ -12,6 +12,7 @@
 
 #include <condition_variable>
 #include <random>
+#include <sstream>
 #include <mutex>
 #include <thread>
 
@@ -302,6 +303,24 @@ TEST_CASE("with K extracts building, another request gets 503 with Retry-After a
     const Answer first = post(w, w.approved(w.request(kT0 + 2 * kSec, kT0 + 4 * kSec)));
     REQUIRE(first.status == 202);
     gated.waitForReader();  // the first extract is now being built
+
+    // Its threads (the builder, blocked in the store, and the muxer it started) run at nice +10.
+    int lowered = 0, muxers = 0;
+    for (const auto& task : fs::directory_iterator("/proc/self/task")) {
+        const std::string stat = common::readFile(task.path() / "stat");
+        const std::string comm = common::readFile(task.path() / "comm");
+        // Field 19 of /proc/.../stat is the nice value; fields after the ")" are space separated.
+        std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+        std::string field;
+        for (int i = 3; i <= 19; ++i) rest >> field;
+        if (field == "10") ++lowered;
+        if (comm.rfind("mp4mux", 0) == 0) {
+            ++muxers;
+            CHECK(field == "10");
+        }
+    }
+    CHECK(muxers == 1);
+    CHECK(lowered == 2);
 
     const std::string second = w.approved(w.request(kT0 + 6 * kSec, kT0 + 8 * kSec));
     const Answer busy = post(w, second);
