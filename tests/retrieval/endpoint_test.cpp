@@ -13,6 +13,8 @@
 #include <condition_variable>
 #include <random>
 #include <sstream>
+
+#include <sys/wait.h>
 #include <mutex>
 #include <thread>
 
@@ -447,4 +449,47 @@ TEST_CASE("garbage and oversized bodies get quick 4xx answers and the endpoint k
     CHECK(chunked->status == 411);
     checkRefusalAudited(w, "length_required");
     CHECK(post(w, w.approved(w.request(kT0 + 2 * kSec, kT0 + 4 * kSec))).status == 202);
+}
+
+namespace {
+
+// Runs the real `mimamori` binary; returns its exit status and what it printed.
+int runCli(const std::string& arguments, std::string& output) {
+    const std::string command = std::string(MIMAMORI_BINARY_DIR) + "/apps/mimamori " + arguments + " 2>&1";
+    FILE* pipe = popen(command.c_str(), "r");
+    REQUIRE(pipe);
+    char buffer[4096];
+    output.clear();
+    while (const std::size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+    const int status = pclose(pipe);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("mimamori fetch writes a verified clip, mimamori verify exits 0, then 1 once the clip is altered") {
+    World w;
+    const fs::path request = w.writeRequest(w.approved(w.request(kT0 + 3 * kSec, kT0 + 6 * kSec)));
+    const fs::path out = w.dir.path() / "case";
+    const std::string keys = fmt::format("--key {} --camera-key {}", (w.keys() / "hyogo-kakogawa-1.secret").string(),
+                                         (w.keys() / "camera-0042.pub").string());
+    std::string output;
+    CHECK_MESSAGE(runCli(fmt::format("fetch {} --camera {} {} --out {}", request.string(), w.url(), keys, out.string()),
+                         output) == 0, output);
+    CHECK(output.find("verified clip") != std::string::npos);
+    CHECK(decodeMp4(out / kClipFile).frames == 3 * kFps);
+
+    const std::string verify = fmt::format("verify {} --camera-key {}", out.string(), (w.keys() / "camera-0042.pub").string());
+    CHECK_MESSAGE(runCli(verify, output) == 0, output);
+    std::string clip = common::readFile(out / kClipFile);
+    clip[clip.size() / 3] ^= 0x10;
+    common::writeFileAtomic(out / kClipFile, clip);
+    CHECK(runCli(verify, output) == 1);
+    CHECK(output.find("FAILED") != std::string::npos);
+
+    // The same request again, into a fresh directory: the camera refuses the replay, exit 1.
+    CHECK(runCli(fmt::format("fetch {} --camera {} {} --out {}", request.string(), w.url(), keys,
+                             (w.dir.path() / "again").string()),
+                 output) == 1);
+    CHECK(output.find("replayed_nonce") != std::string::npos);
 }
