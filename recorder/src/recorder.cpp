@@ -115,6 +115,11 @@ public:
         std::lock_guard lock(mutex_);
         return droppedFrames_;
     }
+    // How many times the bound was hit (each time whole keyframe groups were dropped).
+    std::uint64_t dropEpisodes() const {
+        std::lock_guard lock(mutex_);
+        return dropEpisodes_;
+    }
 
 private:
     mutable std::mutex mutex_;
@@ -204,6 +209,7 @@ struct Recorder::Impl {
     int exitCode = 0;
     std::int64_t lastShortfallLogMono = INT64_MIN;
     bool healthWriteFailed = false;
+    std::uint64_t loggedDropEpisodes = 0;
     std::atomic<bool> framesFlowing{false};
 
     // Writing thread only.
@@ -405,6 +411,12 @@ struct Recorder::Impl {
     }
 
     void writeHealth() {
+        // The streaming thread never logs a drop itself (it must not wait on stderr).
+        if (auto episodes = queue.dropEpisodes(); episodes != loggedDropEpisodes) {
+            loggedDropEpisodes = episodes;
+            common::logWarning(kLog, "the storage could not keep up: {} frames dropped so far",
+                               queue.droppedFrames());
+        }
         try {
             health.write(frameCounts(), clock.nowUtc());
             healthWriteFailed = false;
