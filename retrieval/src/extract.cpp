@@ -209,8 +209,16 @@ public:
         gst_pad_set_element_private(sinkPad_.get(), this);
         gst_pad_set_chain_function(sinkPad_.get(), &Muxer::onChain);
         gst_pad_set_event_function(sinkPad_.get(), &Muxer::onEvent);
+        // A queue decouples the demuxing thread from the muxer's per-frame hand-over.
+        GstElement* queue = makeElement("queue");
+        g_object_set(queue, "max-size-buffers", 0u, "max-size-bytes", 0u, "max-size-time",
+                     static_cast<guint64>(kMuxQueueSeconds * GST_SECOND), nullptr);
+        gst_bin_add(GST_BIN(pipeline_.get()), queue);
+        GstPtr<GstPad> queueSink(gst_element_get_static_pad(queue, "sink"));
+        GstPtr<GstPad> queueSrc(gst_element_get_static_pad(queue, "src"));
         GstPtr<GstPad> muxSrc(gst_element_get_static_pad(mux_, "src"));
-        if (gst_pad_link(src_.get(), muxSink) != GST_PAD_LINK_OK ||
+        if (gst_pad_link(src_.get(), queueSink.get()) != GST_PAD_LINK_OK ||
+            gst_pad_link(queueSrc.get(), muxSink) != GST_PAD_LINK_OK ||
             gst_pad_link(muxSrc.get(), sinkPad_.get()) != GST_PAD_LINK_OK)
             throw ExtractError("mp4mux: cannot link pads");
         gst_pad_set_active(sinkPad_.get(), TRUE);
