@@ -3,10 +3,12 @@
 #include "fixture.hpp"
 
 #include "mimamori/policy/decision.hpp"
+#include "mimamori/recorder/config.hpp"
 #include "mimamori/retrieval/client.hpp"
 #include "mimamori/retrieval/seal.hpp"
 
 #include <doctest/doctest.h>
+#include <fmt/ranges.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
@@ -492,4 +494,27 @@ TEST_CASE("mimamori fetch writes a verified clip, mimamori verify exits 0, then 
                              (w.dir.path() / "again").string()),
                  output) == 1);
     CHECK(output.find("replayed_nonce") != std::string::npos);
+}
+
+TEST_CASE("the retrieval config reports every bad key by name and resolves paths under the state dir") {
+    const EndpointConfig c = parseEndpointConfig(R"({"trust_file": "trust.json", "camera_key": "/etc/mimamori/camera.secret",
+                                                     "port": 9000, "max_range_hours": 2})",
+                                                 "/var/lib/mimamori");
+    CHECK(c.trustFile == "/var/lib/mimamori/trust.json");
+    CHECK(c.cameraKeyFile == "/etc/mimamori/camera.secret");
+    CHECK(c.extractDir == "/var/lib/mimamori/extracts");
+    CHECK(c.port == 9000);
+    CHECK(c.maxRange == 2 * 3600 * kSec);
+    CHECK(c.maxConcurrentExtracts == 1);
+    try {
+        parseEndpointConfig(R"({"port": 70000, "max_concurrent_extracts": 0, "colour": "red"})", "/var/lib/mimamori");
+        FAIL("bad config accepted");
+    } catch (const recorder::ConfigError& e) {
+        const std::string all = fmt::format("{}", fmt::join(e.problems(), "\n"));
+        CHECK(all.find("retrieval.port") != std::string::npos);
+        CHECK(all.find("retrieval.max_concurrent_extracts") != std::string::npos);
+        CHECK(all.find("retrieval.colour: unknown key") != std::string::npos);
+        CHECK(all.find("retrieval.trust_file: missing") != std::string::npos);
+        CHECK(all.find("retrieval.camera_key: missing") != std::string::npos);
+    }
 }
