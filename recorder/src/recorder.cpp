@@ -530,6 +530,8 @@ Recorder::~Recorder() {
     if (impl_->writerThread.joinable()) impl_->writerThread.join();
 }
 
+SegmentStore& Recorder::store() { return *impl_->store; }
+
 int Recorder::run() {
     Impl& r = *impl_;
     r.loop = g_main_loop_new(nullptr, FALSE);

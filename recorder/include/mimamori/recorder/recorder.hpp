@@ -5,6 +5,7 @@
 #include "mimamori/common/time.hpp"
 #include "mimamori/masking/mask.hpp"
 #include "mimamori/recorder/config.hpp"
+#include "mimamori/recorder/segment_store.hpp"
 
 #include <memory>
 
@@ -35,6 +36,10 @@ public:
     // exitAtEndOfStream, until the source ends. SIGHUP reloads the mask file. Returns the exit
     // code for main.
     int run();
+
+    // The ring this recorder writes, for in-process readers (retrieval) started alongside.
+    // Thread-safe (see SegmentStore); valid for the recorder's lifetime.
+    SegmentStore& store();
 
     struct Impl;
 
