@@ -41,11 +41,11 @@ constexpr int kBuildingRetryAfterSeconds = 1;
 
 // ---- configuration ------------------------------------------------------------------------
 
-fs::path underState(const fs::path& p, const fs::path& stateDir) { return p.is_absolute() ? p : stateDir / p; }
+fs::path resolve(const fs::path& p, const fs::path& base) { return p.is_absolute() ? p : base / p; }
 
 }  // namespace
 
-EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const fs::path& stateDir) {
+EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const fs::path& configDir, const fs::path& stateDir) {
     EndpointConfig c;
     c.extractDir = stateDir / "extracts";
     std::vector<std::string> problems;
@@ -81,9 +81,9 @@ EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const fs::pat
 
     text("address", [&](const std::string& v) { c.address = v; }, false);
     number("port", 0, 65535, [&](double v) { c.port = static_cast<int>(v); });
-    text("trust_file", [&](const std::string& v) { c.trustFile = underState(v, stateDir); }, true);
-    text("camera_key", [&](const std::string& v) { c.cameraKeyFile = underState(v, stateDir); }, true);
-    text("extract_dir", [&](const std::string& v) { c.extractDir = underState(v, stateDir); }, false);
+    text("trust_file", [&](const std::string& v) { c.trustFile = resolve(v, configDir); }, true);
+    text("camera_key", [&](const std::string& v) { c.cameraKeyFile = resolve(v, configDir); }, true);
+    text("extract_dir", [&](const std::string& v) { c.extractDir = resolve(v, configDir); }, false);
     // The ordinance's minimal-extract spirit: a camera may allow less than 6 h, never more than a day.
     number("max_range_hours", 0.001, 24, [&](double v) {
         c.maxRange = static_cast<UtcMicros>(v * 3600.0 * common::kMicrosPerSecond);

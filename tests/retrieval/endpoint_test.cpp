@@ -499,15 +499,15 @@ TEST_CASE("mimamori fetch writes a verified clip, mimamori verify exits 0, then 
 TEST_CASE("the retrieval config reports every bad key by name and resolves paths under the state dir") {
     const EndpointConfig c = parseEndpointConfig(R"({"trust_file": "trust.json", "camera_key": "/etc/mimamori/camera.secret",
                                                      "port": 9000, "max_range_hours": 2})",
-                                                 "/var/lib/mimamori");
-    CHECK(c.trustFile == "/var/lib/mimamori/trust.json");
+                                                 "/etc/mimamori", "/var/lib/mimamori");
+    CHECK(c.trustFile == "/etc/mimamori/trust.json");
     CHECK(c.cameraKeyFile == "/etc/mimamori/camera.secret");
     CHECK(c.extractDir == "/var/lib/mimamori/extracts");
     CHECK(c.port == 9000);
     CHECK(c.maxRange == 2 * 3600 * kSec);
     CHECK(c.maxConcurrentExtracts == 1);
     try {
-        parseEndpointConfig(R"({"port": 70000, "max_concurrent_extracts": 0, "colour": "red"})", "/var/lib/mimamori");
+        parseEndpointConfig(R"({"port": 70000, "max_concurrent_extracts": 0, "colour": "red"})", "/etc/mimamori", "/var/lib/mimamori");
         FAIL("bad config accepted");
     } catch (const recorder::ConfigError& e) {
         const std::string all = fmt::format("{}", fmt::join(e.problems(), "\n"));

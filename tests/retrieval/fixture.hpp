@@ -198,7 +198,7 @@ struct World {
             fmt::format(R"({{"address": "127.0.0.1", "port": 0, "trust_file": "{}", "camera_key": "{}",
                            "max_concurrent_extracts": {}, "max_request_bytes": 32768}})",
                         (dir.path() / "trust.json").string(), (keys() / "camera-0042.secret").string(), maxConcurrent),
-            dir.path() / "state");
+            dir.path(), dir.path() / "state");
         startEndpoint(*store);
     }
 

@@ -31,10 +31,12 @@ struct EndpointConfig {
     int httpThreads = 8;
 };
 
-// Parses the "retrieval" object as JSON text. Relative paths are taken from `stateDir`;
+// Parses the "retrieval" object as JSON text (DaemonConfig::retrievalJson). Relative paths are
+// taken from `configDir` (the config file's directory, as for every other path in it);
 // extract_dir defaults to stateDir/extracts. Throws recorder::ConfigError listing every problem
-// ("retrieval.port: must be 0..65535").
-EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const std::filesystem::path& stateDir);
+// ("retrieval.port: must be a number in 0..65535").
+EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const std::filesystem::path& configDir,
+                                   const std::filesystem::path& stateDir);
 
 // Answers the hash of the mask file in force (hex), asked once per extract.
 using MaskHashProvider = std::function<std::string()>;
