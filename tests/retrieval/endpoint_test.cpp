@@ -308,22 +308,34 @@ TEST_CASE("with K extracts building, another request gets 503 with Retry-After a
     REQUIRE(first.status == 202);
     gated.waitForReader();  // the first extract is now being built
 
-    // Its threads (the builder, blocked in the store, and the muxing threads it started) run at nice +10.
-    int lowered = 0, muxers = 0;
-    for (const auto& task : fs::directory_iterator("/proc/self/task")) {
-        const std::string stat = common::readFile(task.path() / "stat");
-        const std::string comm = common::readFile(task.path() / "comm");
-        // Field 19 of /proc/.../stat is the nice value; fields after the ")" are space separated.
-        std::istringstream rest(stat.substr(stat.rfind(')') + 2));
-        std::string field;
-        for (int i = 3; i <= 19; ++i) rest >> field;
-        if (field == "10") ++lowered;
-        if (comm.rfind("mp4mux", 0) == 0 || comm.rfind("queue", 0) == 0) {
-            ++muxers;
-            CHECK(field == "10");
+    // Its threads (the builder, blocked in the store, and the muxing threads it started) run at
+    // nice +10. Task threads name themselves once they run, so look until they have.
+    int lowered = 0, muxers = 0, muxersLowered = 0;
+    for (int attempt = 0; attempt < 250 && !(muxers == 2 && lowered == 3); ++attempt) {
+        if (attempt) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        lowered = muxers = muxersLowered = 0;
+        for (const auto& task : fs::directory_iterator("/proc/self/task")) {
+            std::string stat, comm;
+            try {
+                stat = common::readFile(task.path() / "stat");
+                comm = common::readFile(task.path() / "comm");
+            } catch (const common::FileError&) {
+                continue;  // the thread ended meanwhile
+            }
+            // Field 19 of /proc/.../stat is the nice value; fields after the ")" are space separated.
+            std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+            std::string field;
+            for (int i = 3; i <= 19; ++i) rest >> field;
+            const bool low = field == "10";
+            lowered += low;
+            if (comm.rfind("mp4mux", 0) == 0 || comm.rfind("queue", 0) == 0) {
+                ++muxers;
+                muxersLowered += low;
+            }
         }
     }
-    CHECK(muxers == 2);   // the muxer's thread and the queue's in front of it
+    CHECK(muxers == 2);  // the muxer's thread and the queue's in front of it
+    CHECK(muxersLowered == 2);
     CHECK(lowered == 3);  // and the builder
 
     const std::string second = w.approved(w.request(kT0 + 6 * kSec, kT0 + 8 * kSec));
