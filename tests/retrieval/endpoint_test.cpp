@@ -79,6 +79,12 @@ int countEntries(const World& w, const std::string& type) {
     return n;
 }
 
+// extract_delivered is written by the camera after its last byte went out, which may be just
+// after the client has finished: wait for it rather than race it.
+void waitForEntries(const World& w, const std::string& type, int count) {
+    for (int i = 0; i < 250 && countEntries(w, type) < count; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
 FetchOptions fetchOptions(const World& w, const fs::path& requestFile, const fs::path& out) {
     FetchOptions o;
     o.requestFile = requestFile;
@@ -157,6 +163,7 @@ TEST_CASE("end to end: a granted request yields a verified clip that decodes and
     CHECK_MESSAGE(v.ok, v.reason);
 
     // Audit: received, granted, delivered with the clip's hash; the sealed file is all that is at rest.
+    waitForEntries(w, "extract_delivered", 1);
     const auto entries = w.auditEntries();
     std::vector<std::string> types;
     for (const auto& e : entries)
@@ -387,6 +394,7 @@ TEST_CASE("a download cut halfway resumes where it stopped and yields the same v
     (void)size;
     CHECK(decodeMp4(out / kClipFile).frames == static_cast<int>(r.manifest.frames));
     CHECK(countEntries(w, "request_granted") == 1);
+    waitForEntries(w, "extract_delivered", 1);
     CHECK(countEntries(w, "extract_delivered") == 1);
 }
 
