@@ -256,24 +256,6 @@ private:
         const policy::ParsedSignedRequest parsed = policy::parseSignedRequest(bytes);
         const std::string requestId = parsed.request ? parsed.request->request.requestId : std::string();
 
-        // A build slot is taken before the decision, so a request that would have to wait is
-        // told to come back (503) without spending its nonce.
-        bool slot = false;
-        {
-            std::lock_guard lock(mutex_);
-            if (building_ < config_.maxConcurrentExtracts) {
-                ++building_;
-                slot = true;
-            }
-        }
-        struct SlotGuard {
-            EndpointImpl* self;
-            bool held;
-            ~SlotGuard() {
-                if (held) self->releaseSlot();
-            }
-        } guard{this, slot};
-
         try {
             audit_.append(policy::audit::kRequestReceived,
                           {{"request_id", requestId},
@@ -284,7 +266,42 @@ private:
             return auditFailure(res, e);
         }
 
-        if (!slot) {
+        policy::DecisionInput input;
+        input.requestBytes = bytes;
+        input.trust = &trust_;
+        input.cameraId = cameraId_;
+        input.maxRange = config_.maxRange;
+        if (parsed.request) {
+            const auto& r = parsed.request->request;
+            for (const auto& s : store_.list(r.from, r.to)) input.held.push_back({s.start, s.end});
+        }
+        // Decisions are taken one at a time, and a grant takes its build slot in the same step.
+        // While K extracts are building, a request that would be granted is told to come back
+        // (503) without spending its nonce; every other request is refused on its merits.
+        bool busy = false;
+        policy::Decision decision;
+        {
+            std::lock_guard decisionLock(decisionMutex_);
+            bool full = false;
+            {
+                std::lock_guard lock(mutex_);
+                full = building_ >= config_.maxConcurrentExtracts;
+            }
+            input.now = clock_.nowUtc();
+            if (full) {
+                input.nonceSeen = [this](std::span<const std::uint8_t> nonce) { return nonces_.seen(nonce); };
+                decision = policy::decide(input);
+                busy = decision.granted;
+                decision.granted = false;
+            } else {
+                decision = policy::decideAndRecord(input, nonces_);
+                if (decision.granted) {
+                    std::lock_guard lock(mutex_);
+                    ++building_;
+                }
+            }
+        }
+        if (busy) {
             const std::string text = fmt::format("{} extract(s) being built; retry after {} s",
                                                  config_.maxConcurrentExtracts, config_.retryAfterSeconds);
             if (!appendRefusal(res, requestId, "busy", text)) return;
@@ -293,18 +310,13 @@ private:
             res.set_content(jsonError("busy", text), "application/json");
             return;
         }
-
-        policy::DecisionInput input;
-        input.requestBytes = bytes;
-        input.trust = &trust_;
-        input.cameraId = cameraId_;
-        input.now = clock_.nowUtc();
-        input.maxRange = config_.maxRange;
-        if (parsed.request) {
-            const auto& r = parsed.request->request;
-            for (const auto& s : store_.list(r.from, r.to)) input.held.push_back({s.start, s.end});
-        }
-        const policy::Decision decision = policy::decideAndRecord(input, nonces_);
+        struct SlotGuard {
+            EndpointImpl* self;
+            bool held;
+            ~SlotGuard() {
+                if (held) self->releaseSlot();
+            }
+        } guard{this, decision.granted};
 
         if (!decision.granted) {
             const std::string code(policy::reasonCode(decision.reason));
@@ -655,6 +667,7 @@ private:
     int port_ = 0;
     std::atomic<bool> stopped_{false};
 
+    std::mutex decisionMutex_;  // one decision at a time (taken before mutex_, never inside it)
     std::mutex mutex_;
     std::map<std::string, std::shared_ptr<Extract>> extracts_;
     struct Builder {

@@ -1,0 +1,218 @@
+// End to end with the real recorder recording ../shared/data/street-vtest.avi through its
+// masks, in process with the endpoint as mimamorid runs them: a police fetch over 127.0.0.1
+// while 8 clients hammer the endpoint; the clip decodes, covers the range, is black where
+// masked, and the recorder drops no frame.
+#include "fixture.hpp"
+
+#include "mimamori/masking/mask.hpp"
+#include "mimamori/recorder/config.hpp"
+#include "mimamori/recorder/recorder.hpp"
+#include "mimamori/retrieval/client.hpp"
+
+#include <doctest/doctest.h>
+#include <gst/video/video.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+using namespace mimamori;
+using namespace mimamori::retrieval;
+using namespace mimamori::retrieval::test;
+using Json = nlohmann::json;
+
+namespace {
+
+const std::string kClip = MIMAMORI_SOURCE_DIR "/../shared/data/street-vtest.avi";
+
+// Mean and maximum luma inside [x0, x1) x [y0, y1) of every decoded frame.
+struct Luma {
+    int frames = 0;
+    double worstMean = 0;
+    int max = 0;
+};
+
+Luma lumaIn(const fs::path& mp4, double x0, double y0, double x1, double y1) {
+    gst_init(nullptr, nullptr);
+    const std::string description = fmt::format(
+        "filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 ! videoconvert ! video/x-raw,format=I420 ! "
+        "appsink name=sink sync=false",
+        mp4.string());
+    GstElement* pipeline = gst_parse_launch(description.c_str(), nullptr);
+    REQUIRE(pipeline);
+    GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+    gst_element_set_state(pipeline, GST_STATE_PLAYING);
+    Luma l;
+    while (GstSample* sample = gst_app_sink_pull_sample(GST_APP_SINK(sink))) {
+        GstVideoInfo info;
+        gst_video_info_from_caps(&info, gst_sample_get_caps(sample));
+        GstVideoFrame frame;
+        if (gst_video_frame_map(&frame, &info, gst_sample_get_buffer(sample), GST_MAP_READ)) {
+            const int w = GST_VIDEO_FRAME_WIDTH(&frame), h = GST_VIDEO_FRAME_HEIGHT(&frame);
+            const int stride = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0);
+            const auto* y = static_cast<const std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0));
+            double sum = 0;
+            int n = 0;
+            for (int row = static_cast<int>(y0 * h); row < static_cast<int>(y1 * h); ++row)
+                for (int col = static_cast<int>(x0 * w); col < static_cast<int>(x1 * w); ++col) {
+                    const int v = y[row * stride + col];
+                    sum += v;
+                    ++n;
+                    l.max = std::max(l.max, v);
+                }
+            l.worstMean = std::max(l.worstMean, n ? sum / n : 0);
+            gst_video_frame_unmap(&frame);
+            ++l.frames;
+        }
+        gst_sample_unref(sample);
+    }
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(sink);
+    gst_object_unref(pipeline);
+    return l;
+}
+
+}  // namespace
+
+TEST_CASE("recording the street clip: a fetch during 8 hammering clients decodes, covers the range, is black where masked, and no frame is dropped") {
+    TempDir dir;
+    const fs::path keys = dir.path() / "keys";
+    fs::create_directories(keys);
+    const auto police = policy::generateKey(policy::Role::Police, "hyogo-kakogawa-1");
+    const auto city = policy::generateKey(policy::Role::City, "kakogawa-city");
+    const auto camera = policy::generateKey(policy::Role::Camera, "camera-0042");
+    for (const auto* k : {&police, &city, &camera}) policy::writeKeyFiles(*k, keys);
+    policy::TrustStore trust;
+    trust.add(police.publicKey());
+    trust.add(city.publicKey());
+    common::writeFileAtomic(dir.path() / "trust.json", trust.toJson());
+    common::writeFileAtomic(dir.path() / "masks.json",
+                            R"({"version": 1, "camera": "kakogawa-0042", "masks": [{"name": "house 1",
+                               "polygon": [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4], [0.1, 0.4]]}]})");
+    const Json config = {
+        {"camera_id", "kakogawa-0042"},
+        {"source", {{"kind", "file"}, {"location", kClip}, {"realtime", true}}},
+        {"segment_seconds", 2},
+        {"storage", {{"path", "ring"}}},
+        {"mask_file", "masks.json"},
+        {"key_dir", "daykeys"},
+        {"state_dir", "state"},
+        {"retrieval", {{"address", "127.0.0.1"}, {"port", 0}, {"trust_file", "trust.json"},
+                       {"camera_key", "keys/camera-0042.secret"}}},
+    };
+    common::writeFileAtomic(dir.path() / "mimamorid.json", config.dump(2));
+
+    // What mimamorid does (apps/mimamorid + docs/retrieval-http.md): recorder, audit log, nonce
+    // store, endpoint on the recorder's store.
+    recorder::DaemonConfig daemonConfig = recorder::loadConfig(dir.path() / "mimamorid.json");
+    const EndpointConfig endpointConfig =
+        parseEndpointConfig(daemonConfig.retrievalJson, dir.path(), daemonConfig.stateDir);
+    masking::MaskSet masks = masking::loadMaskFile(daemonConfig.maskFile);
+    const std::string maskSha = masks.sha256Hex;
+    const common::SystemClock clock;
+    recorder::RecorderOptions options;
+    options.healthIntervalSeconds = 1;
+    recorder::Recorder rec(daemonConfig, std::move(masks), clock, options);
+    fs::create_directories(daemonConfig.stateDir);
+    policy::AuditLog audit(daemonConfig.stateDir / "audit.log", camera, clock);
+    policy::NonceStore nonces(daemonConfig.stateDir / "nonces");
+    auto endpoint = Endpoint::start(endpointConfig, "kakogawa-0042", rec.store(), audit, nonces, clock,
+                                    [&] { return maskSha; });
+    const UtcMicros started = clock.nowUtc();
+
+    // The police and the hammering clients work on other threads; the recorder owns this one.
+    std::optional<FetchResult> fetched;
+    std::string failure;
+    std::atomic<int> hammered{0};
+    std::thread officer([&] {
+        try {
+            std::this_thread::sleep_for(std::chrono::seconds(13));
+            std::atomic<bool> stop{false};
+            std::vector<std::thread> clients;
+            struct Join {
+                std::atomic<bool>& stop;
+                std::vector<std::thread>& threads;
+                ~Join() {
+                    stop = true;
+                    for (auto& t : threads) t.join();
+                }
+            } join{stop, clients};
+            for (int c = 0; c < 8; ++c) {
+                clients.emplace_back([&, c] {
+                    httplib::Client cli("127.0.0.1", endpoint->port());
+                    while (!stop) {
+                        if (c % 2) cli.Post("/v1/requests", std::string(500 + c, 'x'), "application/json");
+                        else cli.Get("/v1/extracts/0123456789abcdef0123456789abcdef/manifest");
+                        ++hammered;
+                    }
+                });
+            }
+            policy::Request r = policy::newRequest(clock.nowUtc(), 3600 * kMicrosPerSecond);
+            r.cameraId = "kakogawa-0042";
+            r.from = started + 5 * kMicrosPerSecond;
+            r.to = started + 9 * kMicrosPerSecond;
+            r.groundWord = "criminal-investigation";
+            r.ground = policy::classifyGround(r.groundWord);
+            r.reference = "KKG-2026-0001";
+            r.purpose = "bicycle theft";
+            r.body = "Hyogo Prefectural Police, Kakogawa Station";
+            r.officer = "Sgt. Tanaka";
+            r.recipient = police.boxPublic();
+            policy::SignedRequest s = policy::signRequest(r, police);
+            policy::approveRequest(s, city);
+            common::writeFileAtomic(dir.path() / "request.json", policy::serializeSignedRequest(s));
+            FetchOptions o;
+            o.requestFile = dir.path() / "request.json";
+            o.cameraUrl = fmt::format("http://127.0.0.1:{}", endpoint->port());
+            o.policeKeyFile = keys / "hyogo-kakogawa-1.secret";
+            o.cameraKeyFile = keys / "camera-0042.pub";
+            o.outDir = dir.path() / "case";
+            fetched = fetchExtract(o);
+            std::this_thread::sleep_for(std::chrono::seconds(2));  // keep hammering while recording
+        } catch (const std::exception& e) {
+            failure = e.what();
+        }
+        ::kill(::getpid(), SIGTERM);  // mimamorid's stop: finish the segment and return
+    });
+    const int exitCode = rec.run();
+    officer.join();
+    endpoint->stop();
+    CHECK(exitCode == 0);
+    REQUIRE_MESSAGE(failure.empty(), failure);
+    REQUIRE(fetched);
+    CHECK(hammered > 100);
+
+    const Manifest& m = fetched->manifest;
+    CHECK(m.actualFrom <= m.requestedFrom);
+    CHECK(m.actualTo >= m.requestedTo);
+    CHECK(m.actualFrom > m.requestedFrom - 2 * kMicrosPerSecond);  // at most one GOP (1 s) outside
+    CHECK(m.actualTo < m.requestedTo + 2 * kMicrosPerSecond);
+    CHECK(m.maskSha256 == maskSha);
+    CHECK(verifyExtractDir(dir.path() / "case", camera.publicKey().signKey).ok);
+
+    const fs::path clip = dir.path() / "case" / kClipFile;
+    const Decoded d = decodeMp4(clip);
+    CHECK(d.frames == static_cast<int>(m.frames));
+    CHECK(d.frames >= 40);  // 4 s at 10 fps at least
+    // Well inside the mask: black in every frame (limited-range black is 16; codec noise aside).
+    const Luma masked = lumaIn(clip, 0.13, 0.13, 0.37, 0.37);
+    CHECK(masked.frames == d.frames);
+    CHECK(masked.worstMean < 24);
+    const Luma street = lumaIn(clip, 0.5, 0.5, 0.9, 0.9);
+    CHECK(street.worstMean > 40);  // the street itself is not black
+
+    // Recording kept priority: every frame that came in was encoded and stored.
+    const Json health = Json::parse(common::readFile(daemonConfig.stateDir / "health.json"));
+    CHECK(health["frames"]["dropped"].get<int>() == 0);
+    CHECK(health["frames"]["in"].get<int>() > 150);
+    CHECK(health["frames"]["in"] == health["frames"]["out"]);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const std::string log = common::readFile(daemonConfig.stateDir / "audit.log");
+    CHECK(log.find("\"request_granted\"") != std::string::npos);
+    CHECK(log.find("\"extract_delivered\"") != std::string::npos);
+}
