@@ -207,6 +207,12 @@ FetchResult fetchExtract(const FetchOptions& o) {
             "/v1/extracts/" + extractId, headers,
             [&](const httplib::Response& response) {
                 status = response.status;
+                if (have > 0 && status == 200) {
+                    // The whole file came instead of the rest (a proxy dropped the Range): start over.
+                    if (::ftruncate(fd.get(), 0) != 0) return false;
+                    have = 0;
+                    return true;
+                }
                 return (have == 0 && status == 200) || (have > 0 && status == 206);
             },
             [&](const char* data, std::size_t n) {

@@ -516,7 +516,7 @@ TEST_CASE("mimamori fetch writes a verified clip, mimamori verify exits 0, then 
     CHECK(output.find("replayed_nonce") != std::string::npos);
 }
 
-TEST_CASE("the retrieval config reports every bad key by name and resolves paths under the state dir") {
+TEST_CASE("the retrieval config reports every bad key by name and resolves paths from the config file's directory") {
     const EndpointConfig c = parseEndpointConfig(R"({"trust_file": "trust.json", "camera_key": "/etc/mimamori/camera.secret",
                                                      "port": 9000, "max_range_hours": 2})",
                                                  "/etc/mimamori", "/var/lib/mimamori");
