@@ -2,12 +2,15 @@
 #pragma once
 
 #include "mimamori/common/time.hpp"
+#include "mimamori/policy/keys.hpp"
 #include "mimamori/recorder/segment_store.hpp"
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <span>
 #include <stdexcept>
+#include <string>
 
 namespace mimamori::retrieval {
 
@@ -37,8 +40,9 @@ using ByteSink = std::function<void(std::span<const std::uint8_t>)>;
 // MP4 is UTC minus actualFrom, so recording gaps stay gaps.
 //
 // Plaintext never touches the disk: segments are decrypted into memory and the MP4 goes to
-// `sink`. Demuxing runs on the calling thread; the muxer runs on one thread of its own that
-// copies the calling thread's nice value, and `sink` is called from that thread.
+// `sink`. Demuxing runs on the calling thread; muxing on two threads of its own (a queue's and
+// mp4mux's, from a task pool private to the extract) that copy the calling thread's nice value;
+// `sink` is called from mp4mux's thread.
 // Throws ExtractError.
 ExtractResult extractMp4(const recorder::SegmentStore& store, UtcMicros from, UtcMicros to,
                          const ByteSink& sink);
@@ -48,15 +52,7 @@ ExtractResult extractMp4(const recorder::SegmentStore& store, UtcMicros from, Ut
 // only on threads that exist for retrieval work.
 void lowerThreadPriority();
 
-}  // namespace mimamori::retrieval
-
-#include "mimamori/policy/keys.hpp"
-
-#include <filesystem>
-#include <string>
-
-namespace mimamori::retrieval {
-
+// The MP4 with its hashes, as sealed into a file by writeSealedExtract.
 struct SealedExtract {
     ExtractResult extract;
     std::string mp4Sha256;
