@@ -104,8 +104,8 @@ const Registrar verifyCommand({
     "verify",
     "re-check a fetched clip against the camera's signed manifest",
     "usage: mimamori verify DIR --camera-key CAMERA_PUB\n\n"
-    "Checks that DIR/manifest.json carries the camera's valid signature (DIR/manifest.sig) and\n"
-    "that DIR/clip.mp4 (and DIR/extract.sealed, if kept) match its SHA-256 and size.\n"
+    "Checks that DIR/manifest.json carries the camera's valid signature (DIR/manifest.sig), that\n"
+    "DIR/clip.mp4 matches the SHA-256 and size it states, and DIR/extract.sealed (if kept) its size.\n"
     "Exit 0 when everything holds, 1 otherwise (the first problem is printed).\n",
     {"--camera-key"},
     {},
