@@ -1,11 +1,16 @@
 // mimamorid: the camera's daemon. Parses the command line, validates the config and the mask
 // file (fail-closed), then runs the recorder until SIGTERM.
+#include "mimamori/ble/service.hpp"
 #include "mimamori/common/file.hpp"
 #include "mimamori/common/log.hpp"
 #include "mimamori/masking/mask.hpp"
+#include "mimamori/policy/audit_log.hpp"
+#include "mimamori/policy/keys.hpp"
+#include "mimamori/policy/nonce_store.hpp"
 #include "mimamori/recorder/config.hpp"
 #include "mimamori/recorder/pipeline.hpp"
 #include "mimamori/recorder/recorder.hpp"
+#include "mimamori/retrieval/endpoint.hpp"
 
 #include <cstdio>
 #include <cstring>
@@ -74,6 +79,8 @@ std::optional<Options> parseArgs(int argc, char** argv, std::string& error) {
 struct Loaded {
     recorder::DaemonConfig config;
     masking::MaskSet masks;
+    std::optional<retrieval::EndpointConfig> retrieval;  // absent: no endpoint, no audit log
+    ble::ServiceConfig ble;
 };
 
 std::optional<Loaded> load(const std::string& path, bool listEveryProblem) {
@@ -115,7 +122,79 @@ std::optional<Loaded> load(const std::string& path, bool listEveryProblem) {
         else common::logError("mimamorid", "refusing to record: {}", problem);
         return std::nullopt;
     }
-    return Loaded{std::move(config), std::move(masks)};
+    // The other modules' sections: every problem is reported before anything starts.
+    std::optional<retrieval::EndpointConfig> endpointConfig;
+    ble::ServiceConfig bleConfig;
+    std::vector<std::string> problems;
+    if (!config.retrievalJson.empty()) {
+        try {
+            endpointConfig = retrieval::parseEndpointConfig(config.retrievalJson, config.path.parent_path(),
+                                                            config.stateDir);
+        } catch (const recorder::ConfigError& e) {
+            problems.insert(problems.end(), e.problems().begin(), e.problems().end());
+        }
+    }
+    try {
+        bleConfig = ble::parseServiceConfig(config.bleJson);
+    } catch (const ble::ConfigError& e) {
+        problems.insert(problems.end(), e.problems().begin(), e.problems().end());
+    }
+    if (!problems.empty()) {
+        for (const auto& p : problems) {
+            if (listEveryProblem) std::fprintf(stderr, "%s: %s\n", path.c_str(), p.c_str());
+            else common::logError("mimamorid", "bad config {}: {}", path, p);
+        }
+        return std::nullopt;
+    }
+    return Loaded{std::move(config), std::move(masks), std::move(endpointConfig), std::move(bleConfig)};
+}
+
+// Everything that runs beside the recorder, started after it (the endpoint reads its ring) and
+// stopped before it. Members are destroyed in reverse order: endpoint, audit log, key.
+struct Services {
+    std::optional<policy::SecretKey> cameraKey;
+    std::unique_ptr<policy::AuditLog> audit;
+    std::unique_ptr<policy::NonceStore> nonces;
+    std::unique_ptr<retrieval::Endpoint> endpoint;
+    std::unique_ptr<ble::Service> ble;
+
+    void stop() {
+        if (endpoint) endpoint->stop();
+        if (ble) ble->stop();
+        if (audit) {
+            try {
+                audit->append(policy::audit::kDaemonStop, {});
+                audit->close();
+            } catch (const std::exception& e) {
+                common::logError("mimamorid", "audit log: cannot record the stop: {}", e.what());
+            }
+        }
+    }
+};
+
+// Opens the audit log and the endpoint when retrieval is configured, and the BLE detector
+// when enabled. Throws on setup problems (unreadable key, tampered audit log, port taken).
+void startServices(Services& s, const Loaded& loaded, recorder::Recorder& rec, const common::Clock& clock) {
+    const auto& config = loaded.config;
+    if (loaded.retrieval) {
+        // The camera key signs the audit log's checkpoints and the extracts' manifests.
+        s.cameraKey.emplace(policy::loadSecretKey(loaded.retrieval->cameraKeyFile));
+        std::filesystem::create_directories(config.stateDir);
+        s.audit = std::make_unique<policy::AuditLog>(config.stateDir / "audit.log", *s.cameraKey, clock);
+        s.audit->append(policy::audit::kDaemonStart,
+                        {{"version", std::string(MIMAMORI_VERSION)},
+                         {"camera", config.store.cameraId},
+                         {"mask_hash", rec.maskSha256()},
+                         {"retention_days", static_cast<std::int64_t>(config.store.retentionDays)}});
+        rec.attachAudit(s.audit.get());
+        s.nonces = std::make_unique<policy::NonceStore>(config.stateDir / "nonces");
+        s.endpoint = retrieval::Endpoint::start(*loaded.retrieval, config.store.cameraId, rec.store(),
+                                                *s.audit, *s.nonces, clock,
+                                                [&rec] { return rec.maskSha256(); });
+        common::logInfo("mimamorid", "retrieval endpoint on {}:{}", loaded.retrieval->address,
+                        s.endpoint->port());
+    }
+    s.ble = ble::Service::start(loaded.ble, config.store.cameraId, config.stateDir, clock);
 }
 
 }  // namespace
@@ -160,8 +239,13 @@ int main(int argc, char** argv) {
         common::SystemClock clock;
         recorder::RecorderOptions recorderOptions;
         recorderOptions.exitAtEndOfStream = options->exitAtEos;
-        recorder::Recorder recorder(std::move(loaded->config), std::move(loaded->masks), clock,
-                                    recorderOptions);
+        recorder::Recorder recorder(loaded->config, std::move(loaded->masks), clock, recorderOptions);
+        Services services;
+        struct StopServices {
+            Services& s;
+            ~StopServices() { s.stop(); }
+        } stopServices{services};
+        startServices(services, *loaded, recorder, clock);
         return recorder.run();
     } catch (const std::exception& e) {
         common::logError("mimamorid", "cannot start: {}", e.what());

@@ -211,6 +211,7 @@ struct Recorder::Impl {
     bool healthWriteFailed = false;
     std::uint64_t loggedDropEpisodes = 0;
     std::atomic<bool> framesFlowing{false};
+    policy::AuditLog* audit = nullptr;  // borrowed; null when the daemon keeps no audit log
 
     // Writing thread only.
     std::thread writerThread;
@@ -227,6 +228,17 @@ struct Recorder::Impl {
     FrameCounts frameCounts() const {
         return {counters.framesIn.load(), counters.framesOut.load(), counters.maskFailures.load(),
                 queue.droppedFrames()};
+    }
+
+    // Main-loop thread. An audit write failure (card or flash full) is logged, never fatal:
+    // recording has priority over its own paperwork.
+    void record(std::string_view type, const policy::AuditFields& fields) {
+        if (!audit) return;
+        try {
+            audit->append(type, fields);
+        } catch (const std::exception& e) {
+            common::logError(kLog, "audit log: cannot record {}: {}", type, e.what());
+        }
     }
 
     // ---- writing thread ---------------------------------------------------------------------
@@ -317,7 +329,10 @@ struct Recorder::Impl {
 
     // Records the gap and schedules the next attempt with back-off (1 s doubling to 30 s).
     void sourceLost(std::optional<UtcMicros> end, const std::string& reason) {
-        health.openGap(end ? *end : std::max(clock.nowUtc(), time.floor()), reason);
+        const UtcMicros gapStart = end ? *end : std::max(clock.nowUtc(), time.floor());
+        if (!health.gapOpen())
+            record(policy::audit::kRecordingGap, {{"start", common::formatUtc(gapStart)}, {"reason", reason}});
+        health.openGap(gapStart, reason);
         health.setState("waiting for source");
         common::logWarning(kLog, "{}; retrying in {} s", reason, backoffMs / 1000.0);
         if (retryTimer) g_source_remove(retryTimer);
@@ -371,7 +386,11 @@ struct Recorder::Impl {
                                          config.store.cameraId + "\"");
             std::string sha = set.sha256Hex;
             std::size_t count = set.masks.size();
+            const std::string oldSha = masks->sha256Hex();
             masks->replace(std::move(set));
+            if (sha != oldSha)
+                record(policy::audit::kMaskChanged, {{"old_hash", oldSha}, {"new_hash", sha},
+                                                     {"masks", static_cast<std::int64_t>(count)}});
             health.setMasks(sha, count);
             common::logInfo(kLog, "masks reloaded: {} masks, sha256 {}", count, sha);
         } catch (const masking::MaskFileError& e) {
@@ -387,12 +406,25 @@ struct Recorder::Impl {
     void enforce() {
         try {
             auto result = store->enforce();
-            if (!result.deleted.empty())
+            if (!result.deleted.empty()) {
                 common::logInfo(kLog, "deleted {} segments ({}), {} .. {}", result.deleted.size(),
                                 result.reason, common::formatUtc(result.deleted.front().start),
                                 common::formatUtc(result.deleted.back().end));
-            if (result.keyAdvances)
+                // One entry per run, not per segment: a full ring deletes ~8,640 a day.
+                std::int64_t bytes = 0;
+                for (const auto& d : result.deleted) bytes += static_cast<std::int64_t>(d.bytesOnDisk);
+                record(policy::audit::kRetentionDeleted,
+                       {{"segments", static_cast<std::int64_t>(result.deleted.size())},
+                        {"bytes", bytes},
+                        {"from", common::formatUtc(result.deleted.front().start)},
+                        {"to", common::formatUtc(result.deleted.back().end)},
+                        {"reason", result.reason}});
+            }
+            if (result.keyAdvances) {
                 common::logInfo(kLog, "advanced the day key {} time(s)", result.keyAdvances);
+                record(policy::audit::kKeyAdvanced,
+                       {{"advances", static_cast<std::int64_t>(result.keyAdvances)}});
+            }
             if (result.shortfallDays) {
                 // Once an hour is enough for a condition that changes slowly.
                 auto now = clock.monotonicMicros();
@@ -531,6 +563,10 @@ Recorder::~Recorder() {
 }
 
 SegmentStore& Recorder::store() { return *impl_->store; }
+
+std::string Recorder::maskSha256() const { return impl_->masks->sha256Hex(); }
+
+void Recorder::attachAudit(policy::AuditLog* audit) { impl_->audit = audit; }
 
 int Recorder::run() {
     Impl& r = *impl_;

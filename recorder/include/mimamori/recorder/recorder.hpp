@@ -4,6 +4,7 @@
 
 #include "mimamori/common/time.hpp"
 #include "mimamori/masking/mask.hpp"
+#include "mimamori/policy/audit_log.hpp"
 #include "mimamori/recorder/config.hpp"
 #include "mimamori/recorder/segment_store.hpp"
 
@@ -36,6 +37,13 @@ public:
     // exitAtEndOfStream, until the source ends. SIGHUP reloads the mask file. Returns the exit
     // code for main.
     int run();
+
+    // SHA-256 (hex) of the mask file in force. Thread-safe.
+    std::string maskSha256() const;
+    // Records mask changes, recording gaps, retention deletions and key advances in `audit`
+    // (borrowed; must outlive the Recorder). Call before run(). Audit write failures are
+    // logged and never stop recording.
+    void attachAudit(policy::AuditLog* audit);
 
     // The ring this recorder writes, for in-process readers (retrieval) started alongside.
     // Thread-safe (see SegmentStore); valid for the recorder's lifetime.
