@@ -5,6 +5,7 @@
 #include "mimamori/recorder/config.hpp"
 #include "mimamori/recorder/segment_store.hpp"
 #include "pipeline_support.hpp"
+#include "../support/daemon_process.hpp"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -28,89 +29,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kDaemon = MIMAMORI_BINARY_DIR "/apps/mimamorid";
-
 fs::path freshDir(const std::string& name) {
     auto dir = fs::path(MIMAMORI_BINARY_DIR) / "test-tmp" / name;
     fs::remove_all(dir);
     fs::create_directories(dir);
     return dir;
 }
-
-// A child process we started; killed (by its pid) if the test leaves it running.
-class Daemon {
-public:
-    Daemon(const std::vector<std::string>& args, const fs::path& log) : log_(log) {
-        // The parent removes the old log, so waitForLog never reads a previous run's lines.
-        fs::remove(log);
-        std::vector<std::string> argv = {kDaemon};
-        argv.insert(argv.end(), args.begin(), args.end());
-        pid_ = ::fork();
-        REQUIRE(pid_ >= 0);
-        if (pid_ == 0) {
-            int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-            ::dup2(fd, STDERR_FILENO);
-            ::dup2(fd, STDOUT_FILENO);
-            std::vector<char*> c;
-            for (auto& a : argv) c.push_back(a.data());
-            c.push_back(nullptr);
-            ::execv(kDaemon.c_str(), c.data());
-            ::_exit(127);
-        }
-    }
-    ~Daemon() {
-        if (pid_ > 0 && !exited_) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-    }
-    Daemon(const Daemon&) = delete;
-    Daemon& operator=(const Daemon&) = delete;
-
-    void signal(int sig) { REQUIRE(::kill(pid_, sig) == 0); }
-    bool running() {
-        if (exited_) return false;
-        int status = 0;
-        if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-            exited_ = true;
-            status_ = status;
-        }
-        return !exited_;
-    }
-    // Exit code, or -signal; fails the test after `seconds`.
-    int wait(int seconds = 30) {
-        for (int i = 0; i < seconds * 20 && running(); ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        REQUIRE_MESSAGE(!running(), "mimamorid did not exit; log:\n" << log());
-        return WIFEXITED(status_) ? WEXITSTATUS(status_) : -WTERMSIG(status_);
-    }
-    std::string log() const {
-        try {
-            return common::readFile(log_);
-        } catch (...) {
-            return "";
-        }
-    }
-    // Waits until the log holds `text` (returns the log), or fails after `seconds`.
-    std::string waitForLog(const std::string& text, int seconds = 30, std::size_t occurrences = 1) {
-        for (int i = 0; i < seconds * 20; ++i) {
-            std::string l = log();
-            std::size_t n = 0;
-            for (auto pos = l.find(text); pos != std::string::npos; pos = l.find(text, pos + 1)) ++n;
-            if (n >= occurrences) return l;
-            if (!running()) break;
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-        FAIL("no \"" << text << "\" in the log of mimamorid:\n" << log());
-        return "";
-    }
-
-private:
-    fs::path log_;
-    pid_t pid_ = -1;
-    bool exited_ = false;
-    int status_ = 0;
-};
 
 json baseConfig() {
     return {{"camera_id", "cam-test"},
