@@ -28,7 +28,8 @@ inline std::string maskJson(const std::string& camera, const std::vector<Rect>& 
     std::string masks;
     for (std::size_t i = 0; i < rects.size(); ++i) {
         const Rect& r = rects[i];
-        masks += (i ? "," : "") + std::string("{\"name\": \"mask ") + std::to_string(i) +
+        if (i) masks += ',';
+        masks += std::string("{\"name\": \"mask ") + std::to_string(i) +
                  "\", \"polygon\": [[" + std::to_string(r.x0) + "," + std::to_string(r.y0) +
                  "],[" + std::to_string(r.x1) + "," + std::to_string(r.y0) + "],[" +
                  std::to_string(r.x1) + "," + std::to_string(r.y1) + "],[" +
