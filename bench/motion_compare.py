@@ -137,16 +137,9 @@ def record(argv, seconds, logpath, cwd=None):
     return cpu
 
 
-def probe_frames(path):
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-                          "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path],
-                         check=True, capture_output=True, text=True).stdout
-    return int(out.strip().split(",")[0])
-
-
 def thumbnails(path):
     """Every frame of `path` as a tiny grey image (bytes), in decode order."""
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-an", "-vf",
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-an", "-fps_mode", "passthrough", "-vf",
                           f"crop={WIDTH}:{HEIGHT - SSIM_TOP}:0:{SSIM_TOP},scale={THUMB_W}:{THUMB_H}",
                           "-pix_fmt", "gray", "-f", "rawvideo", "-"],
                          check=True, capture_output=True).stdout
@@ -159,18 +152,22 @@ def distance(a, b):
 
 
 def align(recorded, source):
-    """For each recorded frame, the index of the source frame it shows. The start is found by
-    searching the first 10 recorded frames against every source offset; then each frame is
-    matched to the best of the next few source frames (a recorder may drop frames, and
-    repeats the previous index if it duplicated one)."""
+    """For each recorded frame, the index of the source frame it shows. The start is searched
+    among the first 30 s of the source (each RTSP session starts at the clip's first frame;
+    later offsets would also match the clip's second pass) on the first 10 recorded frames.
+    Then each frame is taken to show the next source frame unless one of the following few
+    (a dropped frame) or the same one (a repeated frame) matches clearly better: nearly static
+    street frames differ little, so a bare nearest match would jitter."""
     probe = min(10, len(recorded))
-    best = min(range(len(source) - probe),
-               key=lambda off: sum(distance(recorded[i], source[off + i]) for i in range(probe)))
-    mapping, j = [], best
-    for i, frame in enumerate(recorded):
-        if i > 0:
-            window = range(j, min(j + 6, len(source)))
-            j = min(window, key=lambda k: distance(frame, source[k]))
+    starts = range(min(30 * FPS, len(source) - probe))
+    best = min(starts, key=lambda off: sum(distance(recorded[i], source[off + i]) for i in range(probe)))
+    mapping, j = [best], best
+    for frame in recorded[1:]:
+        step = min(j + 1, len(source) - 1)
+        candidates = range(j, min(j + 6, len(source)))
+        scores = {k: distance(frame, source[k]) for k in candidates}
+        k = min(scores, key=scores.get)
+        j = k if scores[k] < 0.8 * scores[step] else step
         mapping.append(j)
     return mapping
 
@@ -182,7 +179,7 @@ def ssim(recording, clip, mapping, workdir):
     crop = f"crop={WIDTH}:{HEIGHT - SSIM_TOP}:0:{SSIM_TOP}"
     frame_bytes = WIDTH * (HEIGHT - SSIM_TOP) * 3 // 2
     stats = os.path.join(workdir, os.path.basename(recording) + ".ssim.txt")
-    src = subprocess.Popen(["ffmpeg", "-v", "error", "-i", clip, "-an", "-vf", crop,
+    src = subprocess.Popen(["ffmpeg", "-v", "error", "-i", clip, "-an", "-fps_mode", "passthrough", "-vf", crop,
                             "-pix_fmt", "yuv420p", "-f", "rawvideo", "-"], stdout=subprocess.PIPE)
     cmp = subprocess.Popen(
         ["ffmpeg", "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p",
@@ -223,7 +220,7 @@ def masked_band_mean_luma(recording):
     x0, x1, y0, y1 = mask_pixels()
     # Stay 2 pixels inside the rectangle: codec ringing at its edges is not a masking failure.
     x0, x1, y0, y1 = x0 + 2, x1 - 2, y0 + 2, y1 - 2
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", recording, "-an", "-vf",
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", recording, "-an", "-fps_mode", "passthrough", "-vf",
                           f"crop={x1 - x0}:{y1 - y0}:{x0}:{y0},scale=64:16",
                           "-pix_fmt", "gray", "-f", "rawvideo", "-"],
                          check=True, capture_output=True).stdout
@@ -343,8 +340,9 @@ def main():
         results = {}
         for name, path, cpu, disk in (("Motion", motion_file, motion_cpu, os.path.getsize(motion_file)),
                                       ("Mimamori", mimamori_file, mimamori_cpu, ring_bytes)):
-            frames = probe_frames(path)
-            mapping = align(thumbnails(path), source_thumbs)
+            recorded = thumbnails(path)
+            frames = len(recorded)
+            mapping = align(recorded, source_thumbs)
             value, compared = ssim(path, clip, mapping, work)
             source_span = (mapping[-1] - mapping[0] + 1) / FPS  # seconds of the source it covers
             results[name] = {
