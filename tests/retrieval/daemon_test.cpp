@@ -1,6 +1,7 @@
 // End to end against the real mimamorid recording ../shared/data/street-vtest.avi: a police
 // fetch over 127.0.0.1 yields a clip that decodes, covers the range, and is black where masked.
 #include "fixture.hpp"
+#include "../support/daemon_process.hpp"
 
 #include "mimamori/retrieval/client.hpp"
 
@@ -26,7 +27,6 @@ using Json = nlohmann::json;
 
 namespace {
 
-const std::string kDaemon = MIMAMORI_BINARY_DIR "/apps/mimamorid";
 const std::string kClip = MIMAMORI_SOURCE_DIR "/../shared/data/street-vtest.avi";
 
 // A port nothing listens on right now.
@@ -42,93 +42,6 @@ int freePort() {
     return ntohs(addr.sin_port);
 }
 
-// The daemon as a child process, stopped with SIGTERM (SIGKILL if the test fails first).
-class Daemon {
-public:
-    Daemon(const fs::path& config, const fs::path& log) : log_(log) {
-        pid_ = ::fork();
-        REQUIRE(pid_ >= 0);
-        if (pid_ == 0) {
-            const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            ::dup2(fd, 1);
-            ::dup2(fd, 2);
-            ::execl(kDaemon.c_str(), kDaemon.c_str(), "--config", config.c_str(), static_cast<char*>(nullptr));
-            ::_exit(127);
-        }
-    }
-    ~Daemon() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-    }
-    int stop() {
-        ::kill(pid_, SIGTERM);
-        int status = 0;
-        ::waitpid(pid_, &status, 0);
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    }
-    std::string log() const { return fs::exists(log_) ? common::readFile(log_) : std::string(); }
-    void waitForLog(const std::string& text) {
-        for (int i = 0; i < 300; ++i) {
-            if (log().find(text) != std::string::npos) return;
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-        FAIL("no \"" << text << "\" in the daemon's log:\n" << log());
-    }
-
-private:
-    fs::path log_;
-    pid_t pid_ = -1;
-};
-
-// Mean and maximum luma inside [x0, x1) x [y0, y1) of every decoded frame.
-struct Luma {
-    int frames = 0;
-    double worstMean = 0;
-    int max = 0;
-};
-
-Luma lumaIn(const fs::path& mp4, double x0, double y0, double x1, double y1) {
-    gst_init(nullptr, nullptr);
-    const std::string description = fmt::format(
-        "filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 ! videoconvert ! video/x-raw,format=I420 ! "
-        "appsink name=sink sync=false",
-        mp4.string());
-    GstElement* pipeline = gst_parse_launch(description.c_str(), nullptr);
-    REQUIRE(pipeline);
-    GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
-    gst_element_set_state(pipeline, GST_STATE_PLAYING);
-    Luma l;
-    while (GstSample* sample = gst_app_sink_pull_sample(GST_APP_SINK(sink))) {
-        GstVideoInfo info;
-        gst_video_info_from_caps(&info, gst_sample_get_caps(sample));
-        GstVideoFrame frame;
-        if (gst_video_frame_map(&frame, &info, gst_sample_get_buffer(sample), GST_MAP_READ)) {
-            const int w = GST_VIDEO_FRAME_WIDTH(&frame), h = GST_VIDEO_FRAME_HEIGHT(&frame);
-            const int stride = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0);
-            const auto* y = static_cast<const std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0));
-            double sum = 0;
-            int n = 0;
-            for (int row = static_cast<int>(y0 * h); row < static_cast<int>(y1 * h); ++row)
-                for (int col = static_cast<int>(x0 * w); col < static_cast<int>(x1 * w); ++col) {
-                    const int v = y[row * stride + col];
-                    sum += v;
-                    ++n;
-                    l.max = std::max(l.max, v);
-                }
-            l.worstMean = std::max(l.worstMean, n ? sum / n : 0);
-            gst_video_frame_unmap(&frame);
-            ++l.frames;
-        }
-        gst_sample_unref(sample);
-    }
-    gst_element_set_state(pipeline, GST_STATE_NULL);
-    gst_object_unref(sink);
-    gst_object_unref(pipeline);
-    return l;
-}
 
 }  // namespace
 
@@ -162,7 +75,7 @@ TEST_CASE("end to end with mimamorid recording the street clip: the fetched clip
     common::writeFileAtomic(dir.path() / "mimamorid.json", config.dump(2));
 
     const UtcMicros started = common::SystemClock().nowUtc();
-    Daemon daemon(dir.path() / "mimamorid.json", dir.path() / "daemon.log");
+    mimamori::testing::Daemon daemon({"--config", (dir.path() / "mimamorid.json").string()}, dir.path() / "daemon.log");
     daemon.waitForLog(fmt::format("127.0.0.1:{}", port));
     std::this_thread::sleep_for(std::chrono::seconds(14));
 
@@ -206,18 +119,20 @@ TEST_CASE("end to end with mimamorid recording the street clip: the fetched clip
     CHECK(open.worstMean > 40);  // the street itself is not black
 
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // delivery is audited after the last byte
-    CHECK(daemon.stop() == 0);
+    daemon.signal(SIGTERM);
+    CHECK(daemon.wait() == 0);
 
     // After a restart of the daemon the same request is a replay, refused and audited.
     {
-        Daemon again(dir.path() / "mimamorid.json", dir.path() / "daemon2.log");
+        mimamori::testing::Daemon again({"--config", (dir.path() / "mimamorid.json").string()}, dir.path() / "daemon2.log");
         again.waitForLog(fmt::format("127.0.0.1:{}", port));
         httplib::Client cli("127.0.0.1", port);
         const auto res = cli.Post("/v1/requests", common::readFile(dir.path() / "request.json"), "application/json");
         REQUIRE(res);
         CHECK(res->status == 403);
         CHECK(res->body.find("replayed_nonce") != std::string::npos);
-        CHECK(again.stop() == 0);
+        again.signal(SIGTERM);
+        CHECK(again.wait() == 0);
     }
     const std::string audit = common::readFile(dir.path() / "state" / "audit.log");
     CHECK(audit.find("\"request_granted\"") != std::string::npos);

@@ -11,9 +11,11 @@
 #include "mimamori/recorder/segment_store.hpp"
 #include "mimamori/retrieval/endpoint.hpp"
 
+#include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <gst/gst.h>
 #include <gst/app/gstappsink.h>
+#include <gst/video/video.h>
 
 #include <filesystem>
 #include <memory>
@@ -234,5 +236,52 @@ struct World {
 
     std::vector<policy::AuditEntry> auditEntries() const { return policy::readAuditLog(auditPath()); }
 };
+
+// Mean and maximum luma inside [x0, x1) x [y0, y1) of every decoded frame.
+struct Luma {
+    int frames = 0;
+    double worstMean = 0;
+    int max = 0;
+};
+
+inline Luma lumaIn(const fs::path& mp4, double x0, double y0, double x1, double y1) {
+    gst_init(nullptr, nullptr);
+    const std::string description = fmt::format(
+        "filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 ! videoconvert ! video/x-raw,format=I420 ! "
+        "appsink name=sink sync=false",
+        mp4.string());
+    GstElement* pipeline = gst_parse_launch(description.c_str(), nullptr);
+    REQUIRE(pipeline);
+    GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+    gst_element_set_state(pipeline, GST_STATE_PLAYING);
+    Luma l;
+    while (GstSample* sample = gst_app_sink_pull_sample(GST_APP_SINK(sink))) {
+        GstVideoInfo info;
+        gst_video_info_from_caps(&info, gst_sample_get_caps(sample));
+        GstVideoFrame frame;
+        if (gst_video_frame_map(&frame, &info, gst_sample_get_buffer(sample), GST_MAP_READ)) {
+            const int w = GST_VIDEO_FRAME_WIDTH(&frame), h = GST_VIDEO_FRAME_HEIGHT(&frame);
+            const int stride = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0);
+            const auto* y = static_cast<const std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0));
+            double sum = 0;
+            int n = 0;
+            for (int row = static_cast<int>(y0 * h); row < static_cast<int>(y1 * h); ++row)
+                for (int col = static_cast<int>(x0 * w); col < static_cast<int>(x1 * w); ++col) {
+                    const int v = y[row * stride + col];
+                    sum += v;
+                    ++n;
+                    l.max = std::max(l.max, v);
+                }
+            l.worstMean = std::max(l.worstMean, n ? sum / n : 0);
+            gst_video_frame_unmap(&frame);
+            ++l.frames;
+        }
+        gst_sample_unref(sample);
+    }
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(sink);
+    gst_object_unref(pipeline);
+    return l;
+}
 
 }  // namespace mimamori::retrieval::test
