@@ -13,7 +13,8 @@ neither recorder masks, frame-aligned by content (method: docs/benchmarks-motion
 Targets (issue 3): Mimamori's CPU per frame below Motion's; its bitrate a quarter of Motion's or
 less at no worse SSIM.
 
-usage: /usr/bin/python3 bench/motion_compare.py [--build DIR] [--seconds S] [--port P]
+usage: /usr/bin/python3 bench/motion_compare.py [--build DIR] [--seconds S] [--port P] [--mimamori-first]
+       [--mimamori-encoder "x264enc properties"] [--keep]
 Needs the Debian packages motion, ffmpeg, python3-gi, gir1.2-gst-rtsp-server-1.0
 (packaging/install-deps) and a build with apps/mimamorid and bench/ring_export_bench.
 """
@@ -115,14 +116,33 @@ def proc_cpu_seconds(pid):
     return ticks / os.sysconf("SC_CLK_TCK"), fields[0]
 
 
+def thread_cpu(pid):
+    """CPU seconds per thread name of a running process, largest first (where the time goes)."""
+    totals = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                text = f.read()
+        except FileNotFoundError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        totals[name] = totals.get(name, 0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sorted(totals.items(), key=lambda item: -item[1])
+
+
 def record(argv, seconds, logpath, cwd=None):
     """Runs a recorder for `seconds` of wall time, stops it with SIGTERM, and returns its CPU
-    seconds read from /proc/PID/stat once it has exited (zombie, before reaping)."""
+    seconds read from /proc/PID/stat once it has exited (zombie, before reaping), its CPU per
+    thread name just before SIGTERM, and the 1-minute load average then (the machine is shared)."""
     with open(logpath, "w") as logf:
         proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, cwd=cwd)
     time.sleep(seconds)
     if proc.poll() is not None:
         sys.exit(f"{argv[0]} exited early ({proc.returncode}); see {logpath}")
+    threads = thread_cpu(proc.pid)
+    with open("/proc/loadavg") as f:
+        load = float(f.read().split()[0])
     proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 30
     cpu = 0.0
@@ -134,7 +154,7 @@ def record(argv, seconds, logpath, cwd=None):
             proc.kill()
         time.sleep(0.05)
     proc.wait()
-    return cpu
+    return cpu, threads, load
 
 
 def thumbnails(path):
@@ -185,7 +205,7 @@ def ssim(recording, clip, mapping, workdir):
         ["ffmpeg", "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p",
          "-s", f"{WIDTH}x{HEIGHT - SSIM_TOP}", "-r", str(FPS), "-i", "-", "-i", recording,
          "-lavfi", f"[1:v]{crop},format=yuv420p,setpts=N/{FPS}/TB[rec];[0:v]setpts=N/{FPS}/TB[ref];"
-                   f"[rec][ref]ssim=stats_file={stats}",
+                   f"[rec][ref]ssim=stats_file={stats}:shortest=1",
          "-frames:v", str(len(mapping)), "-f", "null", "-"],
         stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     index, frame = -1, None
@@ -210,6 +230,7 @@ def ssim(recording, clip, mapping, workdir):
             for token in line.split():
                 if token.startswith("All:"):
                     values.append(float(token[4:]))
+    values = values[:len(mapping)]
     if not values:
         sys.exit(f"no SSIM values in {stats}")
     return sum(values) / len(values), len(values)
@@ -225,6 +246,20 @@ def masked_band_mean_luma(recording):
                           "-pix_fmt", "gray", "-f", "rawvideo", "-"],
                          check=True, capture_output=True).stdout
     return sum(raw) / max(1, len(raw))
+
+
+def x264_settings(path):
+    """The rate-control and speed settings x264 wrote into the stream's SEI, e.g.
+    "rc=crf crf=28.0 subme=0 ref=1 keyint=250": what each encoder really ran with."""
+    # Through ffmpeg: in MPEG-TS the SEI text is split by packet headers.
+    head = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-map", "0:v:0", "-c", "copy",
+                           "-frames:v", "1", "-f", "h264", "-"], capture_output=True).stdout
+    start = head.find(b"options: ")
+    if start < 0:
+        return "no x264 SEI found"
+    options = head[start + 9:head.find(b"\0", start)].decode("ascii", "replace").split()
+    keep = ("rc", "crf", "qp", "subme", "me", "ref", "keyint", "vbv_maxrate", "bframes")
+    return " ".join(o for o in options if o.split("=")[0] in keep)
 
 
 def motion_config(workdir, port, pgm):
@@ -266,13 +301,14 @@ stream_port 0
     return conf, out
 
 
-def mimamori_config(workdir, port):
+def mimamori_config(workdir, port, encoder_properties):
     with open(os.path.join(workdir, "masks.json"), "w") as f:
         json.dump({"version": 1, "camera": "bench",
                    "masks": [{"name": "windows", "polygon": MASK_POLYGON}]}, f)
     config = {
         "camera_id": "bench",
         "source": {"kind": "rtsp", "location": f"rtsp://127.0.0.1:{port}/street"},
+        **({"encoder": {"element": "x264enc", "properties": encoder_properties}} if encoder_properties else {}),
         "storage": {"path": "ring", "retention_days": 12, "sync_interval_ms": 1000},
         "mask_file": "masks.json", "key_dir": "keys", "state_dir": "state",
     }
@@ -288,6 +324,9 @@ def main():
     ap.add_argument("--clip", help="1080p15 H.264 Matroska clip (default: made once in BUILD)")
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--port", type=int, default=8554)
+    ap.add_argument("--mimamori-first", action="store_true", help="record with mimamorid first")
+    ap.add_argument("--mimamori-encoder", metavar="PROPS",
+                    help="x264enc properties for mimamorid (default: its own defaults)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--serve", nargs=2, metavar=("CLIP", "PORT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -317,18 +356,26 @@ def main():
         pgm = os.path.join(work, "mask.pgm")
         write_pgm(pgm)
 
-        # Motion first, then Mimamori, each for the same wall-clock time.
+        # One after the other, each for the same wall-clock time (Motion first by default).
         conf, motion_out = motion_config(work, args.port, pgm)
-        log(f"recording {args.seconds:.0f} s with {version}")
-        motion_cpu = record([motion, "-n", "-c", conf], args.seconds, os.path.join(work, "motion.stderr"))
+        config = mimamori_config(work, args.port, args.mimamori_encoder)
+        runs = {}
+
+        def run_motion():
+            log(f"recording {args.seconds:.0f} s with {version}")
+            runs["Motion"] = record([motion, "-n", "-c", conf], args.seconds, os.path.join(work, "motion.stderr"))
+
+        def run_mimamori():
+            log(f"recording {args.seconds:.0f} s with mimamorid")
+            runs["Mimamori"] = record([daemon, "--config", config], args.seconds,
+                                      os.path.join(work, "mimamorid.log"))
+
+        for run in ((run_mimamori, run_motion) if args.mimamori_first else (run_motion, run_mimamori)):
+            run()
         movies = sorted(os.path.join(motion_out, n) for n in os.listdir(motion_out) if n.endswith(".mkv"))
         if len(movies) != 1:
             sys.exit(f"expected one Motion movie in {motion_out}, found {movies}; see {work}/motion.log")
         motion_file = movies[0]
-
-        config = mimamori_config(work, args.port)
-        log(f"recording {args.seconds:.0f} s with mimamorid")
-        mimamori_cpu = record([daemon, "--config", config], args.seconds, os.path.join(work, "mimamorid.log"))
         mimamori_file = os.path.join(work, "mimamori-plaintext.ts")  # benchmark only, deleted below
         with open(mimamori_file, "wb") as out:
             subprocess.run([exporter, "--config", config], stdout=out, check=True)
@@ -338,8 +385,9 @@ def main():
         log("aligning and computing SSIM")
         source_thumbs = thumbnails(clip)
         results = {}
-        for name, path, cpu, disk in (("Motion", motion_file, motion_cpu, os.path.getsize(motion_file)),
-                                      ("Mimamori", mimamori_file, mimamori_cpu, ring_bytes)):
+        for name, path, disk in (("Motion", motion_file, os.path.getsize(motion_file)),
+                                 ("Mimamori", mimamori_file, ring_bytes)):
+            cpu, threads, load = runs[name]
             recorded = thumbnails(path)
             frames = len(recorded)
             mapping = align(recorded, source_thumbs)
@@ -353,6 +401,7 @@ def main():
                 "repeats": sum(1 for a, b in zip(mapping, mapping[1:]) if a == b),
                 "skips": sum(b - a - 1 for a, b in zip(mapping, mapping[1:]) if b > a + 1),
                 "band": masked_band_mean_luma(path), "span": source_span,
+                "x264": x264_settings(path), "threads": threads, "load": load,
             }
     finally:
         server.terminate()
@@ -364,7 +413,8 @@ def main():
 
     m, k = results["Mimamori"], results["Motion"]
     log("")
-    log(f"{WIDTH}x{HEIGHT} {FPS} fps over RTSP on 127.0.0.1, {args.seconds:.0f} s each, one after the other")
+    order = "Mimamori, then Motion" if args.mimamori_first else "Motion, then Mimamori"
+    log(f"{WIDTH}x{HEIGHT} {FPS} fps over RTSP on 127.0.0.1, {args.seconds:.0f} s each, {order}")
     log(f"{'':28}{'Motion 4.5.1':>16}{'Mimamori':>16}{'Mimamori/Motion':>18}")
     rows = [
         ("frames recorded", "frames", "{:.0f}"),
@@ -381,6 +431,11 @@ def main():
         log(f"{name}: starts at source frame {r['first']}, {r['compared']} frames compared, "
             f"{r['repeats']} repeated and {r['skips']} skipped source frames, "
             f"masked band mean Y {r['band']:.1f}")
+        log(f"{name} x264: {r['x264']}" + (f" (encoder.properties {args.mimamori_encoder})"
+                                            if name == "Mimamori" and args.mimamori_encoder else ""))
+        log(f"{name} CPU by thread before SIGTERM: "
+            + ", ".join(f"{t} {c:.1f} s" for t, c in r["threads"][:6])
+            + f"; load average then {r['load']:.2f}")
     log(f"target CPU per frame below Motion's: {'met' if m['cpu_per_frame'] < k['cpu_per_frame'] else 'NOT met'}"
         f" ({m['cpu_per_frame'] / k['cpu_per_frame']:.2f}x)")
     log(f"target bitrate <= 1/4 of Motion's at no worse SSIM: "
