@@ -21,6 +21,7 @@ Needs the Debian packages motion, ffmpeg, python3-gi, gir1.2-gst-rtsp-server-1.0
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -441,7 +442,7 @@ def main():
     log(f"target bitrate <= 1/4 of Motion's at no worse SSIM: "
         f"{'met' if m['mbit'] <= k['mbit'] / 4 and m['ssim'] >= k['ssim'] else 'NOT met'}"
         f" ({m['mbit'] / k['mbit']:.3f}x bitrate, SSIM {m['ssim']:.4f} vs {k['ssim']:.4f})")
-    log("command: /usr/bin/python3 bench/motion_compare.py " + " ".join(sys.argv[1:]))
+    log("command: /usr/bin/python3 bench/motion_compare.py " + shlex.join(sys.argv[1:]))
 
 
 if __name__ == "__main__":
