@@ -41,25 +41,15 @@ int freePort() {
     ::close(fd);
     return ntohs(addr.sin_port);
 }
-
-
 }  // namespace
 
 TEST_CASE("end to end with mimamorid recording the street clip: the fetched clip decodes, covers the range, masked area black") {
     TempDir dir;
-    const fs::path keys = dir.path() / "keys";
-    fs::create_directories(keys);
-    const auto police = policy::generateKey(policy::Role::Police, "hyogo-kakogawa-1");
-    const auto city = policy::generateKey(policy::Role::City, "kakogawa-city");
-    const auto camera = policy::generateKey(policy::Role::Camera, "camera-0042");
-    for (const auto* k : {&police, &city, &camera}) policy::writeKeyFiles(*k, keys);
-    policy::TrustStore trust;
-    trust.add(police.publicKey());
-    trust.add(city.publicKey());
-    common::writeFileAtomic(dir.path() / "trust.json", trust.toJson());
-    common::writeFileAtomic(dir.path() / "masks.json",
-                            R"({"version": 1, "camera": "kakogawa-0042", "masks": [{"name": "house 1",
-                               "polygon": [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4], [0.1, 0.4]]}]})");
+    const CameraFixture fixture(dir.path());
+    const fs::path& keys = fixture.keys;
+    const policy::SecretKey& police = fixture.police;
+    const policy::SecretKey& city = fixture.city;
+    const policy::SecretKey& camera = fixture.camera;
     const int port = freePort();
     const Json config = {
         {"camera_id", "kakogawa-0042"},

@@ -284,4 +284,29 @@ inline Luma lumaIn(const fs::path& mp4, double x0, double y0, double x1, double 
     return l;
 }
 
+// What a camera in a daemon test needs on disk under `dir`: keys/ with police, city and camera
+// key files, trust.json accepting the police and city keys, masks.json for camera
+// "kakogawa-0042" masking the rectangle (0.1, 0.1)..(0.4, 0.4).
+struct CameraFixture {
+    explicit CameraFixture(const fs::path& dir)
+        : keys(dir / "keys"),
+          police(policy::generateKey(policy::Role::Police, "hyogo-kakogawa-1")),
+          city(policy::generateKey(policy::Role::City, "kakogawa-city")),
+          camera(policy::generateKey(policy::Role::Camera, "camera-0042")) {
+        fs::create_directories(keys);
+        for (const auto* k : {&police, &city, &camera}) policy::writeKeyFiles(*k, keys);
+        policy::TrustStore trust;
+        trust.add(police.publicKey());
+        trust.add(city.publicKey());
+        common::writeFileAtomic(dir / "trust.json", trust.toJson());
+        common::writeFileAtomic(dir / "masks.json",
+                                R"({"version": 1, "camera": "kakogawa-0042", "masks": [{"name": "house 1",
+                                   "polygon": [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4], [0.1, 0.4]]}]})");
+    }
+    fs::path keys;
+    policy::SecretKey police;
+    policy::SecretKey city;
+    policy::SecretKey camera;
+};
+
 }  // namespace mimamori::retrieval::test
