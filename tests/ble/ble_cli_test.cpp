@@ -1,6 +1,7 @@
 // Tests of `mimamori ble export|status`: the city's collector gets a company's passages, only its
 // own, and the queue loses them only after the output is durable.
 #include "mimamori/ble/queue.hpp"
+#include "../support/run_command.hpp"
 #include "mimamori/ble/service.hpp"
 #include "mimamori/common/file.hpp"
 #include "support.hpp"
@@ -52,15 +53,9 @@ struct Setup {
 // Runs the CLI through the shell; returns the exit status and stdout.
 int run(const std::string& args, std::string* out = nullptr) {
     const std::string command = std::string(MIMAMORI_CLI) + " " + args + " 2>/dev/null";
-    FILE* pipe = ::popen(command.c_str(), "r");
-    REQUIRE(pipe);
-    std::string text;
-    char buf[4096];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) text.append(buf, n);
-    const int status = ::pclose(pipe);
-    if (out) *out = text;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    auto result = mimamori::testing::runCommand(command);
+    if (out) *out = std::move(result.output);
+    return result.status;
 }
 
 std::vector<std::string> lines(const std::string& text) {

@@ -1,5 +1,6 @@
 // The built `mimamori` binary (keygen, trust, request, audit), and its files checked by an independent implementation.
 #include "mimamori/common/file.hpp"
+#include "../support/run_command.hpp"
 #include "mimamori/common/time.hpp"
 #include "mimamori/policy/audit_log.hpp"
 #include "mimamori/policy/decision.hpp"
@@ -41,15 +42,8 @@ std::string quote(const std::string& s) {
 // script under cron.
 Run runShell(const fs::path& cwd, const std::string& command) {
     const std::string line = fmt::format("cd {} && setsid -w {} </dev/null 2>&1", quote(cwd.string()), command);
-    Run run;
-    FILE* pipe = ::popen(line.c_str(), "r");
-    REQUIRE(pipe);
-    char buffer[4096];
-    std::size_t n = 0;
-    while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) run.output.append(buffer, n);
-    const int status = ::pclose(pipe);
-    run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return run;
+    auto result = mimamori::testing::runCommand(line);
+    return Run{result.status, std::move(result.output)};
 }
 
 Run runTool(const fs::path& cwd, const std::string& args) {

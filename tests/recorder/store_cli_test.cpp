@@ -1,5 +1,6 @@
 // `mimamori ring ls|verify` on a real ring: what they report, and verify's exit status.
 #include "store_test_util.hpp"
+#include "../support/run_command.hpp"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -24,16 +25,8 @@ struct Run {
 };
 
 Run runCli(const std::string& args) {
-    const std::string command = std::string(MIMAMORI_BINARY_DIR) + "/apps/mimamori " + args + " 2>/dev/null";
-    Run run;
-    std::FILE* pipe = ::popen(command.c_str(), "r");
-    REQUIRE(pipe != nullptr);
-    char buffer[4096];
-    std::size_t n;
-    while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) run.out.append(buffer, n);
-    const int status = ::pclose(pipe);
-    run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return run;
+    auto result = mimamori::testing::runCommand(std::string(MIMAMORI_BINARY_DIR) + "/apps/mimamori " + args + " 2>/dev/null");
+    return Run{result.status, std::move(result.output)};
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The endpoint over real HTTP on 127.0.0.1 with a real store: grants, the refusal matrix (each
 // refused AND audited), 503 when busy, resumed downloads, and verify catching tampering.
 #include "fixture.hpp"
+#include "../support/run_command.hpp"
 
 #include "mimamori/policy/decision.hpp"
 #include "mimamori/recorder/config.hpp"
@@ -478,13 +479,9 @@ namespace {
 // Runs the real `mimamori` binary; returns its exit status and what it printed.
 int runCli(const std::string& arguments, std::string& output) {
     const std::string command = std::string(MIMAMORI_BINARY_DIR) + "/apps/mimamori " + arguments + " 2>&1";
-    FILE* pipe = popen(command.c_str(), "r");
-    REQUIRE(pipe);
-    char buffer[4096];
-    output.clear();
-    while (const std::size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-    const int status = pclose(pipe);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    auto result = mimamori::testing::runCommand(command);
+    output = std::move(result.output);
+    return result.status;
 }
 
 }  // namespace

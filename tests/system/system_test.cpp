@@ -4,6 +4,7 @@
 #include "../ble/support.hpp"
 #include "../recorder/pipeline_support.hpp"
 #include "../support/daemon_process.hpp"
+#include "../support/run_command.hpp"
 #include "mimamori/common/file.hpp"
 #include "mimamori/common/time.hpp"
 #include "mimamori/policy/audit_log.hpp"
@@ -33,16 +34,8 @@ struct CliResult {
 
 // Runs `mimamori ARGS` without a terminal (as a script would), capturing everything it prints.
 CliResult cli(const std::string& args) {
-    CliResult r;
-    const std::string command = "setsid " + kCli + " " + args + " </dev/null 2>&1";
-    std::FILE* pipe = ::popen(command.c_str(), "r");
-    REQUIRE(pipe);
-    char buffer[4096];
-    std::size_t n;
-    while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) r.output.append(buffer, n);
-    const int status = ::pclose(pipe);
-    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
+    auto result = runCommand("setsid " + kCli + " " + args + " </dev/null 2>&1");
+    return CliResult{result.status, std::move(result.output)};
 }
 
 std::string q(const fs::path& p) {
