@@ -316,12 +316,12 @@ TEST_CASE("with K extracts building, another request gets 503 with Retry-After a
     REQUIRE(first.status == 202);
     gated.waitForReader();  // the first extract is now being built
 
-    // Its threads (the builder, blocked in the store, and the muxing threads it started) run at
-    // nice +10. Task threads name themselves once they run, so look until they have.
-    int lowered = 0, muxers = 0, muxersLowered = 0;
-    for (int attempt = 0; attempt < 250 && !(muxers == 2 && lowered == 3); ++attempt) {
+    // Its threads (the builder, which muxes, and the extract's reading thread, blocked in the
+    // store) run at nice +10. The reading thread names itself once it runs, so look until it has.
+    int lowered = 0, readers = 0, readersLowered = 0;
+    for (int attempt = 0; attempt < 250 && !(readers == 1 && lowered == 2); ++attempt) {
         if (attempt) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        lowered = muxers = muxersLowered = 0;
+        lowered = readers = readersLowered = 0;
         for (const auto& task : fs::directory_iterator("/proc/self/task")) {
             std::string stat, comm;
             try {
@@ -336,15 +336,15 @@ TEST_CASE("with K extracts building, another request gets 503 with Retry-After a
             for (int i = 3; i <= 19; ++i) rest >> field;
             const bool low = field == "10";
             lowered += low;
-            if (comm.rfind("mp4mux", 0) == 0 || comm.rfind("queue", 0) == 0) {
-                ++muxers;
-                muxersLowered += low;
+            if (comm.rfind("extract-reader", 0) == 0) {
+                ++readers;
+                readersLowered += low;
             }
         }
     }
-    CHECK(muxers == 2);  // the muxer's thread and the queue's in front of it
-    CHECK(muxersLowered == 2);
-    CHECK(lowered == 3);  // and the builder
+    CHECK(readers == 1);
+    CHECK(readersLowered == 1);
+    CHECK(lowered == 2);  // and the builder
 
     const std::string second = w.approved(w.request(kT0 + 6 * kSec, kT0 + 8 * kSec));
     const Answer busy = post(w, second);

@@ -4,24 +4,17 @@
 #include "mimamori/common/time.hpp"
 #include "mimamori/policy/keys.hpp"
 #include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/retrieval/extract_error.hpp"
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <span>
-#include <stdexcept>
 #include <string>
 
 namespace mimamori::retrieval {
 
 using common::UtcMicros;
-
-// The range cannot be extracted (nothing held, a segment fails authentication, a GStreamer
-// element is missing or fails). The message names the segment or element.
-class ExtractError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
 
 struct ExtractResult {
     UtcMicros actualFrom = 0;  // UTC of the first frame in the MP4 (a keyframe at or before `from`)
@@ -36,14 +29,16 @@ using ByteSink = std::function<void(std::span<const std::uint8_t>)>;
 
 // Reads the segments overlapping [from, to), keeps every GOP that overlaps the range (whole
 // GOPs: at most one GOP outside the range on each end) and writes them as fragmented MP4
-// (ISO BMFF with the moov first, streamable, opened by ordinary players). The timeline of the
-// MP4 is UTC minus actualFrom, so recording gaps stay gaps.
+// (ISO BMFF with the moov first, streamable, opened by ordinary players; docs/extract-format.md).
+// The timeline of the MP4 is UTC minus actualFrom, so recording gaps stay gaps. Nothing is
+// re-encoded: the samples are the recorded H.264 access units.
 //
 // Plaintext never touches the disk: segments are decrypted into memory and the MP4 goes to
-// `sink`. Demuxing runs on the calling thread; muxing on two threads of its own (a queue's and
-// mp4mux's, from a task pool private to the extract) that copy the calling thread's nice value;
-// `sink` is called from mp4mux's thread.
-// Throws ExtractError.
+// `sink`. Reading, decrypting, demuxing and cutting run on a thread of the extract's own (nice
+// +10, see lowerThreadPriority), handing whole GOPs over through a queue of a few MB; muxing
+// and `sink` run on the calling thread, which the caller lowers if it should not compete with
+// recording (the endpoint does). Both threads have ended when this returns or throws.
+// Throws ExtractError (the message names the segment), or what `sink` threw.
 ExtractResult extractMp4(const recorder::SegmentStore& store, UtcMicros from, UtcMicros to,
                          const ByteSink& sink);
 
