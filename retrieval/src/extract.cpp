@@ -67,6 +67,7 @@ struct Frame {
 // What the reading thread hands over: the stream's parameter sets first, then samples.
 struct Batch {
     std::shared_ptr<const ParameterSets> start;
+    std::uint32_t startOffset = 0;  // with `start`: the first keyframe's composition offset
     std::vector<Mp4Sample> samples;
     std::size_t bytes = 0;
 };
@@ -150,9 +151,11 @@ public:
                 throw ExtractError("no SPS and PPS before the first keyframe");
             parseSps(key.parameterSets->sps.front());  // fails here, where the segment is known
             parameterSets_ = key.parameterSets;
-            firstPts_ = key.pts;
             firstDts_ = key.dts;
             batch_.start = parameterSets_;
+            if (key.pts - key.dts < 0 || key.pts - key.dts > std::numeric_limits<std::int32_t>::max())
+                throw ExtractError(fmt::format("a keyframe at {}: PTS and DTS too far apart", common::formatUtc(key.ptsUtc)));
+            batch_.startOffset = static_cast<std::uint32_t>(key.pts - key.dts);
         } else if (key.parameterSets != parameterSets_ && *key.parameterSets != *parameterSets_) {
             throw ExtractError(fmt::format(
                 "the stream format changes inside the range ({} -> {}); extract the parts before and after "
@@ -202,7 +205,7 @@ private:
     void out(Frame f, std::int64_t duration) {
         if (duration <= 0 || duration > std::numeric_limits<std::int32_t>::max())
             throw ExtractError(fmt::format("a frame at {} lasts {} ticks", common::formatUtc(f.ptsUtc), duration));
-        const std::int64_t offset = (f.pts - firstPts_) - (f.dts - firstDts_);
+        const std::int64_t offset = f.pts - f.dts;
         if (std::abs(offset) > std::numeric_limits<std::int32_t>::max())
             throw ExtractError(fmt::format("a frame at {}: PTS and DTS too far apart", common::formatUtc(f.ptsUtc)));
         Mp4Sample s;
@@ -223,7 +226,6 @@ private:
 
     BatchQueue& queue_;
     std::shared_ptr<const ParameterSets> parameterSets_;
-    std::int64_t firstPts_ = 0;
     std::int64_t firstDts_ = 0;
     std::optional<Frame> pending_;
     std::size_t shiftedSegment_ = 0;
@@ -384,7 +386,7 @@ ExtractResult extractMp4(const recorder::SegmentStore& store, UtcMicros from, Ut
     std::optional<FragmentedMp4Writer> mp4;
     try {
         while (std::optional<Batch> batch = queue.pop()) {
-            if (batch->start) mp4.emplace(sink, *batch->start);
+            if (batch->start) mp4.emplace(sink, *batch->start, batch->startOffset);
             for (Mp4Sample& s : batch->samples) mp4->add(std::move(s));
         }
         if (!mp4) throw ExtractError("no footage in the requested range");

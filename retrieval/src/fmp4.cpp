@@ -94,8 +94,8 @@ void avcC(Boxes& b, const ParameterSets& ps, const SpsInfo& sps) {
 
 }  // namespace
 
-FragmentedMp4Writer::FragmentedMp4Writer(Sink out, const ParameterSets& parameterSets, std::uint32_t fragmentTicks,
-                                         std::size_t maxFragmentBytes)
+FragmentedMp4Writer::FragmentedMp4Writer(Sink out, const ParameterSets& parameterSets, std::uint32_t startOffset,
+                                         std::uint32_t fragmentTicks, std::size_t maxFragmentBytes)
     : out_(std::move(out)), fragmentTicks_(fragmentTicks), maxFragmentBytes_(maxFragmentBytes) {
     if (parameterSets.sps.empty() || parameterSets.pps.empty())
         throw ExtractError("no SPS and PPS before the first keyframe");
@@ -107,7 +107,7 @@ FragmentedMp4Writer::FragmentedMp4Writer(Sink out, const ParameterSets& paramete
         if (p.size() > 0xFFFF) throw ExtractError("PPS too large for avcC");
     sps_ = parseSps(parameterSets.sps.front());
     if (sps_.width > 0xFFFF || sps_.height > 0xFFFF) throw ExtractError("SPS: picture too large");
-    writeHeader(parameterSets);
+    writeHeader(parameterSets, startOffset);
 }
 
 void FragmentedMp4Writer::emit(std::span<const std::uint8_t> bytes) {
@@ -115,7 +115,7 @@ void FragmentedMp4Writer::emit(std::span<const std::uint8_t> bytes) {
     bytes_ += bytes.size();
 }
 
-void FragmentedMp4Writer::writeHeader(const ParameterSets& ps) {
+void FragmentedMp4Writer::writeHeader(const ParameterSets& ps, std::uint32_t startOffset) {
     scratch_.clear();
     Boxes b(scratch_);
     b.begin("ftyp");
@@ -154,6 +154,20 @@ void FragmentedMp4Writer::writeHeader(const ParameterSets& ps) {
     b.u32(static_cast<std::uint32_t>(sps_.width) << 16);
     b.u32(static_cast<std::uint32_t>(sps_.height) << 16);
     b.end();
+
+    if (startOffset != 0) {
+        // B-frames: the first sample decoded is presented `startOffset` later; the edit list
+        // starts presentation there, so that time 0 is the first frame shown.
+        b.begin("edts");
+        b.beginFull("elst", 0, 0);
+        b.u32(1);
+        b.u32(0);  // segment_duration: 0 = all of the (fragmented) media
+        b.u32(startOffset);  // media_time
+        b.u16(1);  // media_rate_integer
+        b.u16(0);
+        b.end();
+        b.end();
+    }
 
     b.begin("mdia");
     b.beginFull("mdhd", 0, 0);

@@ -17,7 +17,7 @@ struct Mp4Sample {
     std::vector<std::uint8_t> data;
     std::uint64_t decodeTime = 0;
     std::uint32_t duration = 0;        // > 0
-    std::int32_t compositionOffset = 0;  // presentation time - decode time (B-frames: may vary)
+    std::int32_t compositionOffset = 0;  // composition time - decode time (B-frames: varies)
     bool keyframe = false;
 };
 
@@ -31,8 +31,10 @@ public:
     using Sink = std::function<void(std::span<const std::uint8_t>)>;
     static constexpr std::uint32_t kTimescale = 90000;  // MPEG-TS's clock: frame times stay exact
 
-    FragmentedMp4Writer(Sink out, const ParameterSets& parameterSets, std::uint32_t fragmentTicks = kTimescale,
-                        std::size_t maxFragmentBytes = 4u << 20);
+    // `startOffset`: composition time of the first sample presented (its composition offset,
+    // with B-frames), written as an edit list so that presentation starts at time 0.
+    FragmentedMp4Writer(Sink out, const ParameterSets& parameterSets, std::uint32_t startOffset = 0,
+                        std::uint32_t fragmentTicks = kTimescale, std::size_t maxFragmentBytes = 4u << 20);
     FragmentedMp4Writer(const FragmentedMp4Writer&) = delete;
     FragmentedMp4Writer& operator=(const FragmentedMp4Writer&) = delete;
 
@@ -46,7 +48,7 @@ public:
     const SpsInfo& sps() const { return sps_; }
 
 private:
-    void writeHeader(const ParameterSets& parameterSets);
+    void writeHeader(const ParameterSets& parameterSets, std::uint32_t startOffset);
     void flush();
     void emit(std::span<const std::uint8_t> bytes);
 
