@@ -9,31 +9,6 @@ using namespace mimamori;
 using namespace mimamori::retrieval;
 using namespace mimamori::retrieval::test;
 
-namespace {
-
-struct StoreOnly {
-    TempDir dir;
-    common::ManualClock clock{kT0 + 3600 * kMicrosPerSecond};
-    std::unique_ptr<recorder::SegmentStore> store;
-    StoreOnly() {
-        recorder::StoreConfig sc;
-        sc.cameraId = "cam";
-        sc.storageDir = dir.path() / "card";
-        sc.keyDir = dir.path() / "keys";
-        store = recorder::SegmentStore::open(sc, clock);
-    }
-    fs::path extractTo(UtcMicros from, UtcMicros to, ExtractResult& result) {
-        const fs::path out = dir.path() / "clip.mp4";
-        std::vector<std::uint8_t> bytes;
-        result = extractMp4(*store, from, to, [&](std::span<const std::uint8_t> b) { bytes.insert(bytes.end(), b.begin(), b.end()); });
-        CHECK(result.bytes == bytes.size());
-        common::writeFileAtomic(out, std::string(bytes.begin(), bytes.end()));
-        return out;
-    }
-};
-
-}  // namespace
-
 TEST_CASE("an extract covers the range with whole GOPs, at most one outside on each end, and decodes") {
     StoreOnly s;
     recordSegments(*s.store, kT0, 5);  // [kT0, kT0 + 10 s), GOPs of 1 s
@@ -88,4 +63,43 @@ TEST_CASE("extracting where the ring holds nothing fails with a clear error") {
     ExtractResult r;
     CHECK_THROWS_WITH_AS(s.extractTo(kT0 + 100 * kMicrosPerSecond, kT0 + 110 * kMicrosPerSecond, r),
                          doctest::Contains("no footage"), ExtractError);
+}
+
+TEST_CASE("a segment cut short by a power cut is extracted up to its last whole access unit") {
+    StoreOnly s;
+    // Noise makes big frames: the segment spans several 64 KiB chunks, cut at an arbitrary byte.
+    const std::vector<std::uint8_t> ts = encodeTs(30, kFps, kKeyInterval, 320, 240, 1 /* snow */);
+    REQUIRE(ts.size() > 3 * 65536);
+    {
+        auto writer = s.store->beginSegment(kT0);
+        const std::size_t piece = ts.size() / 10;  // written as the recorder would: in pieces, with their end times
+        for (std::size_t i = 0; i < 10; ++i)
+            writer->write(std::span(ts).subspan(i * piece, i == 9 ? ts.size() - i * piece : piece),
+                          kT0 + static_cast<UtcMicros>(i + 1) * 300'000);
+    }  // destroyed unfinished: the unsealed tail is lost, as in a power cut
+    s.reopen();
+    const auto segments = s.store->all();
+    REQUIRE(segments.size() == 1);
+    REQUIRE(segments.front().recovered);
+    ExtractResult r;
+    const fs::path clip = s.extractTo(kT0, kT0 + 3 * kMicrosPerSecond, r);
+    CHECK(r.frames > 0);
+    CHECK(r.frames < 30);
+    CHECK(decodeMp4(clip).frames == static_cast<int>(r.frames));
+}
+
+TEST_CASE("a cancelled sealed extract stops, removes its file and leaves no thread behind") {
+    StoreOnly s;
+    recordSegments(*s.store, kT0, 5);
+    const policy::SecretKey police = policy::generateKey(policy::Role::Police, "hyogo-kakogawa-1");
+    auto threads = [] { return std::distance(fs::directory_iterator("/proc/self/task"), fs::directory_iterator()); };
+    const auto before = threads();
+    const fs::path out = s.dir.path() / "extract.sealed";
+    int polls = 0;
+    CHECK_THROWS_WITH_AS(writeSealedExtract(*s.store, kT0, kT0 + 10 * kMicrosPerSecond, police.boxPublic(), out,
+                                            [&] { return ++polls > 3; }),
+                         doctest::Contains("cancelled"), ExtractError);
+    CHECK(polls == 4);
+    CHECK_FALSE(fs::exists(out));
+    CHECK(threads() == before);
 }

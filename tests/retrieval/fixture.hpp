@@ -10,6 +10,7 @@
 #include "mimamori/policy/request.hpp"
 #include "mimamori/recorder/segment_store.hpp"
 #include "mimamori/retrieval/endpoint.hpp"
+#include "mimamori/retrieval/extract.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -144,17 +145,47 @@ constexpr int kKeyInterval = 10;
 constexpr int kSegmentSeconds = 2;
 constexpr UtcMicros kT0 = 1'795'000'000LL * kMicrosPerSecond;  // 2026-11-18, inside retention
 
-// Writes `count` segments of real TS into the store, back to back from `start`.
-inline void recordSegments(recorder::SegmentStore& store, UtcMicros start, int count) {
-    const std::vector<std::uint8_t> ts = encodeTs(kSegmentSeconds * kFps, kFps, kKeyInterval);
+// Writes `ts` as `count` segments of `seconds` each into the store, back to back from `start`.
+inline void writeSegments(recorder::SegmentStore& store, const std::vector<std::uint8_t>& ts, UtcMicros start,
+                          int count, double seconds) {
+    const auto length = static_cast<UtcMicros>(seconds * static_cast<double>(kMicrosPerSecond));
     for (int i = 0; i < count; ++i) {
-        const UtcMicros s = start + static_cast<UtcMicros>(i) * kSegmentSeconds * kMicrosPerSecond;
-        const UtcMicros e = s + kSegmentSeconds * kMicrosPerSecond;
+        const UtcMicros s = start + static_cast<UtcMicros>(i) * length;
         auto writer = store.beginSegment(s);
-        writer->write(ts, e);
-        writer->finish(e);
+        writer->write(ts, s + length);
+        writer->finish(s + length);
     }
 }
+
+// Writes `count` segments of real TS into the store, back to back from `start`.
+inline void recordSegments(recorder::SegmentStore& store, UtcMicros start, int count) {
+    writeSegments(store, encodeTs(kSegmentSeconds * kFps, kFps, kKeyInterval), start, count, kSegmentSeconds);
+}
+
+// A segment store alone (no endpoint), and extracting from it into a file.
+struct StoreOnly {
+    TempDir dir;
+    common::ManualClock clock{kT0 + 3600 * kMicrosPerSecond};
+    std::unique_ptr<recorder::SegmentStore> store;
+    StoreOnly() { reopen(); }
+    // Opens the store again, as the daemon does after a restart (recovering partial segments).
+    void reopen() {
+        store.reset();
+        recorder::StoreConfig sc;
+        sc.cameraId = "cam";
+        sc.storageDir = dir.path() / "card";
+        sc.keyDir = dir.path() / "keys";
+        store = recorder::SegmentStore::open(sc, clock);
+    }
+    fs::path extractTo(UtcMicros from, UtcMicros to, ExtractResult& result, const std::string& name = "clip.mp4") {
+        const fs::path out = dir.path() / name;
+        std::vector<std::uint8_t> bytes;
+        result = extractMp4(*store, from, to, [&](std::span<const std::uint8_t> b) { bytes.insert(bytes.end(), b.begin(), b.end()); });
+        CHECK(result.bytes == bytes.size());
+        common::writeFileAtomic(out, std::string(bytes.begin(), bytes.end()));
+        return out;
+    }
+};
 
 // The whole camera plus the police and city, with keys on disk.
 struct World {

@@ -1,0 +1,155 @@
+// Media helpers for the remux tests: TS encoded the way the recorder does, decoding to raw
+// frames with GStreamer and ffmpeg, ffprobe's packet list, TS packet surgery.
+#pragma once
+
+#include "fixture.hpp"
+
+#include "../support/run_command.hpp"
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <gst/gst.h>
+#include <gst/app/gstappsink.h>
+
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace mimamori::retrieval::test {
+
+struct TsOptions {
+    int frames = 30;
+    int fps = 10;
+    int keyInterval = 10;
+    int width = 320;
+    int height = 240;
+    int bframes = 0;
+    int pattern = 18;  // ball: every frame differs
+};
+
+// MPEG-TS through the recorder's own chain (recorder/src/pipeline.cpp): x264enc ! h264parse
+// config-interval=-1 ! byte-stream, au ! mpegtsmux with PAT/PMT before every keyframe.
+inline std::vector<std::uint8_t> encodeRecorderTs(const TsOptions& o) {
+    return runToBytes(fmt::format(
+        "videotestsrc num-buffers={} pattern={} ! video/x-raw,format=I420,width={},height={},framerate={}/1 ! "
+        "x264enc key-int-max={} bframes={} speed-preset=ultrafast ! h264parse config-interval=-1 ! "
+        "video/x-h264,stream-format=byte-stream,alignment=au ! mpegtsmux pat-interval=90000 pmt-interval=90000 ! "
+        "appsink name=sink sync=false",
+        o.frames, o.pattern, o.width, o.height, o.fps, o.keyInterval, o.bframes));
+}
+
+inline fs::path writeBytes(const fs::path& file, const std::vector<std::uint8_t>& bytes) {
+    common::writeFileAtomic(file, std::string(bytes.begin(), bytes.end()));
+    return file;
+}
+
+// Every decoded frame (I420 bytes as the decoder laid them out) and its stream time.
+struct RawFrame {
+    std::string bytes;
+    std::int64_t streamTimeUs = -1;
+};
+
+// `demux`: "tsdemux" or "qtdemux". GStreamer's avdec_h264, as the police's players would.
+inline std::vector<RawFrame> decodeWithGstreamer(const fs::path& file, const std::string& demux) {
+    gst_init(nullptr, nullptr);
+    const std::string description = fmt::format(
+        "filesrc location=\"{}\" ! {} ! h264parse ! avdec_h264 ! video/x-raw,format=I420 ! appsink name=sink sync=false",
+        file.string(), demux);
+    GError* error = nullptr;
+    GstElement* pipeline = gst_parse_launch(description.c_str(), &error);
+    if (!pipeline) throw std::runtime_error(error ? error->message : "parse failed");
+    GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+    gst_element_set_state(pipeline, GST_STATE_PLAYING);
+    std::vector<RawFrame> frames;
+    while (GstSample* sample = gst_app_sink_pull_sample(GST_APP_SINK(sink))) {
+        GstBuffer* buffer = gst_sample_get_buffer(sample);
+        RawFrame f;
+        const GstSegment* segment = gst_sample_get_segment(sample);
+        if (GST_BUFFER_PTS_IS_VALID(buffer) && segment) {
+            const guint64 t = gst_segment_to_stream_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
+            if (t != GST_CLOCK_TIME_NONE) f.streamTimeUs = static_cast<std::int64_t>(t / GST_USECOND);
+        }
+        GstMapInfo map;
+        if (gst_buffer_map(buffer, &map, GST_MAP_READ)) {
+            f.bytes.assign(reinterpret_cast<const char*>(map.data), map.size);
+            gst_buffer_unmap(buffer, &map);
+        }
+        frames.push_back(std::move(f));
+        gst_sample_unref(sample);
+    }
+    GstBus* bus = gst_element_get_bus(pipeline);
+    GstMessage* msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+    const bool failed = msg != nullptr;
+    if (msg) gst_message_unref(msg);
+    gst_object_unref(bus);
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(sink);
+    gst_object_unref(pipeline);
+    if (failed) throw std::runtime_error("GStreamer could not decode " + file.string());
+    return frames;
+}
+
+// All frames as ffmpeg decodes them, raw yuv420p back to back, none dropped or repeated.
+inline std::string decodeWithFfmpeg(const fs::path& file) {
+    const auto r = testing::runCommand(fmt::format(
+        "ffmpeg -nostdin -v error -i '{}' -fps_mode passthrough -f rawvideo -pix_fmt yuv420p - 2>/dev/null", file.string()));
+    REQUIRE(r.status == 0);
+    return r.output;
+}
+
+struct Packet {
+    std::int64_t pts = 0;
+    std::int64_t dts = 0;
+    bool keyframe = false;
+};
+
+// ffprobe's view of the video packets, in file (decode) order, in the stream's time base
+// (90 kHz for both the TS and the extract).
+inline std::vector<Packet> probePackets(const fs::path& file) {
+    const auto r = testing::runCommand(fmt::format(
+        "ffprobe -v error -select_streams v:0 -show_entries packet=pts,dts,flags -of csv=p=0 '{}'", file.string()));
+    REQUIRE(r.status == 0);
+    std::vector<Packet> packets;
+    std::istringstream lines(r.output);
+    std::string line;
+    while (std::getline(lines, line)) {
+        if (line.empty()) continue;
+        Packet p;
+        char flags[8] = {};
+        REQUIRE(std::sscanf(line.c_str(), "%ld,%ld,%7s", &p.pts, &p.dts, flags) == 3);
+        p.keyframe = flags[0] == 'K';
+        packets.push_back(p);
+    }
+    return packets;
+}
+
+// The message of the ExtractError `f` throws ("" when it throws none).
+template <typename F>
+std::string extractErrorOf(F&& f) {
+    try {
+        f();
+    } catch (const ExtractError& e) {
+        return e.what();
+    }
+    return "";
+}
+inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// TS packet surgery for the error tests.
+inline int pidOf(const std::vector<std::uint8_t>& ts, std::size_t packet) {
+    return ((ts[packet * 188 + 1] & 0x1F) << 8) | ts[packet * 188 + 2];
+}
+inline bool unitStart(const std::vector<std::uint8_t>& ts, std::size_t packet) { return ts[packet * 188 + 1] & 0x40; }
+
+// Independent of the demuxer's: CRC-32/MPEG-2, bit by bit.
+inline std::uint32_t crcMpeg(const std::uint8_t* p, std::size_t n) {
+    std::uint32_t crc = 0xFFFFFFFFu;
+    for (std::size_t i = 0; i < n; ++i) {
+        crc ^= static_cast<std::uint32_t>(p[i]) << 24;
+        for (int b = 0; b < 8; ++b) crc = (crc & 0x80000000u) ? (crc << 1) ^ 0x04C11DB7u : crc << 1;
+    }
+    return crc;
+}
+
+}  // namespace mimamori::retrieval::test
