@@ -50,8 +50,10 @@ private:
     fs::path path_;
 };
 
-// Runs a gst-launch description ending in `appsink name=sink` and returns all bytes it got.
-inline std::vector<std::uint8_t> runToBytes(const std::string& description) {
+// Runs a gst-launch description ending in `appsink name=sink`, hands every sample to
+// `onSample` (borrowed for the call) and returns the first error the pipeline posted ("" if none).
+template <typename OnSample>
+std::string pullSamples(const std::string& description, OnSample&& onSample) {
     gst_init(nullptr, nullptr);
     GError* error = nullptr;
     GstElement* pipeline = gst_parse_launch(description.c_str(), &error);
@@ -62,14 +64,8 @@ inline std::vector<std::uint8_t> runToBytes(const std::string& description) {
     }
     GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
     gst_element_set_state(pipeline, GST_STATE_PLAYING);
-    std::vector<std::uint8_t> out;
     while (GstSample* sample = gst_app_sink_pull_sample(GST_APP_SINK(sink))) {
-        GstBuffer* buffer = gst_sample_get_buffer(sample);
-        GstMapInfo map;
-        if (gst_buffer_map(buffer, &map, GST_MAP_READ)) {
-            out.insert(out.end(), map.data, map.data + map.size);
-            gst_buffer_unmap(buffer, &map);
-        }
+        onSample(sample);
         gst_sample_unref(sample);
     }
     GstBus* bus = gst_element_get_bus(pipeline);
@@ -86,6 +82,20 @@ inline std::vector<std::uint8_t> runToBytes(const std::string& description) {
     gst_element_set_state(pipeline, GST_STATE_NULL);
     gst_object_unref(sink);
     gst_object_unref(pipeline);
+    return failure;
+}
+
+// Runs a gst-launch description ending in `appsink name=sink` and returns all bytes it got.
+inline std::vector<std::uint8_t> runToBytes(const std::string& description) {
+    std::vector<std::uint8_t> out;
+    const std::string failure = pullSamples(description, [&](GstSample* sample) {
+        GstMapInfo map;
+        GstBuffer* buffer = gst_sample_get_buffer(sample);
+        if (gst_buffer_map(buffer, &map, GST_MAP_READ)) {
+            out.insert(out.end(), map.data, map.data + map.size);
+            gst_buffer_unmap(buffer, &map);
+        }
+    });
     if (!failure.empty()) throw std::runtime_error(failure);
     return out;
 }
@@ -108,33 +118,18 @@ struct Decoded {
 };
 
 inline Decoded decodeMp4(const fs::path& file) {
-    gst_init(nullptr, nullptr);
-    const std::string description = fmt::format(
-        "filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 ! appsink name=sink sync=false", file.string());
-    GError* error = nullptr;
-    GstElement* pipeline = gst_parse_launch(description.c_str(), &error);
-    if (!pipeline) throw std::runtime_error(error ? error->message : "parse failed");
-    GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
-    gst_element_set_state(pipeline, GST_STATE_PLAYING);
     Decoded d;
-    while (GstSample* sample = gst_app_sink_pull_sample(GST_APP_SINK(sink))) {
-        GstBuffer* buffer = gst_sample_get_buffer(sample);
-        const UtcMicros pts = static_cast<UtcMicros>(GST_BUFFER_PTS(buffer) / GST_USECOND);
-        const UtcMicros dur = GST_BUFFER_DURATION_IS_VALID(buffer) ? static_cast<UtcMicros>(GST_BUFFER_DURATION(buffer) / GST_USECOND) : 0;
-        if (d.firstPts < 0 || pts < d.firstPts) d.firstPts = pts;
-        d.lastEnd = std::max(d.lastEnd, pts + dur);
-        ++d.frames;
-        gst_sample_unref(sample);
-    }
-    GstBus* bus = gst_element_get_bus(pipeline);
-    GstMessage* msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
-    const bool failed = msg != nullptr;
-    if (msg) gst_message_unref(msg);
-    gst_object_unref(bus);
-    gst_element_set_state(pipeline, GST_STATE_NULL);
-    gst_object_unref(sink);
-    gst_object_unref(pipeline);
-    if (failed) d.frames = -1;
+    const std::string failure = pullSamples(
+        fmt::format("filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 ! appsink name=sink sync=false", file.string()),
+        [&](GstSample* sample) {
+            GstBuffer* buffer = gst_sample_get_buffer(sample);
+            const UtcMicros pts = static_cast<UtcMicros>(GST_BUFFER_PTS(buffer) / GST_USECOND);
+            const UtcMicros dur = GST_BUFFER_DURATION_IS_VALID(buffer) ? static_cast<UtcMicros>(GST_BUFFER_DURATION(buffer) / GST_USECOND) : 0;
+            if (d.firstPts < 0 || pts < d.firstPts) d.firstPts = pts;
+            d.lastEnd = std::max(d.lastEnd, pts + dur);
+            ++d.frames;
+        });
+    if (!failure.empty()) d.frames = -1;
     return d;
 }
 

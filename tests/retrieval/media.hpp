@@ -52,41 +52,27 @@ struct RawFrame {
 
 // `demux`: "tsdemux" or "qtdemux". GStreamer's avdec_h264, as the police's players would.
 inline std::vector<RawFrame> decodeWithGstreamer(const fs::path& file, const std::string& demux) {
-    gst_init(nullptr, nullptr);
-    const std::string description = fmt::format(
-        "filesrc location=\"{}\" ! {} ! h264parse ! avdec_h264 ! video/x-raw,format=I420 ! appsink name=sink sync=false",
-        file.string(), demux);
-    GError* error = nullptr;
-    GstElement* pipeline = gst_parse_launch(description.c_str(), &error);
-    if (!pipeline) throw std::runtime_error(error ? error->message : "parse failed");
-    GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
-    gst_element_set_state(pipeline, GST_STATE_PLAYING);
     std::vector<RawFrame> frames;
-    while (GstSample* sample = gst_app_sink_pull_sample(GST_APP_SINK(sink))) {
-        GstBuffer* buffer = gst_sample_get_buffer(sample);
-        RawFrame f;
-        const GstSegment* segment = gst_sample_get_segment(sample);
-        if (GST_BUFFER_PTS_IS_VALID(buffer) && segment) {
-            const guint64 t = gst_segment_to_stream_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
-            if (t != GST_CLOCK_TIME_NONE) f.streamTimeUs = static_cast<std::int64_t>(t / GST_USECOND);
-        }
-        GstMapInfo map;
-        if (gst_buffer_map(buffer, &map, GST_MAP_READ)) {
-            f.bytes.assign(reinterpret_cast<const char*>(map.data), map.size);
-            gst_buffer_unmap(buffer, &map);
-        }
-        frames.push_back(std::move(f));
-        gst_sample_unref(sample);
-    }
-    GstBus* bus = gst_element_get_bus(pipeline);
-    GstMessage* msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
-    const bool failed = msg != nullptr;
-    if (msg) gst_message_unref(msg);
-    gst_object_unref(bus);
-    gst_element_set_state(pipeline, GST_STATE_NULL);
-    gst_object_unref(sink);
-    gst_object_unref(pipeline);
-    if (failed) throw std::runtime_error("GStreamer could not decode " + file.string());
+    const std::string failure = pullSamples(
+        fmt::format("filesrc location=\"{}\" ! {} ! h264parse ! avdec_h264 ! video/x-raw,format=I420 ! "
+                    "appsink name=sink sync=false",
+                    file.string(), demux),
+        [&](GstSample* sample) {
+            GstBuffer* buffer = gst_sample_get_buffer(sample);
+            RawFrame f;
+            const GstSegment* segment = gst_sample_get_segment(sample);
+            if (GST_BUFFER_PTS_IS_VALID(buffer) && segment) {
+                const guint64 t = gst_segment_to_stream_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
+                if (t != GST_CLOCK_TIME_NONE) f.streamTimeUs = static_cast<std::int64_t>(t / GST_USECOND);
+            }
+            GstMapInfo map;
+            if (gst_buffer_map(buffer, &map, GST_MAP_READ)) {
+                f.bytes.assign(reinterpret_cast<const char*>(map.data), map.size);
+                gst_buffer_unmap(buffer, &map);
+            }
+            frames.push_back(std::move(f));
+        });
+    if (!failure.empty()) throw std::runtime_error("GStreamer could not decode " + file.string() + ": " + failure);
     return frames;
 }
 
