@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 namespace mimamori::retrieval {
@@ -11,19 +12,16 @@ namespace {
 
 enum NalType : int { kSlice = 1, kIdr = 5, kSps = 7, kPps = 8, kAud = 9, kFiller = 12 };
 
-// The first byte of the next 00 00 01 at or after `p`, or `end`.
+// The first byte of the next 00 00 01 at or after `p`, or `end`. memchr finds the rare 0x01
+// bytes of compressed slice data several times faster than looking at every byte.
 const std::uint8_t* findStartCode(const std::uint8_t* p, const std::uint8_t* end) {
-    // Looks at every third byte: a byte above 1 can be none of the three bytes of a start code.
+    if (end - p < 3) return end;
     const std::uint8_t* q = p + 2;
     while (q < end) {
-        if (*q > 1) {
-            q += 3;
-        } else if (*q == 0) {
-            ++q;
-        } else {
-            if (q[-1] == 0 && q[-2] == 0) return q - 2;
-            q += 3;
-        }
+        q = static_cast<const std::uint8_t*>(std::memchr(q, 1, static_cast<std::size_t>(end - q)));
+        if (!q) return end;
+        if (q[-1] == 0 && q[-2] == 0) return q - 2;
+        ++q;
     }
     return end;
 }
