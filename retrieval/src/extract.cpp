@@ -33,8 +33,9 @@ namespace mimamori::retrieval {
 namespace {
 
 constexpr int kRetrievalNice = 10;
-// MP4 bytes queued between the threads; with the GOP being cut and the fragment being written
-// this bounds the extract's memory to a few MB (a GOP is held whole: one second by default).
+// MP4 bytes queued between the threads. The extract's memory is this, plus the GOP being cut
+// (held whole until its end is known) and the fragment being written (at most one GOP or 4 MiB):
+// a few MB for the recorder's GOPs of a few seconds.
 constexpr std::size_t kQueueBytes = 4u << 20;
 constexpr std::int64_t kTicksPerSecond = FragmentedMp4Writer::kTimescale;
 // A frame duration to fall back on when an extract holds a single frame before a gap.

@@ -64,9 +64,9 @@ std::uint32_t ueAtMost(BitReader& r, std::uint32_t max, const char* what) {
 }
 
 void skipScalingList(BitReader& r, int size) {
-    int last = 8, next = 8;
+    std::int64_t last = 8, next = 8;
     for (int j = 0; j < size && next != 0; ++j) {
-        next = (last + r.se() + 256) % 256;
+        next = ((last + r.se()) % 256 + 256) % 256;  // delta_scale is -128..127 in valid streams
         if (next != 0) last = next;
     }
 }
