@@ -2,6 +2,7 @@
 #include "store_test_util.hpp"
 
 #include "mimamori/common/log.hpp"
+#include "mimamori/recorder/segment_format.hpp"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -107,4 +108,62 @@ TEST_CASE("kill -9 at random instants loses at most the sync interval and never 
         }
         resumeAt = newest;
     }
+}
+
+namespace {
+
+std::uintmax_t partSize(const StoreConfig& config) {
+    const auto parts = filesIn(config.storageDir, ".part");
+    REQUIRE(parts.size() == 1);
+    return std::filesystem::file_size(parts.front());
+}
+
+}  // namespace
+
+TEST_CASE("a sync ends the file on a block boundary, holding back at most a quarter interval") {
+    TempDir dir;
+    auto config = makeConfig(dir);
+    config.syncIntervalMicros = 100'000;
+    common::ManualClock clock(kT0);
+    std::vector<std::uint8_t> bytes(1000, 0x47);
+    common::UtcMicros lastEnd = kT0;
+    const std::uintmax_t overhead = format::kChunkOverheadBytes;
+    {
+        auto store = SegmentStore::open(config, clock);
+        auto writer = store->beginSegment(kT0);
+        auto write = [&](int times) {
+            for (int i = 0; i < times; ++i) {
+                clock.advance(10'000);  // 10 ms of footage per write
+                lastEnd = clock.nowUtc();
+                writer->write(bytes, lastEnd);
+            }
+        };
+        write(9);
+        CHECK(partSize(config) == sizeof(format::FileHeader));  // nothing sealed before the interval
+        // 100 ms: 10,000 bytes buffered. The chunk ends at 8,192 and holds writes 1-8 whole and
+        // part of write 9; 1,973 bytes (20 ms of footage) wait for the next chunk.
+        write(1);
+        CHECK(partSize(config) == 8192);
+        // Those 20 ms bring the next sync forward: at 180 ms, not 200 ms.
+        write(7);
+        CHECK(partSize(config) == 8192);
+        write(1);
+        CHECK(partSize(config) == 16384);  // 1,818 bytes (writes 17-18, 20 ms) held back again
+        // Tiny writes: the next boundary is out of reach, so the sync at 260 ms seals everything
+        // (that block is written again by the next sync).
+        bytes.assign(10, 0x47);
+        write(7);
+        CHECK(partSize(config) == 16384);
+        write(1);
+        CHECK(partSize(config) == 16384 + overhead + 1818 + 8 * 10);
+        const common::UtcMicros synced = lastEnd;
+        write(2);  // not synced: lost with the writer
+        lastEnd = synced;
+    }  // the writer is abandoned unfinished, as by a crash
+    auto store = SegmentStore::open(config, clock);
+    const auto segments = store->all();
+    REQUIRE(segments.size() == 1);
+    CHECK(segments[0].recovered);
+    CHECK(segments[0].end == lastEnd);  // all that was synced, and no claim beyond it
+    CHECK_FALSE(store->read(segments[0], nullptr));
 }

@@ -40,14 +40,6 @@ void flipByte(const fs::path& path, std::size_t offset) {
     REQUIRE(::pwrite(fd.get(), &b, 1, static_cast<off_t>(offset)) == 1);
 }
 
-std::vector<fs::path> filesIn(const fs::path& dir, std::string_view suffix) {
-    std::vector<fs::path> out;
-    for (const auto& e : fs::directory_iterator(dir))
-        if (e.path().string().ends_with(suffix)) out.push_back(e.path());
-    std::sort(out.begin(), out.end());
-    return out;
-}
-
 }  // namespace
 
 TEST_CASE("a segment round-trips through encryption and the read API") {

@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace mimamori::recorder::testing {
@@ -104,6 +106,15 @@ inline std::vector<std::uint8_t> readAll(const StoreConfig&, SegmentStore& store
 inline std::vector<std::uint8_t> fileBytes(const std::filesystem::path& p) {
     const std::string s = common::readFile(p);
     return {s.begin(), s.end()};
+}
+
+// The files in `dir` whose names end in `suffix`, sorted.
+inline std::vector<std::filesystem::path> filesIn(const std::filesystem::path& dir, std::string_view suffix) {
+    std::vector<std::filesystem::path> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+        if (e.path().string().ends_with(suffix)) out.push_back(e.path());
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 inline void writeBytes(const std::filesystem::path& p, std::span<const std::uint8_t> bytes) {

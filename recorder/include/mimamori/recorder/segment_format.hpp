@@ -56,6 +56,8 @@ static_assert(sizeof(ChunkPrefix) == 16);
 static_assert(offsetof(ChunkPrefix, storeTime) == 8);
 
 inline constexpr std::size_t kMaxPayloadPerChunk = kMaxChunkPlaintext - sizeof(ChunkPrefix);
+// Bytes a data chunk adds on disk around its TS payload: length, prefix and authentication tag.
+inline constexpr std::size_t kChunkOverheadBytes = kLengthBytes + sizeof(ChunkPrefix) + kAuthBytes;
 
 // The whole plaintext of the last chunk (tag FINAL).
 struct FinalRecord {
