@@ -25,8 +25,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 # The recorder's default x264 settings (recorder/src/pipeline.cpp kDefaultX264Properties);
-# mimamorid adds key-int-max = frame rate.
-X264 = "speed-preset=superfast tune=zerolatency bframes=0 pass=qual quantizer=29"
+# mimamorid also asks for a keyframe every 10 s (kDefaultKeyframeSeconds), so the bare pipeline
+# gets a 10 s GOP at the clip's 15 fps.
+X264 = ("speed-preset=ultrafast pass=qual quantizer=30 cabac=true dct8x8=true bframes=2 "
+        "b-adapt=false psy-tune=ssim threads=1 option-string=deblock=0,0:chroma-qp-offset=-1")
+GOP_FRAMES = 10 * 15
 
 
 def run_measured(argv, stop_after=None):
@@ -109,7 +112,7 @@ def main():
                 ["gst-launch-1.0", "-q", "filesrc", f"location={clip}", "!", "decodebin", "!",
                  "videoconvert", "!", "video/x-raw,format={I420,NV12}", "!", "queue",
                  "max-size-buffers=8", "max-size-bytes=0", "max-size-time=0", "!",
-                 "x264enc", *X264.split(), "key-int-max=15", "!", "h264parse",
+                 "x264enc", *X264.split(), f"key-int-max={GOP_FRAMES}", "!", "h264parse",
                  "config-interval=-1", "!", "mpegtsmux", "pat-interval=90000",
                  "pmt-interval=90000", "!", "filesink", f"location={ts}"])
             baseline_cpu.append(cpu)

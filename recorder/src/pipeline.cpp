@@ -9,6 +9,7 @@
 #include <gst/gst.h>
 #include <gst/video/video.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -37,10 +38,18 @@ std::optional<masking::PixelFormat> pixelFormat(GstVideoFormat format) {
     }
 }
 
+// The keyframe interval when the config gives no frame count: kDefaultKeyframeSeconds, or the
+// segment length if that is shorter (a segment can only start on a keyframe).
+GstClockTime defaultKeyframeInterval(const DaemonConfig& config) {
+    const double seconds = std::min(kDefaultKeyframeSeconds, config.segmentSeconds);
+    return static_cast<GstClockTime>(std::llround(seconds * GST_SECOND));
+}
+
 }  // namespace
 
 const char* const kDefaultX264Properties =
-    "speed-preset=superfast tune=zerolatency bframes=0 pass=qual quantizer=29";
+    "speed-preset=ultrafast pass=qual quantizer=30 cabac=true dct8x8=true bframes=2 b-adapt=false "
+    "psy-tune=ssim threads=1 option-string=deblock=0,0:chroma-qp-offset=-1";
 
 // ---------------------------------------------------------------------------------------------
 // MaskState
@@ -279,8 +288,7 @@ struct CapturePipeline::Impl {
                         GST_VIDEO_INFO_FPS_N(&info), GST_VIDEO_INFO_FPS_D(&info));
         int n = GST_VIDEO_INFO_FPS_N(&info), d = GST_VIDEO_INFO_FPS_D(&info);
         const int frames = config.encoder.keyframeIntervalFrames;
-        // One keyframe per second of video unless the config gives a frame count.
-        keyIntervalNs = GST_SECOND;
+        keyIntervalNs = defaultKeyframeInterval(config);
         if (frames > 0)
             keyIntervalNs = (n > 0 && d > 0)
                                 ? gst_util_uint64_scale(GST_SECOND, static_cast<guint64>(frames) * d, n)
@@ -545,14 +553,15 @@ CapturePipeline::CapturePipeline(const DaemonConfig& config, std::shared_ptr<Mas
     if (!mask || !impl_->encoder || !sink)
         throw std::runtime_error("cannot build the pipeline: a named element is missing");
 
-    // x264enc's own GOP would default to 10 s; cap it (before playing: the property cannot
-    // change later) so keyframes come at least every 2 s at the configured rate even if a
-    // force-key-unit request were lost. The requests themselves keep them at 1 s.
+    // Cap x264enc's own GOP (before playing: the property cannot change later) at twice the
+    // requested interval, so keyframes keep coming even if a force-key-unit request were lost.
     if (g_object_class_find_property(G_OBJECT_GET_CLASS(impl_->encoder.get()), "key-int-max") &&
         config.encoder.properties.find("key-int-max") == std::string::npos) {
-        int frames = config.encoder.keyframeIntervalFrames > 0 ? config.encoder.keyframeIntervalFrames
-                                                               : 2 * config.source.framerate;
-        g_object_set(impl_->encoder.get(), "key-int-max", static_cast<guint>(frames), nullptr);
+        const double seconds = static_cast<double>(defaultKeyframeInterval(config)) / GST_SECOND;
+        const int frames = config.encoder.keyframeIntervalFrames > 0
+                               ? config.encoder.keyframeIntervalFrames
+                               : static_cast<int>(std::lround(seconds * config.source.framerate));
+        g_object_set(impl_->encoder.get(), "key-int-max", static_cast<guint>(2 * std::max(frames, 1)), nullptr);
     }
 
     GstPtr<GstPad> maskPad(gst_element_get_static_pad(mask.get(), "src"));

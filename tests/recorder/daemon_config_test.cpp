@@ -41,7 +41,7 @@ TEST_CASE("a minimal config gets the documented defaults") {
     CHECK(c.segmentSeconds == 10);
     CHECK(c.store.retentionDays == 12);
     CHECK(c.store.byteLimit == 0);
-    CHECK(c.store.syncIntervalMicros == 1'000'000);
+    CHECK(c.store.syncIntervalMicros == 800'000);
     CHECK(c.store.storageDir == "/card/ring");
     CHECK(c.retrievalJson.empty());
     CHECK(c.bleJson.empty());

@@ -28,7 +28,7 @@ struct SourceConfig {
 struct EncoderConfig {
     std::string element = "x264enc";  // any H.264 encoder element, e.g. the SoC's v4l2h264enc
     std::string properties;           // gst-launch style "key=value key=value", applied as given
-    int keyframeIntervalFrames = 0;   // 0 = one keyframe per second of video
+    int keyframeIntervalFrames = 0;   // 0 = kDefaultKeyframeSeconds of video, or the segment if shorter
 };
 
 struct DaemonConfig {

@@ -68,6 +68,9 @@ std::string sourceDescription(const SourceConfig& source, const std::string& dow
 std::string encoderDescription(const EncoderConfig& encoder);
 // The default x264enc settings for a watch camera (see docs/config.md).
 extern const char* const kDefaultX264Properties;
+// Seconds between keyframes when encoder.keyframe_interval_frames is 0. A static street scene
+// costs most of its bits in keyframes; an extract still covers its range to within one GOP.
+inline constexpr double kDefaultKeyframeSeconds = 10.0;
 
 // Throws std::runtime_error naming the first GStreamer element the config needs that is not
 // installed. Used by --check-config and before the first start.
