@@ -25,8 +25,11 @@ constexpr const char* kLog = "recorder";
 constexpr int kFirstRetryMs = 1000;
 constexpr int kMaxRetryMs = 30000;
 constexpr int kDrainTimeoutMs = 5000;
-// A keyframe this close before the nominal cut still closes the segment (rounding of times).
-constexpr UtcMicros kCutTolerance = 10'000;
+// A keyframe this close before the nominal cut still closes the segment. Keyframes are asked
+// for at the segment's pace in presentation time, but the TS carries them at their decode time,
+// which B-frames put a few frames earlier (and the first keyframe's decode time is clipped to
+// its presentation time): without this slack every first segment would run to a second keyframe.
+constexpr UtcMicros kCutTolerance = 500'000;
 
 // Bytes of TS between two hand-overs to the writing thread. A batch starts at a keyframe group
 // or wherever the writer last took the queue's tail.
