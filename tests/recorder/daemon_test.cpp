@@ -130,6 +130,31 @@ TEST_CASE("--check-config lists every problem of a bad config and accepts a good
     CHECK(d.log().find("valid") != std::string::npos);
 }
 
+TEST_CASE("with the default encoder's B-frames, segments are cut at segment_seconds, the first one too") {
+    auto dir = freshDir("daemon-segment-length");
+    common::writeFileAtomic(dir / "masks.json", maskJson("cam-test", {{0.1, 0.1, 0.3, 0.3}}));
+    auto config = writeConfig(dir, baseConfig());  // 2 s segments, 10 fps, default x264 settings
+    {
+        Daemon d({"--config", config.string()}, dir / "daemon.log");
+        d.waitForLog("first frame at");
+        std::this_thread::sleep_for(std::chrono::milliseconds(9500));
+        d.signal(SIGTERM);
+        CHECK(d.wait() == 0);
+    }
+    common::SystemClock clock;
+    auto store = recorder::SegmentStore::open(storeConfig(dir), clock);
+    const auto segments = store->all();
+    REQUIRE(segments.size() >= 4);
+    // Every segment but the last (cut short by SIGTERM) holds one keyframe interval: the
+    // keyframes arrive in the TS a few frames early (decode order), never a whole interval late.
+    for (std::size_t i = 0; i + 1 < segments.size(); ++i) {
+        const double seconds = double(segments[i].end - segments[i].start) / 1e6;
+        INFO("segment ", i, ": ", seconds, " s");
+        CHECK(seconds > 1.5);
+        CHECK(seconds < 2.5);
+    }
+}
+
 TEST_CASE("SIGHUP: an invalid mask file keeps the old masks, a valid one changes the masked area") {
     auto dir = freshDir("daemon-sighup");
     const Rect a{0.05, 0.1, 0.3, 0.45}, b{0.55, 0.2, 0.7, 0.6};
