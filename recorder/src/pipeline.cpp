@@ -304,8 +304,15 @@ struct CapturePipeline::Impl {
         GstClockTime pts = GST_BUFFER_PTS(buffer);
         guint64 running = gst_segment_to_running_time(&rawSegment, GST_FORMAT_TIME, pts);
         if (running == GST_CLOCK_TIME_NONE) return;
-        if (nextKeyNs != GST_CLOCK_TIME_NONE && running + keyIntervalNs / 100 < nextKeyNs) return;
-        nextKeyNs = running + keyIntervalNs;
+        // Slack for timestamp rounding only: a slack that grew with the interval would bring
+        // each keyframe a frame early, and a segment would then close a whole interval late.
+        constexpr GstClockTime kRoundingNs = 10 * GST_MSECOND;
+        if (nextKeyNs != GST_CLOCK_TIME_NONE && running + kRoundingNs < nextKeyNs) return;
+        // On schedule, the next one an interval after this one's due time (no drift); after a
+        // stall or a gap, an interval after this frame.
+        nextKeyNs = (nextKeyNs != GST_CLOCK_TIME_NONE && running < nextKeyNs + keyIntervalNs)
+                        ? nextKeyNs + keyIntervalNs
+                        : running + keyIntervalNs;
         if (keyRequests++ == 0) return;  // the first frame is a keyframe anyway
         guint64 stream = gst_segment_to_stream_time(&rawSegment, GST_FORMAT_TIME, pts);
         gst_pad_push_event(pad, gst_video_event_new_downstream_force_key_unit(

@@ -25,11 +25,17 @@ constexpr const char* kLog = "recorder";
 constexpr int kFirstRetryMs = 1000;
 constexpr int kMaxRetryMs = 30000;
 constexpr int kDrainTimeoutMs = 5000;
-// A keyframe this close before the nominal cut still closes the segment. Keyframes are asked
-// for at the segment's pace in presentation time, but the TS carries them at their decode time,
-// which B-frames put a few frames earlier (and the first keyframe's decode time is clipped to
-// its presentation time): without this slack every first segment would run to a second keyframe.
-constexpr UtcMicros kCutTolerance = 500'000;
+// How far before the nominal cut a keyframe still closes the segment. Keyframes are asked for
+// on the segment's pace in presentation time, but the TS carries them at their decode time,
+// which B-frames put a few frames earlier, except for the very first keyframe (its decode time
+// cannot go below the stream's start). So allow half a keyframe interval, at most 0.5 s: enough
+// for any B-frame delay, and never so much that an earlier keyframe would cut a segment short.
+UtcMicros cutTolerance(const DaemonConfig& config) {
+    const double interval = config.encoder.keyframeIntervalFrames > 0
+                                ? double(config.encoder.keyframeIntervalFrames) / config.source.framerate
+                                : std::min(kDefaultKeyframeSeconds, config.segmentSeconds);
+    return std::min<UtcMicros>(500'000, static_cast<UtcMicros>(interval * 1e6 / 2));
+}
 
 // Bytes of TS between two hand-overs to the writing thread. A batch starts at a keyframe group
 // or wherever the writer last took the queue's tail.
@@ -263,7 +269,7 @@ struct Recorder::Impl {
         }
         if (batch.keyStart) {
             const auto length = static_cast<UtcMicros>(config.segmentSeconds * 1e6);
-            if (writer && batch.start - segmentStart >= length - kCutTolerance)
+            if (writer && batch.start - segmentStart >= length - cutTolerance(config))
                 finishSegment(batch.start);
             if (!writer) {
                 writer = store->beginSegment(batch.start);
