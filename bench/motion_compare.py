@@ -29,11 +29,11 @@ import sys
 import tempfile
 import time
 
+from recorder_bench import WINDOWS_POLYGON, daemon_config
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 WIDTH, HEIGHT, FPS = 1920, 1080, 15
-# The street clip's building windows, as a city would mask them (same as recorder_bench.py).
-MASK_POLYGON = [[0.42, 0.07], [0.75, 0.07], [0.75, 0.19], [0.42, 0.19]]
 # SSIM is computed below the masked band (rows 216..1079, 80% of the frame): both recorders
 # black the band out, the source does not, and on a flat black area SSIM's luminance term sits
 # at its near-zero-mean extreme where a codec level or two swings it; the band says nothing
@@ -50,8 +50,8 @@ def log(text):
 def mask_pixels():
     """The masked pixel rectangle [x0, x1) x [y0, y1): every pixel the rectangle touches,
     as Mimamori rasterises it (docs/mask-file.md)."""
-    xs = [p[0] * WIDTH for p in MASK_POLYGON]
-    ys = [p[1] * HEIGHT for p in MASK_POLYGON]
+    xs = [p[0] * WIDTH for p in WINDOWS_POLYGON]
+    ys = [p[1] * HEIGHT for p in WINDOWS_POLYGON]
     import math
     return (math.floor(min(xs)), math.ceil(max(xs)), math.floor(min(ys)), math.ceil(max(ys)))
 
@@ -303,23 +303,6 @@ stream_port 0
     return conf, out
 
 
-def mimamori_config(workdir, port, encoder_properties):
-    with open(os.path.join(workdir, "masks.json"), "w") as f:
-        json.dump({"version": 1, "camera": "bench",
-                   "masks": [{"name": "windows", "polygon": MASK_POLYGON}]}, f)
-    config = {
-        "camera_id": "bench",
-        "source": {"kind": "rtsp", "location": f"rtsp://127.0.0.1:{port}/street"},
-        **({"encoder": {"element": "x264enc", "properties": encoder_properties}} if encoder_properties else {}),
-        "storage": {"path": "ring", "retention_days": 12, "sync_interval_ms": 1000},
-        "mask_file": "masks.json", "key_dir": "keys", "state_dir": "state",
-    }
-    path = os.path.join(workdir, "mimamorid.json")
-    with open(path, "w") as f:
-        json.dump(config, f)
-    return path
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -360,7 +343,8 @@ def main():
 
         # One after the other, each for the same wall-clock time (Motion first by default).
         conf, motion_out = motion_config(work, args.port, pgm)
-        config = mimamori_config(work, args.port, args.mimamori_encoder)
+        config = daemon_config(work, {"kind": "rtsp", "location": f"rtsp://127.0.0.1:{args.port}/street"},
+                               args.mimamori_encoder)
         runs = {}
 
         def run_motion():

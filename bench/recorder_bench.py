@@ -64,16 +64,20 @@ def make_clip(path):
     os.rename(path + ".part", path)
 
 
-def daemon_config(workdir, clip, realtime):
-    masks = os.path.join(workdir, "masks.json")
-    with open(masks, "w") as f:
-        # The street clip's building windows, as a city would mask them.
-        json.dump({"version": 1, "camera": "bench", "masks": [
-            {"name": "windows", "polygon": [[0.42, 0.07], [0.75, 0.07], [0.75, 0.19], [0.42, 0.19]]}
-        ]}, f)
+# The street clip's building windows, as a city would mask them.
+WINDOWS_POLYGON = [[0.42, 0.07], [0.75, 0.07], [0.75, 0.19], [0.42, 0.19]]
+
+
+def daemon_config(workdir, source, encoder_properties=None):
+    """Writes masks.json and mimamorid.json (camera "bench", 1 s sync) into workdir; returns the
+    config's path. `source` is the config's source object."""
+    with open(os.path.join(workdir, "masks.json"), "w") as f:
+        json.dump({"version": 1, "camera": "bench",
+                   "masks": [{"name": "windows", "polygon": WINDOWS_POLYGON}]}, f)
     config = {
         "camera_id": "bench",
-        "source": {"kind": "file", "location": clip, "realtime": realtime},
+        "source": source,
+        **({"encoder": {"element": "x264enc", "properties": encoder_properties}} if encoder_properties else {}),
         "storage": {"path": "ring", "retention_days": 12, "sync_interval_ms": 1000},
         "mask_file": "masks.json", "key_dir": "keys", "state_dir": "state",
     }
@@ -121,7 +125,7 @@ def main():
 
             rundir = os.path.join(work, f"fast{run}")
             os.makedirs(rundir)
-            config = daemon_config(rundir, clip, realtime=False)
+            config = daemon_config(rundir, {"kind": "file", "location": clip, "realtime": False})
             cpu, _, wall = run_measured([daemon, "--config", config, "--exit-at-eos"])
             daemon_cpu.append(cpu)
             print(f"run {run + 1}: mimamorid            cpu {cpu:7.2f} s  wall {wall:6.1f} s", flush=True)
@@ -130,7 +134,7 @@ def main():
         # 2. Device bytes per byte of video, at real time (the once-a-second sync is exercised).
         rundir = os.path.join(work, "realtime")
         os.makedirs(rundir)
-        config = daemon_config(rundir, clip, realtime=True)
+        config = daemon_config(rundir, {"kind": "file", "location": clip, "realtime": True})
         _, written, wall = run_measured([daemon, "--config", config], stop_after=args.realtime_seconds)
         rt = ring_figures(args.build, config)
 

@@ -46,9 +46,6 @@ int freePort() {
 TEST_CASE("end to end with mimamorid recording the street clip: the fetched clip decodes, covers the range, masked area black") {
     TempDir dir;
     const CameraFixture fixture(dir.path());
-    const fs::path& keys = fixture.keys;
-    const policy::SecretKey& police = fixture.police;
-    const policy::SecretKey& city = fixture.city;
     const policy::SecretKey& camera = fixture.camera;
     const int port = freePort();
     const Json config = {
@@ -70,42 +67,24 @@ TEST_CASE("end to end with mimamorid recording the street clip: the fetched clip
     std::this_thread::sleep_for(std::chrono::seconds(14));
 
     // The middle of what has been recorded: [started + 6 s, started + 10 s).
-    policy::Request r = policy::newRequest(common::SystemClock().nowUtc(), 3600 * kMicrosPerSecond);
-    r.cameraId = "kakogawa-0042";
-    r.from = started + 6 * kMicrosPerSecond;
-    r.to = started + 10 * kMicrosPerSecond;
-    r.groundWord = "criminal-investigation";
-    r.ground = policy::classifyGround(r.groundWord);
-    r.reference = "KKG-2026-0001";
-    r.purpose = "bicycle theft";
-    r.body = "Hyogo Prefectural Police, Kakogawa Station";
-    r.officer = "Sgt. Tanaka";
-    r.recipient = police.boxPublic();
-    policy::SignedRequest s = policy::signRequest(r, police);
-    policy::approveRequest(s, city);
-    common::writeFileAtomic(dir.path() / "request.json", policy::serializeSignedRequest(s));
-
-    FetchOptions o;
-    o.requestFile = dir.path() / "request.json";
-    o.cameraUrl = fmt::format("http://127.0.0.1:{}", port);
-    o.policeKeyFile = keys / "hyogo-kakogawa-1.secret";
-    o.cameraKeyFile = keys / "camera-0042.pub";
-    o.outDir = dir.path() / "case";
-    const FetchResult fetched = fetchExtract(o);
+    const UtcMicros from = started + 6 * kMicrosPerSecond, to = started + 10 * kMicrosPerSecond;
+    const fs::path outDir = dir.path() / "case";
+    const FetchResult fetched = fixture.fetch(dir.path() / "request.json", from, to,
+                                              fmt::format("http://127.0.0.1:{}", port), outDir);
     const Manifest& m = fetched.manifest;
-    CHECK(m.actualFrom <= r.from);
-    CHECK(m.actualTo >= r.to);
-    CHECK(m.actualTo - m.actualFrom <= (r.to - r.from) + 4 * kMicrosPerSecond);  // whole GOPs (1 s) at each end
-    CHECK(verifyExtractDir(o.outDir, camera.publicKey().signKey).ok);
+    CHECK(m.actualFrom <= from);
+    CHECK(m.actualTo >= to);
+    CHECK(m.actualTo - m.actualFrom <= (to - from) + 4 * kMicrosPerSecond);  // whole GOPs (1 s) at each end
+    CHECK(verifyExtractDir(outDir, camera.publicKey().signKey).ok);
 
-    const Decoded d = decodeMp4(o.outDir / kClipFile);
+    const Decoded d = decodeMp4(outDir / kClipFile);
     CHECK(d.frames == static_cast<int>(m.frames));
     CHECK(d.frames >= 40);  // 4 s at 10 fps at least
     // Well inside the mask: black in every frame (limited-range black is 16; codec noise aside).
-    const Luma masked = lumaIn(o.outDir / kClipFile, 0.13, 0.13, 0.37, 0.37);
+    const Luma masked = lumaIn(outDir / kClipFile, 0.13, 0.13, 0.37, 0.37);
     CHECK(masked.frames == d.frames);
     CHECK(masked.worstMean < 24);
-    const Luma open = lumaIn(o.outDir / kClipFile, 0.5, 0.5, 0.9, 0.9);
+    const Luma open = lumaIn(outDir / kClipFile, 0.5, 0.5, 0.9, 0.9);
     CHECK(open.worstMean > 40);  // the street itself is not black
 
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // delivery is audited after the last byte

@@ -9,6 +9,7 @@
 #include "mimamori/policy/nonce_store.hpp"
 #include "mimamori/policy/request.hpp"
 #include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/retrieval/client.hpp"
 #include "mimamori/retrieval/endpoint.hpp"
 #include "mimamori/retrieval/extract.hpp"
 
@@ -183,6 +184,32 @@ struct StoreOnly {
 };
 
 // The whole camera plus the police and city, with keys on disk.
+// A request for [from, to) on `cameraId` under Art. 7(1)(3), issued now and valid for
+// `validFor`, addressed to `police`'s extract key. Unsigned.
+inline policy::Request investigationRequest(const std::string& cameraId, UtcMicros now, UtcMicros validFor,
+                                            UtcMicros from, UtcMicros to, const policy::SecretKey& police) {
+    policy::Request r = policy::newRequest(now, validFor);
+    r.cameraId = cameraId;
+    r.from = from;
+    r.to = to;
+    r.groundWord = "criminal-investigation";
+    r.ground = policy::classifyGround(r.groundWord);
+    r.reference = "KKG-2026-1234";
+    r.purpose = "theft investigation";
+    r.body = "Hyogo Prefectural Police, Kakogawa Station";
+    r.officer = "Sgt. Tanaka";
+    r.recipient = police.boxPublic();
+    return r;
+}
+
+// `r` signed by the police and approved by the city, serialised as the request file.
+inline std::string approvedRequest(const policy::Request& r, const policy::SecretKey& police,
+                                   const policy::SecretKey& city) {
+    policy::SignedRequest s = policy::signRequest(r, police);
+    policy::approveRequest(s, city);
+    return policy::serializeSignedRequest(s);
+}
+
 struct World {
     TempDir dir;
     common::ManualClock clock{kT0 + 3600 * kMicrosPerSecond};
@@ -236,24 +263,9 @@ struct World {
 
     // A valid request for [from, to), signed by the police and approved by the city.
     policy::Request request(UtcMicros from, UtcMicros to) const {
-        policy::Request r = policy::newRequest(clock.nowUtc(), 24 * 3600 * kMicrosPerSecond);
-        r.cameraId = cameraId;
-        r.from = from;
-        r.to = to;
-        r.groundWord = "criminal-investigation";
-        r.ground = policy::classifyGround(r.groundWord);
-        r.reference = "KKG-2026-1234";
-        r.purpose = "theft investigation";
-        r.body = "Hyogo Prefectural Police, Kakogawa Station";
-        r.officer = "Sgt. Tanaka";
-        r.recipient = police->boxPublic();
-        return r;
+        return investigationRequest(cameraId, clock.nowUtc(), 24 * 3600 * kMicrosPerSecond, from, to, *police);
     }
-    std::string approved(const policy::Request& r) const {
-        policy::SignedRequest s = policy::signRequest(r, *police);
-        policy::approveRequest(s, *city);
-        return policy::serializeSignedRequest(s);
-    }
+    std::string approved(const policy::Request& r) const { return approvedRequest(r, *police, *city); }
     fs::path writeRequest(const std::string& bytes, const std::string& name = "request.json") const {
         const fs::path p = dir.path() / name;
         common::writeFileAtomic(p, bytes);
@@ -329,6 +341,22 @@ struct CameraFixture {
                                 R"({"version": 1, "camera": "kakogawa-0042", "masks": [{"name": "house 1",
                                    "polygon": [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4], [0.1, 0.4]]}]})");
     }
+    // The police fetch [from, to) of camera "kakogawa-0042" from `url` into `outDir`, with a
+    // request approved by the city and written to `requestFile`.
+    FetchResult fetch(const fs::path& requestFile, UtcMicros from, UtcMicros to, const std::string& url,
+                      const fs::path& outDir) const {
+        const policy::Request r = investigationRequest("kakogawa-0042", common::SystemClock().nowUtc(),
+                                                       3600 * kMicrosPerSecond, from, to, police);
+        common::writeFileAtomic(requestFile, approvedRequest(r, police, city));
+        FetchOptions o;
+        o.requestFile = requestFile;
+        o.cameraUrl = url;
+        o.policeKeyFile = keys / "hyogo-kakogawa-1.secret";
+        o.cameraKeyFile = keys / "camera-0042.pub";
+        o.outDir = outDir;
+        return fetchExtract(o);
+    }
+
     fs::path keys;
     policy::SecretKey police;
     policy::SecretKey city;

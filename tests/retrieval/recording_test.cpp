@@ -34,9 +34,6 @@ const std::string kClip = MIMAMORI_SOURCE_DIR "/../shared/data/street-vtest.avi"
 TEST_CASE("recording the street clip: a fetch during 8 hammering clients decodes, covers the range, is black where masked, and no frame is dropped") {
     TempDir dir;
     const CameraFixture fixture(dir.path());
-    const fs::path& keys = fixture.keys;
-    const policy::SecretKey& police = fixture.police;
-    const policy::SecretKey& city = fixture.city;
     const policy::SecretKey& camera = fixture.camera;
     const Json config = {
         {"camera_id", "kakogawa-0042"},
@@ -96,27 +93,9 @@ TEST_CASE("recording the street clip: a fetch during 8 hammering clients decodes
                     }
                 });
             }
-            policy::Request r = policy::newRequest(clock.nowUtc(), 3600 * kMicrosPerSecond);
-            r.cameraId = "kakogawa-0042";
-            r.from = started + 5 * kMicrosPerSecond;
-            r.to = started + 9 * kMicrosPerSecond;
-            r.groundWord = "criminal-investigation";
-            r.ground = policy::classifyGround(r.groundWord);
-            r.reference = "KKG-2026-0001";
-            r.purpose = "bicycle theft";
-            r.body = "Hyogo Prefectural Police, Kakogawa Station";
-            r.officer = "Sgt. Tanaka";
-            r.recipient = police.boxPublic();
-            policy::SignedRequest s = policy::signRequest(r, police);
-            policy::approveRequest(s, city);
-            common::writeFileAtomic(dir.path() / "request.json", policy::serializeSignedRequest(s));
-            FetchOptions o;
-            o.requestFile = dir.path() / "request.json";
-            o.cameraUrl = fmt::format("http://127.0.0.1:{}", endpoint->port());
-            o.policeKeyFile = keys / "hyogo-kakogawa-1.secret";
-            o.cameraKeyFile = keys / "camera-0042.pub";
-            o.outDir = dir.path() / "case";
-            fetched = fetchExtract(o);
+            fetched = fixture.fetch(dir.path() / "request.json", started + 5 * kMicrosPerSecond,
+                                    started + 9 * kMicrosPerSecond,
+                                    fmt::format("http://127.0.0.1:{}", endpoint->port()), dir.path() / "case");
             std::this_thread::sleep_for(std::chrono::seconds(2));  // keep hammering while recording
         } catch (const std::exception& e) {
             failure = e.what();
