@@ -1,6 +1,8 @@
 // stderr logger with journald-style priority prefixes (<6>, <4>, <3>).
 #include "mimamori/common/log.hpp"
 
+#include "mimamori/common/text.hpp"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -26,7 +28,9 @@ void setLogLevel(LogLevel minimum) { minimumLevel = static_cast<int>(minimum); }
 
 void logLine(LogLevel level, std::string_view component, std::string_view message) {
     if (static_cast<int>(level) < minimumLevel.load()) return;
-    std::string line = fmt::format("{}{}: {}\n", prefix(level), component, message);
+    // Messages carry text from requests, files and the air: escaped, so that no message can
+    // end its line early and forge another with its own priority prefix.
+    std::string line = fmt::format("{}{}: {}\n", prefix(level), component, escapeControls(message));
     // One write so lines from different threads never interleave.
     [[maybe_unused]] auto written = ::write(STDERR_FILENO, line.data(), line.size());
 }

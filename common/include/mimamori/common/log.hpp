@@ -9,7 +9,8 @@ namespace mimamori::common {
 
 enum class LogLevel { Debug = 0, Info = 1, Warning = 2, Error = 3 };
 
-// Thread-safe: each line is written with a single write(2).
+// Thread-safe: each line is written with a single write(2). The message is passed through
+// escapeControls (text.hpp), so callers may log untrusted text.
 void logLine(LogLevel level, std::string_view component, std::string_view message);
 void setLogLevel(LogLevel minimum);
 
