@@ -214,7 +214,7 @@ nlohmann::ordered_json toJson(const AuditFields& fields) {
     for (const auto& [key, value] : fields) {
         if (!isWord(key)) throw std::invalid_argument(fmt::format("audit field name '{}' is not a snake_case word", key));
         if (j.contains(key)) throw std::invalid_argument(fmt::format("audit field '{}' given twice", key));
-        std::visit([&j, &key](const auto& v) { j[key] = v; }, value);
+        std::visit([&j, &name = key](const auto& v) { j[name] = v; }, value);  // clang 14: no capture of a binding
     }
     return j;
 }
