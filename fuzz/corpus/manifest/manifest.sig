@@ -1,0 +1,1 @@
+41buRgky9Jig75/oQByh2fRVInmPiVUdQCQyKepJydYvfYFCWpiTNMNnR7yWvV0CrkpuWlg2+MA17kHHjTnQAw==
