@@ -65,20 +65,34 @@ void fsyncDirectory(const std::filesystem::path& dir) {
         throw FileError(fmt::format("{}: fsync of directory failed: {}", dir.string(), std::strerror(errno)));
 }
 
+UniqueFd createExclusive(const std::filesystem::path& path, std::filesystem::perms mode) {
+    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    UniqueFd fd(::open(path.c_str(), flags, static_cast<mode_t>(mode)));
+    if (!fd.valid() && errno == EEXIST) {
+        // Left by a crash, or planted: unlink removes the name (a symlink itself, never its
+        // target), then one more exclusive create; a name planted again in between fails it.
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+            throw FileError(fmt::format("{}: exists and cannot be removed: {}", path.string(), std::strerror(errno)));
+        fd.reset(::open(path.c_str(), flags, static_cast<mode_t>(mode)));
+    }
+    if (!fd.valid()) throw FileError(fmt::format("{}: cannot create: {}", path.string(), std::strerror(errno)));
+    // open() honours the umask; the mode of a secret file must be exactly what was asked.
+    if (::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0)
+        throw FileError(fmt::format("{}: fchmod failed: {}", path.string(), std::strerror(errno)));
+    return fd;
+}
+
 void writeFileAtomic(const std::filesystem::path& path, std::string_view content,
                      std::filesystem::perms mode) {
     const std::filesystem::path tmp = path.string() + ".tmp";
     {
-        UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                           static_cast<mode_t>(mode)));
-        if (!fd.valid()) throw FileError(fmt::format("{}: {}", tmp.string(), std::strerror(errno)));
-        // open() honours the umask; the mode of a secret file must be exactly what was asked.
-        ::fchmod(fd.get(), static_cast<mode_t>(mode));
+        const UniqueFd fd = createExclusive(tmp, mode);
         writeAll(fd.get(), {reinterpret_cast<const std::uint8_t*>(content.data()), content.size()},
                  tmp.string());
         if (::fsync(fd.get()) != 0)
             throw FileError(fmt::format("{}: fsync failed: {}", tmp.string(), std::strerror(errno)));
     }
+    // rename() replaces a symlink at `path` itself; it never writes through it.
     if (::rename(tmp.c_str(), path.c_str()) != 0)
         throw FileError(fmt::format("{}: rename failed: {}", path.string(), std::strerror(errno)));
     fsyncDirectory(path.parent_path());

@@ -42,8 +42,15 @@ std::string readFile(const std::filesystem::path& path);
 // Writes all bytes, retrying on EINTR and short writes; throws FileError naming `what`.
 void writeAll(int fd, std::span<const std::uint8_t> bytes, std::string_view what);
 
-// Replaces `path` atomically: write "<path>.tmp", fsync it, rename over, fsync the directory.
-// After a power cut the file holds either the old or the new content, never a mix.
+// Creates `path` as a new file of exactly `mode` (umask ignored) with O_EXCL | O_NOFOLLOW, so
+// nothing planted at that name (a file, a symlink, a hard link) is ever written through: an
+// existing entry is unlinked first (a symlink itself is removed, never its target), and a name
+// planted again between the unlink and the create fails it. Throws FileError naming the path.
+UniqueFd createExclusive(const std::filesystem::path& path, std::filesystem::perms mode);
+
+// Replaces `path` atomically: write "<path>.tmp" (through createExclusive), fsync it, rename
+// over, fsync the directory. After a power cut the file holds either the old or the new
+// content, never a mix; a symlink at `path` is replaced, not followed.
 void writeFileAtomic(const std::filesystem::path& path, std::string_view content,
                      std::filesystem::perms mode = std::filesystem::perms::owner_read |
                                                    std::filesystem::perms::owner_write);
