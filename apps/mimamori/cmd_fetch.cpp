@@ -1,6 +1,7 @@
 // `mimamori fetch` and `mimamori verify`: police download an approved extract and re-check it later.
 #include "cli.hpp"
 
+#include "mimamori/common/text.hpp"
 #include "mimamori/common/time.hpp"
 #include "mimamori/policy/keys.hpp"
 #include "mimamori/retrieval/client.hpp"
@@ -26,7 +27,7 @@ public:
         const int width = 30;
         const int filled = static_cast<int>(fraction * width);
         fmt::print(stderr, "\r[{}{}] {:5.1f}%  {:.1f} / {:.1f} MB", std::string(static_cast<std::size_t>(filled), '#'),
-                   std::string(static_cast<std::size_t>(width - filled), ' '), fraction * 100.0, done / 1e6, total / 1e6);
+                   std::string(static_cast<std::size_t>(width - filled), ' '), fraction * 100.0, static_cast<double>(done) / 1e6, static_cast<double>(total) / 1e6);
         if (done >= total) fmt::print(stderr, "\n");
         return true;
     }
@@ -43,13 +44,15 @@ int runFetch(const Args& args) {
     options.policeKeyFile = args.required("--key");
     options.cameraKeyFile = args.required("--camera-key");
     options.outDir = args.required("--out");
+    options.insecureHttp = args.flag("--insecure-http");
     ProgressBar bar;
     if (isatty(STDERR_FILENO)) options.onProgress = [&](std::uint64_t d, std::uint64_t t) { return bar.update(d, t); };
     options.onNote = [](const std::string& note) { fmt::print(stderr, "mimamori fetch: {}\n", note); };
     try {
         const retrieval::FetchResult r = retrieval::fetchExtract(options);
         const retrieval::Manifest& m = r.manifest;
-        fmt::print("{}: verified clip of camera {} for request {}\n", r.clip.string(), m.cameraId, m.requestId);
+        fmt::print("{}: verified clip of camera {} for request {}\n", r.clip.string(),
+                   common::escapeControls(m.cameraId), common::escapeControls(m.requestId));
         fmt::print("  requested {} .. {}\n  actual    {} .. {} ({} frames)\n  sha256    {} ({} bytes)\n",
                    common::formatUtc(m.requestedFrom), common::formatUtc(m.requestedTo), common::formatUtc(m.actualFrom),
                    common::formatUtc(m.actualTo), m.frames, m.mp4Sha256, m.mp4Bytes);
@@ -86,16 +89,22 @@ const Registrar fetchCommand({
     "",
     "fetch",
     "submit an approved request to a camera and download the sealed clip",
-    "usage: mimamori fetch FILE --camera URL --key POLICE_SECRET --camera-key CAMERA_PUB --out DIR\n\n"
-    "Submits the approved request FILE to the camera at URL (http://HOST:PORT), waits while the\n"
+    "usage: mimamori fetch FILE --camera URL --key POLICE_SECRET --camera-key CAMERA_PUB --out DIR\n"
+    "                      [--insecure-http]\n\n"
+    "Connects to the camera at URL (https://HOST:PORT) and checks that its TLS key is the one\n"
+    "the camera key CAMERA_PUB signed (docs/keys.md); any other camera, or anyone else on the\n"
+    "path, is refused before a byte of the request is sent. Then submits the approved request\n"
+    "FILE, waits while the\n"
     "camera builds the extract, downloads it (a progress bar on a terminal), decrypts it with the\n"
     "police key, checks the camera's signature and every hash, and writes DIR/clip.mp4,\n"
     "DIR/manifest.json and DIR/manifest.sig (DIR/extract.sealed keeps the bytes as received).\n"
     "An interrupted download resumes where it stopped when the same command is run again; the\n"
     "request is submitted only once (DIR/fetch-state.json remembers the extract).\n"
+    "DIR is created with mode 0700; files planted in it by others are never written through.\n"
+    "  --insecure-http  allow an http:// URL: no TLS, the request readable on the path (tests only)\n"
     "Exit 0 on a verified clip, 1 when refused or when anything fails to verify.\n",
     {"--camera", "--key", "--camera-key", "--out"},
-    {},
+    {"--insecure-http"},
     runFetch,
 });
 

@@ -3,6 +3,7 @@
 
 #include "mimamori/common/file.hpp"
 #include "mimamori/policy/keys.hpp"
+#include "mimamori/retrieval/tls.hpp"
 
 #include <fmt/format.h>
 
@@ -22,9 +23,16 @@ int runKeygen(const Args& args) {
     const std::filesystem::path dir = args.required("--out");
     const SecretKey key = generateKey(*role, name);
     writeKeyFiles(key, dir);
+    if (*role == Role::Camera) retrieval::writeTlsIdentity(dir, name);
     fmt::print("{} key '{}' (key id {})\n", roleName(key.role()), key.name(), key.keyId());
     fmt::print("  secret: {}  (mode 0600; keep it off shared disks)\n", (dir / (name + ".secret")).string());
     fmt::print("  public: {}\n", (dir / (name + ".pub")).string());
+    if (*role == Role::Camera) {
+        const auto cert = dir / (name + retrieval::kTlsCertSuffix);
+        fmt::print("  TLS key: {}  (mode 0600)\n", (dir / (name + retrieval::kTlsKeySuffix)).string());
+        fmt::print("  TLS certificate: {}  (SPKI SHA-256 {})\n", cert.string(),
+                   retrieval::spkiHex(retrieval::spkiSha256OfCertFile(cert)));
+    }
     return 0;
 }
 
@@ -59,6 +67,8 @@ const Registrar keygenCommand(Command{
     "Writes DIR/NAME.secret (mode 0600) and DIR/NAME.pub (format: docs/keys.md). Every key\n"
     "is an Ed25519 signing key; a police key also carries an X25519 key pair, to which the\n"
     "camera encrypts the extracts it hands over. NAME is 1-64 of A-Z a-z 0-9 . _ -.\n"
+    "A camera also gets its TLS key and self-signed certificate, DIR/NAME.tls.key (0600) and\n"
+    "DIR/NAME.tls.crt; the police pin that key through a record the camera key signs.\n"
     "An existing NAME.secret is never overwritten.\n"
     "\n"
     "  --role ROLE   police (signs requests, receives extracts), city (approves requests),\n"

@@ -2,12 +2,18 @@
 #include "mimamori/retrieval/client.hpp"
 
 #include "mimamori/common/file.hpp"
+#include "mimamori/common/text.hpp"
 #include "mimamori/policy/request.hpp"
 #include "mimamori/retrieval/seal.hpp"
+#include "mimamori/retrieval/tls.hpp"
+
+#include "tls_peer.hpp"
 
 #include <fmt/format.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -26,15 +32,48 @@ namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
 constexpr std::size_t kIoChunk = 256 * 1024;
+constexpr fs::perms kPrivate = fs::perms::owner_read | fs::perms::owner_write;
+constexpr std::size_t kMaxStateBytes = 64 * 1024;
+constexpr std::size_t kMaxAnswerBytes = 1024 * 1024;  // a manifest answer is a few KiB
+
+// What the TLS handshakes of one fetch saw. Until the camera-signed record has been checked,
+// any certificate is accepted and its SPKI hash kept in `seen`; from then on every handshake
+// (a reconnect too) must present `pinned`, or it fails before a request byte is sent.
+// Touched only by the fetching thread (httplib's client runs handshakes on the caller's thread).
+struct TlsPin {
+    std::optional<SpkiHash> seen;
+    std::optional<SpkiHash> pinned;
+    std::optional<SpkiHash> refused;  // the last key refused against the pin
+};
+
+// OpenSSL's certificate check, instead of a CA chain: the pin is the only trust (docs/keys.md).
+int checkPeerKey(X509_STORE_CTX* store, void* arg) {
+    auto* pin = static_cast<TlsPin*>(arg);
+    const std::optional<SpkiHash> spki = spkiSha256(X509_STORE_CTX_get0_cert(store));
+    if (!spki) return 0;
+    pin->seen = spki;
+    if (pin->pinned && *pin->pinned != *spki) {
+        pin->refused = spki;
+        X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+        return 0;
+    }
+    return 1;
+}
 
 std::span<const std::uint8_t> asBytes(const char* data, std::size_t n) {
     return {reinterpret_cast<const std::uint8_t*>(data), n};
 }
 
 // The camera's error answer as "code: reason", or the HTTP status text.
-FetchError cameraError(const std::string& what, const httplib::Result& result) {
+// `body` is the answer's body (a bounded Get keeps it outside `result`).
+FetchError cameraError(const std::string& what, const httplib::Result& result, const std::string& body,
+                       const TlsPin& pin) {
+    if (!result && pin.refused)
+        return FetchError(fmt::format("{}: the camera's TLS key changed to SPKI SHA-256 {} (pinned: {}); nothing "
+                                      "more was sent",
+                                      what, spkiHex(*pin.refused), spkiHex(*pin.pinned)));
     if (!result) return FetchError(fmt::format("{}: cannot reach the camera ({})", what, httplib::to_string(result.error())));
-    const Json j = Json::parse(result->body, nullptr, false);
+    const Json j = Json::parse(body, nullptr, false);
     std::string code = std::to_string(result->status);
     std::string reason = "no reason given";
     if (j.is_object() && j.contains("error") && j["error"].is_string()) code = j["error"].get<std::string>();
@@ -45,9 +84,24 @@ FetchError cameraError(const std::string& what, const httplib::Result& result) {
     return FetchError(message, result->status, code);
 }
 
-std::unique_ptr<httplib::Client> makeClient(const std::string& url) {
+std::unique_ptr<httplib::Client> makeClient(const std::string& url, bool insecureHttp, TlsPin& pin) {
+    const bool https = url.starts_with("https://");
+    if (!https && !url.starts_with("http://")) throw FetchError(fmt::format("bad camera URL '{}': not https://HOST:PORT", url));
+    if (!https && !insecureHttp)
+        throw FetchError(fmt::format("refusing plain HTTP to '{}': the request would cross the air readable by anyone; "
+                                     "use https:// (plain HTTP only with --insecure-http, for tests)",
+                                     url));
     auto client = std::make_unique<httplib::Client>(url);
     if (!client->is_valid()) throw FetchError(fmt::format("bad camera URL '{}'", url));
+    if (https) {
+        // No CA and no host name: the camera's key is pinned by the record its Ed25519 key signed.
+        client->enable_server_certificate_verification(false);
+        SSL_CTX* ctx = client->ssl_context();
+        if (!ctx || SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1)
+            throw FetchError("cannot set up TLS 1.3 (OpenSSL)");
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+        SSL_CTX_set_cert_verify_callback(ctx, checkPeerKey, &pin);
+    }
     client->set_connection_timeout(10, 0);
     client->set_read_timeout(60, 0);
     client->set_write_timeout(30, 0);
@@ -77,6 +131,100 @@ void syncAndClose(common::UniqueFd& fd, const fs::path& path) {
     fd.reset();
 }
 
+// Opens an existing file of ours at `path` without following a symlink and without blocking on a
+// FIFO, and checks that it is what this client itself leaves there: a regular file owned by
+// this user, mode exactly 0600, one link. Anything else may have been planted by another user
+// of the folder to make us write into (or read from) a file of their choosing, and is refused.
+// Returns an invalid fd when nothing is at `path`.
+common::UniqueFd openOwnFile(const fs::path& path, int flags) {
+    common::UniqueFd fd(::open(path.c_str(), flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!fd.valid()) {
+        if (errno == ENOENT) return fd;
+        if (errno == ELOOP)
+            throw FetchError(fmt::format("{}: is a symbolic link; refusing to use it (remove it and run again)", path.string()));
+        throw common::FileError(fmt::format("{}: {}", path.string(), std::strerror(errno)));
+    }
+    struct stat st{};
+    if (::fstat(fd.get(), &st) != 0) throw common::FileError(fmt::format("{}: {}", path.string(), std::strerror(errno)));
+    if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 07777) != 0600 || st.st_nlink != 1)
+        throw FetchError(fmt::format("{}: not a file this client left (a regular file of this user, mode 0600, one "
+                                     "link); refusing to use it (remove it and run again)",
+                                     path.string()));
+    return fd;
+}
+
+// The resume state an earlier run left (docs/fetch-state.md), or "" when there is none.
+std::string readState(const fs::path& path) {
+    const common::UniqueFd fd = openOwnFile(path, O_RDONLY);
+    if (!fd.valid()) return {};
+    std::string text;
+    std::vector<char> buffer(4096);
+    for (;;) {
+        const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw common::FileError(fmt::format("{}: {}", path.string(), std::strerror(errno)));
+        if (n == 0) break;
+        text.append(buffer.data(), static_cast<std::size_t>(n));
+        if (text.size() > kMaxStateBytes)
+            throw FetchError(fmt::format("{}: longer than {} bytes; not a fetch state (remove it and run again)",
+                                         path.string(), kMaxStateBytes));
+    }
+    return text;
+}
+
+// GET `path`, keeping at most `limit` bytes of the body; the status is 0 when there was no answer.
+struct Answer {
+    httplib::Result result;
+    int status = 0;
+    std::string body;
+    bool tooLong = false;
+};
+Answer getBounded(httplib::Client& client, const std::string& path, std::size_t limit) {
+    int status = 0;
+    std::string body;
+    bool tooLong = false;
+    httplib::Result result = client.Get(
+        path,
+        [&](const httplib::Response& response) {
+            status = response.status;
+            return true;
+        },
+        [&](const char* data, std::size_t n) {
+            if (body.size() + n > limit) {
+                tooLong = true;
+                return false;
+            }
+            body.append(data, n);
+            return true;
+        });
+    return Answer{std::move(result), status, std::move(body), tooLong};
+}
+
+// Over https: fetches the camera's TLS key record, checks the camera's signature on it and that
+// it names the key this connection's handshake presented, then pins that key for every later
+// connection. Throws FetchError before any request byte leaves when anything differs.
+void pinCameraKey(httplib::Client& client, TlsPin& pin, const policy::PublicKey& camera, const std::string& url) {
+    Answer a = getBounded(client, kTlsKeyRecordPath, kMaxTlsKeyRecordBytes);
+    if (a.tooLong) throw FetchError(fmt::format("{}: the camera's TLS key record is longer than {} bytes", url, kMaxTlsKeyRecordBytes));
+    if (!a.result) throw FetchError(fmt::format("{}: no TLS connection to the camera ({})", url, httplib::to_string(a.result.error())));
+    if (a.status != 200)
+        throw FetchError(fmt::format("{}: the camera answers HTTP {} for its TLS key record {}", url, a.status, kTlsKeyRecordPath));
+    if (!pin.seen) throw FetchError(fmt::format("{}: the TLS handshake presented no certificate", url));
+    std::string error;
+    const std::optional<TlsKeyRecord> record = verifyTlsKeyRecord(a.body, camera, error);
+    if (!record) throw FetchError(fmt::format("{}: {}; the request was not sent", url, error));
+    if (record->spki != *pin.seen)
+        throw FetchError(fmt::format("{}: the TLS key presented (SPKI SHA-256 {}) is not the one camera {} signed ({}): "
+                                     "someone else answers at this address; the request was not sent",
+                                     url, spkiHex(*pin.seen), camera.name, spkiHex(record->spki)));
+    pin.pinned = record->spki;
+}
+
+// 32 lowercase hex characters: safe to put in a URL path.
+bool isExtractId(const std::string& id) {
+    return id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
 // Checks a manifest's signature and shape; returns the parsed manifest or throws FetchError.
 Manifest checkedManifest(const std::string& text, const policy::Signature& sig, const policy::PublicKey& camera) {
     if (!policy::verify(camera.signKey, text, sig))
@@ -88,11 +236,15 @@ Manifest checkedManifest(const std::string& text, const policy::Signature& sig, 
 
 }  // namespace
 
+FetchError::FetchError(const std::string& message, int httpStatus, std::string code)
+    : std::runtime_error(common::escapeControls(message)), httpStatus_(httpStatus), code_(std::move(code)) {}
+
 UnsealResult unsealFile(const fs::path& sealedFile, const fs::path& outFile, const policy::SecretKey& policeKey) {
-    common::UniqueFd in(::open(sealedFile.c_str(), O_RDONLY | O_CLOEXEC));
+    common::UniqueFd in(::open(sealedFile.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!in.valid()) throw common::FileError(fmt::format("{}: {}", sealedFile.string(), std::strerror(errno)));
-    common::UniqueFd out(::open(outFile.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!out.valid()) throw common::FileError(fmt::format("{}: {}", outFile.string(), std::strerror(errno)));
+    // A new file, never one planted at that name: the plaintext clip must not land in a file
+    // (or through a symlink) that someone else can read.
+    common::UniqueFd out = common::createExclusive(outFile, kPrivate);
     Sha256 hash;
     UnsealResult result;
     Unsealer unsealer(policeKey.boxPublic(), policeKey.boxSecret(), [&](std::span<const std::uint8_t> plain) {
@@ -127,28 +279,38 @@ FetchResult fetchExtract(const FetchOptions& o) {
     if (camera.role != policy::Role::Camera)
         throw policy::KeyError(fmt::format("{}: not a camera key", o.cameraKeyFile.string()));
 
-    fs::create_directories(o.outDir);
+    if (!fs::exists(o.outDir)) {
+        fs::create_directories(o.outDir);
+        fs::permissions(o.outDir, fs::perms::owner_all);  // the clip is plaintext footage
+    }
     const fs::path statePath = o.outDir / kStateFile;
-    auto client = makeClient(o.cameraUrl);
+    TlsPin pin;  // outlives `client`, whose TLS context points at it
+    auto client = makeClient(o.cameraUrl, o.insecureHttp, pin);
+    if (o.cameraUrl.starts_with("https://")) {
+        pinCameraKey(*client, pin, camera, o.cameraUrl);
+        note(fmt::format("the camera's TLS key is the one camera {} signed (SPKI SHA-256 {}...)", camera.name,
+                         spkiHex(*pin.pinned).substr(0, 16)));
+    }
 
     // 1. Submit, unless an earlier run already did (the camera grants a request only once).
     std::string extractId;
-    if (fs::exists(statePath)) {
-        const Json state = Json::parse(common::readFile(statePath), nullptr, false);
-        if (state.is_object() && state.value("request_sha256", "") == requestSha && state.contains("extract_id") &&
-            state["extract_id"].is_string()) {
+    if (const std::string stateText = readState(statePath); !stateText.empty()) {
+        const Json state = Json::parse(stateText, nullptr, false);
+        if (state.is_object() && state.contains("request_sha256") && state["request_sha256"] == requestSha &&
+            state.contains("extract_id") && state["extract_id"].is_string() &&
+            isExtractId(state["extract_id"].get<std::string>())) {
             extractId = state["extract_id"].get<std::string>();
             note(fmt::format("resuming extract {} from an earlier run", extractId.substr(0, 8)));
         }
     }
     if (extractId.empty()) {
         const auto result = client->Post("/v1/requests", requestBytes, "application/json");
-        if (!result || result->status != 202) throw cameraError("request", result);
+        if (!result || result->status != 202) throw cameraError("request", result, result ? result->body : std::string(), pin);
         const Json answer = Json::parse(result->body, nullptr, false);
         if (!answer.is_object() || !answer.contains("extract_id") || !answer["extract_id"].is_string())
             throw FetchError("request: the camera's answer has no extract_id");
         extractId = answer["extract_id"].get<std::string>();
-        if (extractId.size() != 32 || extractId.find_first_not_of("0123456789abcdef") != std::string::npos)
+        if (!isExtractId(extractId))
             throw FetchError("request: the camera's extract_id is malformed");
         common::writeFileAtomic(statePath, Json{{"request_sha256", requestSha},
                                                 {"camera", o.cameraUrl},
@@ -161,13 +323,15 @@ FetchResult fetchExtract(const FetchOptions& o) {
     policy::Signature signature{};
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.maxWaitSeconds);
     for (;;) {
-        const auto result = client->Get("/v1/extracts/" + extractId + "/manifest");
-        if (result && result->status == 200) {
+        const Answer a = getBounded(*client, "/v1/extracts/" + extractId + "/manifest", kMaxAnswerBytes);
+        if (a.tooLong) throw FetchError(fmt::format("manifest: the camera's answer is longer than {} bytes", kMaxAnswerBytes));
+        const httplib::Result& result = a.result;
+        if (result && a.status == 200) {
             std::string error;
-            if (!unwrapSignedManifest(result->body, manifestText, signature, error)) throw FetchError(error);
+            if (!unwrapSignedManifest(a.body, manifestText, signature, error)) throw FetchError(error);
             break;
         }
-        if (!result || result->status != 202) throw cameraError("manifest", result);
+        if (!result || result->status != 202) throw cameraError("manifest", result, a.body, pin);
         if (std::chrono::steady_clock::now() > deadline)
             throw FetchError("the camera did not finish the extract in time; run again later to resume");
         int wait = 2;
@@ -189,16 +353,23 @@ FetchResult fetchExtract(const FetchOptions& o) {
     // 3. Download, continuing a partial file (HTTP Range).
     const fs::path partPath = o.outDir / kPartialFile;
     FetchResult out;
-    std::uint64_t have = fs::exists(partPath) ? fs::file_size(partPath) : 0;
+    // Appended to only when it is the file an earlier run of ours left (openOwnFile).
+    common::UniqueFd fd = openOwnFile(partPath, O_WRONLY | O_APPEND);
+    std::uint64_t have = 0;
+    if (fd.valid()) {
+        struct stat st{};
+        if (::fstat(fd.get(), &st) != 0) throw common::FileError(fmt::format("{}: {}", partPath.string(), std::strerror(errno)));
+        have = static_cast<std::uint64_t>(st.st_size);
+    } else {
+        fd = common::createExclusive(partPath, kPrivate);
+    }
     if (have > manifest.sealedBytes) {
-        fs::remove(partPath);
+        if (::ftruncate(fd.get(), 0) != 0) throw common::FileError(fmt::format("{}: {}", partPath.string(), std::strerror(errno)));
         have = 0;
     }
     out.resumed = have > 0;
     if (have < manifest.sealedBytes) {
         if (have > 0) note(fmt::format("resuming the download at byte {} of {}", have, manifest.sealedBytes));
-        common::UniqueFd fd(::open(partPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-        if (!fd.valid()) throw common::FileError(fmt::format("{}: {}", partPath.string(), std::strerror(errno)));
         httplib::Headers headers;
         if (have > 0) headers.emplace("Range", fmt::format("bytes={}-", have));
         int status = 0;
@@ -225,9 +396,9 @@ FetchResult fetchExtract(const FetchOptions& o) {
                 return true;
             });
         if (::fsync(fd.get()) != 0) throw common::FileError(fmt::format("{}: fsync: {}", partPath.string(), std::strerror(errno)));
-        fd.reset();
         if (stopped) throw FetchError(fmt::format("download stopped at {} of {} bytes; run again to resume", have, manifest.sealedBytes));
         if (!result) {
+            if (pin.refused) throw cameraError("download", result, {}, pin);
             if (status != 0 && status != 200 && status != 206)
                 throw FetchError(fmt::format("download: the camera answered HTTP {}", status), status);
             throw FetchError(fmt::format("download interrupted at {} of {} bytes ({}); run again to resume", have,
@@ -236,6 +407,8 @@ FetchResult fetchExtract(const FetchOptions& o) {
         if (have != manifest.sealedBytes)
             throw FetchError(fmt::format("download ended at {} of {} bytes; run again to resume", have, manifest.sealedBytes));
     }
+
+    fd.reset();
 
     // 4. Unseal (every chunk authenticates), check the clip's hash, then publish the files.
     const fs::path clipTmp = o.outDir / "clip.mp4.part";

@@ -354,6 +354,7 @@ struct CameraFixture {
         o.policeKeyFile = keys / "hyogo-kakogawa-1.secret";
         o.cameraKeyFile = keys / "camera-0042.pub";
         o.outDir = outDir;
+        o.insecureHttp = url.starts_with("http://");  // an endpoint without TLS
         return fetchExtract(o);
     }
 

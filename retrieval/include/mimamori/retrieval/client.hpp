@@ -14,11 +14,12 @@
 namespace mimamori::retrieval {
 
 // The fetch failed: refused by the camera (httpStatus and the camera's reason code), the
-// network dropped (run again to resume), or what arrived does not verify.
+// network dropped (run again to resume), or what arrived does not verify. The message quotes
+// what the camera said, passed through common::escapeControls, so what() is safe to print;
+// code() is the camera's code as sent (compare it, do not print it).
 class FetchError : public std::runtime_error {
 public:
-    FetchError(const std::string& message, int httpStatus = 0, std::string code = {})
-        : std::runtime_error(message), httpStatus_(httpStatus), code_(std::move(code)) {}
+    FetchError(const std::string& message, int httpStatus = 0, std::string code = {});
     int httpStatus() const { return httpStatus_; }
     const std::string& code() const { return code_; }  // e.g. "replayed_nonce", "busy"
 
@@ -37,7 +38,7 @@ inline constexpr const char* kStateFile = "fetch-state.json";
 
 struct FetchOptions {
     std::filesystem::path requestFile;     // the approved, signed request
-    std::string cameraUrl;                 // "http://10.0.0.7:8750"
+    std::string cameraUrl;                 // "https://10.0.0.7:8750"
     std::filesystem::path policeKeyFile;   // the police secret key (X25519 part opens the extract)
     std::filesystem::path cameraKeyFile;   // the camera's public key (checks the manifest)
     std::filesystem::path outDir;
@@ -47,6 +48,10 @@ struct FetchOptions {
     // Called with one-line notes ("waiting for the camera to build the extract").
     std::function<void(const std::string&)> onNote;
     int maxWaitSeconds = 3600;             // for the camera to build the extract
+    // Allows an http:// cameraUrl (tests only: the request would cross the air in clear).
+    // Otherwise the URL must be https://, and the camera's TLS key is pinned through the record
+    // the camera key signed (docs/keys.md) before any request byte is sent.
+    bool insecureHttp = false;
 };
 
 struct FetchResult {
@@ -55,7 +60,8 @@ struct FetchResult {
     bool resumed = false;                  // the download continued a partial file
 };
 
-// Submits (once: the extract id is kept in outDir/fetch-state.json, so a rerun resumes rather
+// Over https://, first checks the camera's TLS key against its signed record (FetchError when it
+// is not the camera of cameraKeyFile). Submits (once: the extract id is kept in outDir/fetch-state.json, so a rerun resumes rather
 // than replaying the request), waits, downloads with HTTP Range, unseals, verifies the
 // camera's signature and every hash, and writes clip.mp4, manifest.json, manifest.sig.
 // Throws FetchError, policy::KeyError, common::FileError.
