@@ -43,8 +43,9 @@ TEST_CASE("recording the street clip: a fetch during 8 hammering clients decodes
         {"mask_file", "masks.json"},
         {"key_dir", "daykeys"},
         {"state_dir", "state"},
+        // The officer and the 8 hammering clients share 127.0.0.1: room for all of them.
         {"retrieval", {{"address", "127.0.0.1"}, {"port", 0}, {"trust_file", "trust.json"},
-                       {"camera_key", "keys/camera-0042.secret"}}},
+                       {"camera_key", "keys/camera-0042.secret"}, {"max_connections_per_peer", 16}}},
     };
     common::writeFileAtomic(dir.path() / "mimamorid.json", config.dump(2));
 

@@ -6,6 +6,7 @@
 #include "mimamori/policy/nonce_store.hpp"
 #include "mimamori/recorder/segment_store.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -29,6 +30,15 @@ struct EndpointConfig {
     int retryAfterSeconds = 30;            // Retry-After of a 503
     common::UtcMicros extractTtl = 24 * 3600 * common::kMicrosPerSecond;  // then the sealed file is deleted
     int httpThreads = 8;
+    // The network side's budget (docs/retrieval-http.md, "Budgets").
+    int maxConnections = 64;               // open connections, all peers together
+    int maxConnectionsPerPeer = 8;         // open connections from one IP address
+    std::chrono::milliseconds requestDeadline{10'000};  // whole request, accept to last byte
+    // What requests that are not signed by a trusted police key may write to the audit log:
+    // a bucket of `burst` requests, refilled at `perMinute`; the rest are counted in an
+    // unauthenticated_suppressed entry.
+    int unauthenticatedAuditBurst = 20;
+    double unauthenticatedAuditPerMinute = 6;
 };
 
 // Parses the "retrieval" object as JSON text (DaemonConfig::retrievalJson). Relative paths are
