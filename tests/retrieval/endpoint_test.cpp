@@ -6,6 +6,7 @@
 #include "mimamori/policy/decision.hpp"
 #include "mimamori/recorder/config.hpp"
 #include "mimamori/retrieval/client.hpp"
+#include "mimamori/retrieval/http_server.hpp"
 #include "mimamori/retrieval/seal.hpp"
 
 #include <doctest/doctest.h>
@@ -171,8 +172,19 @@ TEST_CASE("end to end: a granted request yields a verified clip that decodes and
     for (const auto& e : entries)
         if (e.type != "checkpoint") types.push_back(e.type);
     CHECK(types == std::vector<std::string>{"request_received", "request_granted", "extract_delivered"});
-    for (const auto& e : entries)
-        if (e.type == "extract_delivered") CHECK(Json::parse(e.fieldsJson).value("sha256", "") == m.mp4Sha256);
+    // Grant and delivery name the request by its hash (ids need not be unique), the delivery
+    // the range that actually left the camera and the peer that took it.
+    const std::string requestSha = sha256Hex(common::readFile(requestFile));
+    for (const auto& e : entries) {
+        const Json f = Json::parse(e.fieldsJson);
+        if (e.type == "request_received" || e.type == "request_granted") CHECK(f.value("request_sha256", "") == requestSha);
+        if (e.type != "extract_delivered") continue;
+        CHECK(f.value("sha256", "") == m.mp4Sha256);
+        CHECK(f.value("request_sha256", "") == requestSha);
+        CHECK(f.value("actual_from", "") == common::formatUtc(m.actualFrom));
+        CHECK(f.value("actual_to", "") == common::formatUtc(m.actualTo));
+        CHECK(f.value("remote", "") == "127.0.0.1");
+    }
     for (const auto& f : fs::directory_iterator(w.config.extractDir)) {
         const std::string name = f.path().filename().string();
         CHECK((name.ends_with(".sealed") || name.ends_with(".manifest.json") || name.ends_with(".manifest.sig") ||
@@ -451,6 +463,10 @@ TEST_CASE("verify detects a changed clip, a changed manifest, a foreign signatur
 
 TEST_CASE("garbage and oversized bodies get quick 4xx answers and the endpoint keeps serving") {
     World w;
+    // Every refusal here is to be audited one by one: a budget larger than the 41 requests.
+    w.endpoint->stop();
+    w.config.unauthenticatedAuditBurst = 100;
+    w.startEndpoint(*w.store);
     std::mt19937 random(42);
     for (int i = 0; i < 40; ++i) {
         std::string body(random() % 3000, '\0');
@@ -535,4 +551,83 @@ TEST_CASE("the retrieval config reports every bad key by name and resolves paths
         CHECK(all.find("retrieval.trust_file: missing") != std::string::npos);
         CHECK(all.find("retrieval.camera_key: missing") != std::string::npos);
     }
+}
+
+TEST_CASE("the server's request parser: limits decided from the head alone, before any body byte") {
+    const HttpLimits limits;  // 8 KiB of head, 64 fields, 32 KiB of body
+    auto head = [&](const std::string& text) { return parseRequestHead(text, limits); };
+
+    const ParsedHead ok = head("POST /v1/requests HTTP/1.1\r\nHost: c\r\nContent-Length: 10\r\n\r\n0123456789");
+    CHECK(ok.complete);
+    CHECK(!ok.problem);
+    CHECK(ok.request.method == "POST");
+    CHECK(ok.request.path() == "/v1/requests");
+    CHECK(ok.contentLength == 10u);
+    CHECK(ok.request.header("host") == "c");
+
+    CHECK(head("POST /v1/requests HTTP/1.1\r\nContent-Length: 40000\r\n\r\n").problem == HttpProblem::TooLarge);
+    CHECK(head("POST /v1/requests HTTP/1.1\r\nHost: c\r\n\r\n").problem == HttpProblem::LengthRequired);
+    CHECK(head("POST /v1/requests HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").problem == HttpProblem::TransferEncoding);
+    CHECK(head("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n").problem ==
+          HttpProblem::TransferEncoding);
+    CHECK(head("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n").problem ==
+          HttpProblem::TransferEncoding);
+    CHECK(head("PUT / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n").problem == HttpProblem::TransferEncoding);
+    CHECK(head("PUT /v1/requests HTTP/1.1\r\nContent-Length: 1\r\n\r\nx").problem == HttpProblem::BodyNotAllowed);
+    CHECK(!head("GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").problem);
+    CHECK(head("GET / HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\n").problem == HttpProblem::Malformed);
+    CHECK(head("GET / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n").problem == HttpProblem::Malformed);
+    CHECK(head("HTTP/1.1 200 OK\r\n\r\n").problem == HttpProblem::Malformed);
+
+    std::string fields = "GET / HTTP/1.1\r\n";
+    for (int i = 0; i < 64; ++i) fields += fmt::format("X-{}: y\r\n", i);
+    CHECK(!head(fields + "\r\n").problem);
+    CHECK(head(fields + "X-64: y\r\n\r\n").problem == HttpProblem::TooManyHeaders);
+    // Still incomplete, but already over the size limit: refused without waiting for the rest.
+    CHECK(head("GET / HTTP/1.1\r\nX: " + std::string(9000, 'a')).problem == HttpProblem::HeaderTooLarge);
+    const ParsedHead partial = head("GET / HTTP/1.1\r\nX: y\r\n");
+    CHECK(!partial.complete);
+    CHECK(!partial.problem);
+}
+
+TEST_CASE("every refusal is audited, also for routes that do not exist, and unauthenticated ones within the budget") {
+    World w;
+    w.endpoint->stop();
+    w.config.unauthenticatedAuditBurst = 3;
+    w.config.unauthenticatedAuditPerMinute = 0;  // no refill: exactly three are written
+    w.startEndpoint(*w.store);
+    httplib::Client cli("127.0.0.1", w.endpoint->port());
+    const auto put = cli.Put("/v1/requests", std::string("x"), "application/json");
+    REQUIRE(put);
+    CHECK(put->status == 400);
+    CHECK(put->body.find("body_not_allowed") != std::string::npos);
+    CHECK(cli.Delete("/v1/extracts/00000000000000000000000000000000")->status == 404);
+    CHECK(post(w, "not a request").status == 400);
+    for (int i = 0; i < 5; ++i) CHECK(cli.Get("/nothing")->status == 404);
+    // A request signed by a trusted police key is written whatever the budget says.
+    const Answer granted = post(w, w.approved(w.request(kT0 + 2 * kSec, kT0 + 4 * kSec)));
+    CHECK(granted.status == 202);
+    waitReady(w, granted.code.substr(8));
+    w.endpoint->stop();
+
+    std::vector<std::string> types;
+    std::vector<Json> fields;
+    for (const auto& e : w.auditEntries()) {
+        if (e.type == "checkpoint") continue;
+        types.push_back(e.type);
+        fields.push_back(Json::parse(e.fieldsJson));
+    }
+    const std::vector<std::string> expected = {"http_refused", "http_refused", "request_received", "request_refused",
+                                               "request_received", "request_granted", "unauthenticated_suppressed"};
+    CHECK(types == expected);
+    REQUIRE(fields.size() == expected.size());
+    CHECK(fields[0].value("method", "") == "PUT");
+    CHECK(fields[0].value("reason", "") == "body_not_allowed");
+    CHECK(fields[0].value("remote", "") == "127.0.0.1");
+    CHECK(fields[1].value("method", "") == "DELETE");
+    CHECK(fields[1].value("reason", "") == "not_found");
+    CHECK(fields[1].value("status", 0) == 404);
+    CHECK(fields[3].value("reason", "") == "malformed");
+    CHECK(fields[3].value("request_sha256", "") == sha256Hex(std::string_view("not a request")));
+    CHECK(fields[6].value("count", 0) == 5);  // the five GETs, counted at stop
 }

@@ -51,6 +51,7 @@ public:
     Daemon& operator=(const Daemon&) = delete;
 
     void signal(int sig) { REQUIRE(::kill(pid_, sig) == 0); }
+    pid_t pid() const { return pid_; }
     bool running() {
         if (exited_) return false;
         int status = 0;
