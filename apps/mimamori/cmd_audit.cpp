@@ -2,6 +2,7 @@
 #include "cli.hpp"
 
 #include "mimamori/common/file.hpp"
+#include "mimamori/common/text.hpp"
 #include "mimamori/common/time.hpp"
 #include "mimamori/policy/audit_log.hpp"
 #include "mimamori/policy/keys.hpp"
@@ -70,6 +71,38 @@ int runVerify(const Args& args) {
     return 0;
 }
 
+// The line as JSON that a terminal cannot act on: every character escapeControls would
+// escape (DEL, C1 controls, bidi and line-breaking formatting characters) is written as a
+// JSON \uXXXX escape instead, and a raw tab or CR between tokens (JSON whitespace, which the
+// camera never writes) as a space. A log line is valid UTF-8 with no raw control inside a
+// string (the reader refused it otherwise), so the result is valid JSON with the same value;
+// it differs from the file's bytes only where such a character stood.
+std::string terminalSafeJson(std::string_view line) {
+    std::string out;
+    out.reserve(line.size());
+    std::size_t i = 0;
+    while (i < line.size()) {
+        const auto lead = static_cast<unsigned char>(line[i]);
+        const std::size_t len = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+        const std::string_view ch = line.substr(i, len);
+        i += ch.size();
+        if (ch == "\\" || common::escapeControls(ch) == ch) {
+            out += ch;
+            continue;
+        }
+        if (ch == "\t" || ch == "\r") {
+            out += ' ';
+            continue;
+        }
+        // Decode the one code point (well-formed here) and write it as \uXXXX (all such
+        // characters lie in the Basic Multilingual Plane).
+        std::uint32_t cp = len == 1 ? lead : lead & (0xFFu >> (len + 1));
+        for (std::size_t k = 1; k < ch.size(); ++k) cp = cp << 6 | (static_cast<unsigned char>(ch[k]) & 0x3Fu);
+        out += fmt::format("\\u{:04x}", cp);
+    }
+    return out;
+}
+
 std::optional<common::UtcMicros> timeFilter(const Args& args, const std::string& name) {
     const auto text = args.option(name);
     if (!text) return std::nullopt;
@@ -88,8 +121,10 @@ int runShow(const Args& args) {
     for (const AuditEntry& e : readAuditLog(args.positionals()[0])) {
         if ((from && e.time < *from) || (to && e.time >= *to) || (type && e.type != *type)) continue;
         ++shown;
+        // The fields come from the network (request texts, member hashes, peers): nothing is
+        // printed that could move the cursor, erase a line or reorder text on the screen.
         if (raw) {
-            fmt::print("{}\n", e.line);
+            fmt::print("{}\n", terminalSafeJson(e.line));
             continue;
         }
         std::string fields;
@@ -98,7 +133,8 @@ int runShow(const Args& args) {
             if (key == "signature") continue;  // 88 characters of noise; `--json` keeps it
             fields += fmt::format(" {}={}", key, value.is_string() ? value.get<std::string>() : value.dump());
         }
-        fmt::print("{:>6}  {:<27} {:<19}{}\n", e.seq, common::formatUtc(e.time), e.type, fields);
+        fmt::print("{}\n", common::escapeControls(fmt::format("{:>6}  {:<27} {:<19}{}", e.seq,
+                                                                common::formatUtc(e.time), e.type, fields)));
     }
     if (shown == 0) fmt::print(stderr, "no entries match\n");
     return 0;
@@ -133,7 +169,9 @@ const Registrar showCommand(Command{
     "  --from TIME  entries at or after TIME (with a zone, e.g. 2026-11-24T10:00:00+09:00)\n"
     "  --to TIME    entries before TIME\n"
     "  --type TYPE  only this type, e.g. request_refused, request_granted, extract_delivered\n"
-    "  --json       print the exact log lines instead\n"
+    "  --json       print the log lines as JSON instead: the exact lines, except that\n"
+    "               DEL, C1 controls and bidi formatting characters are written as\n"
+    "               \\uXXXX escapes (the same JSON value)\n"
     "\n"
     "exit status: 0 shown (also when nothing matched), 1 unreadable or not an audit log,\n"
     "2 bad usage\n",

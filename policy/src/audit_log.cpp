@@ -36,7 +36,7 @@ bool isHash(std::string_view s) {
 // The bytes after the last '\n' (a torn line) are kept apart in tail().
 class LineReader {
 public:
-    static constexpr std::size_t kMaxLine = 1 << 20;
+    static constexpr std::size_t kMaxLine = kMaxAuditLineBytes;
 
     explicit LineReader(const std::filesystem::path& path)
         : path_(path), fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
@@ -134,7 +134,26 @@ std::string parseLine(std::string_view line, ParsedLine& out) {
     if (!j["type"].is_string() || !isWord(j["type"].get<std::string>())) return "type is not a snake_case word";
     out.type = j["type"].get<std::string>();
     if (!j["fields"].is_object()) return "fields is not an object";
-    out.fields = j["fields"];
+    for (const auto& [name, value] : j["fields"].items()) {
+        // The name is not quoted back: it may be anything a forger put there.
+        if (!isWord(name)) return "a field name is not a snake_case word";
+        if (!value.is_string() && !value.is_number_integer() && !value.is_boolean())
+            return fmt::format("field {} is not a string, a whole number or a boolean", name);
+    }
+    const auto& f = j["fields"];
+    // The entries the log writes itself have exactly the fields it writes.
+    if (out.type == audit::kCheckpoint &&
+        (f.size() != 2 || !f.contains("key_id") || !f["key_id"].is_string() || !f.contains("signature") ||
+         !f["signature"].is_string()))
+        return "checkpoint fields must be exactly key_id and signature";
+    if (out.type == audit::kTornTailRecovered &&
+        (f.size() != 3 || !f.contains("bytes") || !f["bytes"].is_number_unsigned() ||
+         f["bytes"].get<std::uint64_t>() == 0 || !f.contains("blake2b") || !f["blake2b"].is_string() ||
+         !isHash(f["blake2b"].get<std::string>()) || !f.contains("saved_as") || !f["saved_as"].is_string() ||
+         f["saved_as"].get<std::string>().empty()))
+        return "torn_tail_recovered fields must be exactly bytes (a whole number above 0), blake2b (64 hex "
+               "digits) and saved_as (a file name)";
+    out.fields = f;
     if (!j["prev"].is_string() || !isHash(j["prev"].get<std::string>())) return "prev is not 64 hex digits";
     out.prev = j["prev"].get<std::string>();
     return {};
@@ -169,10 +188,7 @@ AuditVerifyResult verifyLines(LineReader& reader, const SignPublicKey& cameraKey
                                                          lineNo - 1));
         const std::string hash = blake2b256Hex(line);
         if (e.type == audit::kCheckpoint) {
-            const auto& f = e.fields;
-            if (!f.contains("key_id") || !f["key_id"].is_string() || !f.contains("signature") ||
-                !f["signature"].is_string() || f.size() != 2)
-                return bad(lineNo, "checkpoint fields must be exactly key_id and signature");
+            const auto& f = e.fields;  // shape checked by parseLine
             if (f["key_id"].get<std::string>() != cameraKeyId)
                 return bad(lineNo, fmt::format("checkpoint signed by key {}, not the camera key {}",
                                                f["key_id"].get<std::string>(), cameraKeyId));
@@ -360,6 +376,10 @@ void AuditLog::appendLocked(std::string_view type, const std::string& fieldsJson
     const std::uint64_t seq = lastSeq_ + 1;
     const std::string line = entryLine(seq, common::formatUtc(clock_.nowUtc()), type,
                                        nlohmann::ordered_json::parse(fieldsJson), lastHash_);
+    // A longer line would make the log unreadable to every reader (docs/audit-log.md).
+    if (line.size() > kMaxAuditLineBytes)
+        throw std::invalid_argument(fmt::format("audit entry '{}' would be a line of {} bytes, more than {}", type,
+                                                line.size(), kMaxAuditLineBytes));
     writeLine(line);
     lastSeq_ = seq;
     lastHash_ = blake2b256Hex(line);

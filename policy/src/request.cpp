@@ -91,6 +91,16 @@ std::optional<UtcMicros> parseCanonicalUtc(std::string_view s) {
     return t;
 }
 
+// How an error line names a JSON member: known names as they are; any other name only by a
+// hash, because member names come from the network and an error line is stored in the audit
+// log, logged and shown to people (a name could carry terminal controls or fake a line).
+std::string memberLabel(std::string_view name) {
+    static constexpr std::array<std::string_view, 6> kKnown = {"format", "body", "police", "approval", "key_id",
+                                                               "signature"};
+    if (std::find(kKnown.begin(), kKnown.end(), name) != kKnown.end()) return fmt::format("\"{}\"", name);
+    return fmt::format("with name hash {}", blake2b256Hex(name).substr(0, kMemberNameHashDigits));
+}
+
 std::span<const std::uint8_t> asBytes(std::string_view s) {
     return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
 }
@@ -314,7 +324,7 @@ ParsedSignedRequest parseSignedRequest(std::string_view bytes) {
     // Duplicate member names are refused: readers that keep the first and readers that keep
     // the last would otherwise see different requests.
     std::vector<std::vector<std::string>> openObjects;
-    std::string duplicate;
+    std::optional<std::string> duplicate;
     const auto noDuplicates = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
         using Event = nlohmann::json::parse_event_t;
         if (event == Event::object_start) {
@@ -324,18 +334,18 @@ ParsedSignedRequest parseSignedRequest(std::string_view bytes) {
         } else if (event == Event::key && !openObjects.empty()) {
             auto& names = openObjects.back();
             const std::string name = parsed.get<std::string>();
-            if (std::find(names.begin(), names.end(), name) != names.end() && duplicate.empty()) duplicate = name;
+            if (std::find(names.begin(), names.end(), name) != names.end() && !duplicate) duplicate = name;
             names.push_back(name);
         }
         return true;
     };
     const nlohmann::json doc = nlohmann::json::parse(bytes.begin(), bytes.end(), noDuplicates, false);
     if (doc.is_discarded()) return fail("request is not valid JSON (truncated or garbled)");
-    if (!duplicate.empty()) return fail(fmt::format("member \"{}\" appears twice in one object", duplicate));
+    if (duplicate) return fail(fmt::format("member {} appears twice in one object", memberLabel(*duplicate)));
     if (!doc.is_object()) return fail("request must be a JSON object");
     for (const auto& [name, value] : doc.items())
         if (name != "format" && name != "body" && name != "police" && name != "approval")
-            return fail(fmt::format("unknown field \"{}\" in request", name));
+            return fail(fmt::format("unknown member {} in request", memberLabel(name)));
     if (!doc.contains("format") || !doc["format"].is_string() || doc["format"].get<std::string>() != kEnvelopeFormat)
         return fail(fmt::format("\"format\" must be \"{}\"", kEnvelopeFormat));
     if (!doc.contains("body") || !doc["body"].is_string()) return fail("missing \"body\" string");

@@ -272,3 +272,58 @@ TEST_CASE("entry types and field names are checked, and reserved types refused")
     const SecretKey police = generateKey(Role::Police, "p");
     CHECK_THROWS_AS(AuditLog(dir / "other.log", police, clock), AuditError);
 }
+
+TEST_CASE("verify enforces the field conventions of docs/audit-log.md, naming the line") {
+    test::TempDir dir;
+    const SecretKey camera = generateKey(Role::Camera, "cam");
+    const std::string genesis(64, '0');
+    auto verifyOne = [&](const std::string& type, const std::string& fields) {
+        writeFileAtomic(dir / "audit.log", R"({"seq":1,"time":"2026-11-24T12:00:00Z","type":")" + type +
+                                               R"(","fields":)" + fields + R"(,"prev":")" + genesis + "\"}\n");
+        return verifyAuditLog(dir / "audit.log", camera.publicKey().signKey);
+    };
+    // The same line with conforming fields verifies: what fails below fails for its fields.
+    CHECK(verifyOne("mask_changed", R"({"old_hash":"aa","count":3,"valid":true,"n":-1})").ok);
+    CHECK(verifyOne("torn_tail_recovered", R"({"bytes":5,"blake2b":")" + genesis + R"(","saved_as":"audit.log.torn-2"})").ok);
+    const std::vector<std::pair<std::string, std::string>> broken = {
+        {"mask_changed", R"({"Old Hash":"aa"})"},
+        {"mask_changed", R"({"":"aa"})"},
+        {"mask_changed", R"({"ratio":1.5})"},
+        {"mask_changed", R"({"list":[1,2]})"},
+        {"mask_changed", R"({"nested":{"a":1}})"},
+        {"mask_changed", R"({"nothing":null})"},
+        {"torn_tail_recovered", R"({"bytes":5})"},
+        {"torn_tail_recovered", R"({"bytes":0,"blake2b":")" + genesis + R"(","saved_as":"x"})"},
+        {"torn_tail_recovered", R"({"bytes":5,"blake2b":"abc","saved_as":"x"})"},
+        {"torn_tail_recovered", R"({"bytes":5,"blake2b":")" + genesis + R"(","saved_as":"x","more":1})"},
+    };
+    for (const auto& [type, fields] : broken) {
+        CAPTURE(fields);
+        const auto r = verifyOne(type, fields);
+        CHECK_FALSE(r.ok);
+        CHECK(r.badLine == 1);
+        CHECK_FALSE(r.reason.empty());
+        CHECK_THROWS_AS(readAuditLog(dir / "audit.log"), AuditError);
+    }
+    // A field name from a forger is not quoted back in the reason.
+    const auto named = verifyOne("mask_changed", "{\"\\u001b[2J\":\"x\"}");
+    CHECK_FALSE(named.ok);
+    CHECK(named.reason.find("[2J") == std::string::npos);
+}
+
+TEST_CASE("an entry longer than the readers' line limit is refused, and the log stays readable") {
+    test::TempDir dir;
+    const SecretKey camera = generateKey(Role::Camera, "cam");
+    ManualClock clock(0);
+    {
+        AuditLog log(dir / "audit.log", camera, clock);
+        log.append(audit::kDaemonStart, {});
+        CHECK_THROWS_AS(log.append(audit::kRequestRefused, {{"text", std::string(kMaxAuditLineBytes, 'x')}}),
+                        std::invalid_argument);
+        // Just under the limit is written, and read back.
+        log.append(audit::kRequestRefused, {{"text", std::string(kMaxAuditLineBytes - 200, 'y')}});
+    }
+    const auto r = verifyAuditLog(dir / "audit.log", camera.publicKey().signKey);
+    CHECK_MESSAGE(r.ok, r.reason);
+    CHECK(readAuditLog(dir / "audit.log").size() == 3);
+}

@@ -10,9 +10,11 @@
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -217,4 +219,36 @@ TEST_CASE("audit verify passes an intact log and names the first bad line of a t
     CHECK(bad.output.find("audit.log:3:") != std::string::npos);
     CHECK(runTool(k.dir.path(), "audit verify audit.log --camera-key keys/hyogo-pd.pub").status == 1);
     CHECK(runInterop(k.dir.path(), "audit audit.log keys/cam-0412.pub").status == 1);
+}
+
+TEST_CASE("audit show prints what came from the network escaped, and --json stays the same JSON without raw controls") {
+    Keys k;
+    const fs::path log = k.dir / "audit.log";
+    // ESC [2J erases the screen, CR returns to the line's start, U+202E reverses what follows,
+    // U+0085 is a C1 line break, DEL, and a backslash that must not forge an escape.
+    const std::string hostile = "x\x1b[2J\r\xe2\x80\xae" "detnarg\xc2\x85\x7f\\x1b";
+    {
+        const SecretKey camera = loadSecretKey(k.dir / "keys/cam-0412.secret");
+        mimamori::common::ManualClock clock(*mimamori::common::parseUtc("2026-11-24T12:00:00Z"));
+        AuditLog audit(log, camera, clock);
+        audit.append(audit::kRequestGranted, {{"request_id", std::string("case-42")}, {"purpose", hostile},
+                                              {"officer", std::string("Sgt. \xe2\x81\xa6Tanaka")}});
+    }
+    const Run shown = runTool(k.dir.path(), "audit show audit.log");
+    REQUIRE(shown.status == 0);
+    for (const std::string raw : {"\x1b", "\r", "\x7f", "\xe2\x80\xae", "\xc2\x85", "\xe2\x81\xa6"})
+        CHECK_MESSAGE(shown.output.find(raw) == std::string::npos, shown.output);
+    CHECK(shown.output.find("purpose=x\\x1b[2J\\x0d\\u202edetnarg\\u0085\\x7f\\\\x1b") != std::string::npos);
+    CHECK(shown.output.find("officer=Sgt. \\u2066Tanaka") != std::string::npos);
+    // One line per entry: the granted entry and the closing checkpoint.
+    CHECK(std::count(shown.output.begin(), shown.output.end(), '\n') == 2);
+
+    const Run json = runTool(k.dir.path(), "audit show audit.log --json");
+    REQUIRE(json.status == 0);
+    for (const std::string raw : {"\x1b", "\r", "\x7f", "\xe2\x80\xae", "\xc2\x85", "\xe2\x81\xa6"})
+        CHECK(json.output.find(raw) == std::string::npos);
+    const std::string firstLine = json.output.substr(0, json.output.find('\n'));
+    const std::string fileLine = readFile(log).substr(0, readFile(log).find('\n'));
+    CHECK(nlohmann::json::parse(firstLine) == nlohmann::json::parse(fileLine));
+    CHECK(nlohmann::json::parse(firstLine)["fields"]["purpose"] == hostile);
 }

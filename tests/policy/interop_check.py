@@ -8,6 +8,7 @@ Uses only the standard library and the `cryptography` package; exit 0 when valid
 import base64
 import hashlib
 import json
+import re
 import sys
 
 from cryptography.exceptions import InvalidSignature
@@ -42,6 +43,10 @@ def check_request(envelope_path, police_path, city_path):
     print(f"request ok: police and city signatures verify ({len(body)} body bytes)")
 
 
+WORD = re.compile(r"[a-z0-9_]{1,64}")
+TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?Z")
+
+
 def check_audit(log_path, camera_path):
     camera_pk = public_key(camera_path)
     verifier = Ed25519PublicKey.from_public_bytes(camera_pk)
@@ -49,8 +54,15 @@ def check_audit(log_path, camera_path):
     assert data.endswith(b"\n"), "torn last line"
     prev, seq, checkpoints = "0" * 64, 0, 0
     for number, line in enumerate(data[:-1].split(b"\n"), start=1):
+        assert len(line) <= 1 << 20, f"line {number}: longer than 1048576 bytes"
         entry = json.loads(line)
         assert sorted(entry) == ["fields", "prev", "seq", "time", "type"], f"line {number}: members"
+        assert TIME.fullmatch(entry["time"]) and not entry["time"].endswith(".000000Z"), f"line {number}: time"
+        assert WORD.fullmatch(entry["type"]), f"line {number}: type"
+        assert isinstance(entry["fields"], dict), f"line {number}: fields"
+        for name, value in entry["fields"].items():
+            assert WORD.fullmatch(name), f"line {number}: a field name is not a snake_case word"
+            assert isinstance(value, (str, int, bool)), f"line {number}: field {name} is not a string, number or flag"
         assert entry["seq"] == seq + 1, f"line {number}: seq {entry['seq']}, expected {seq + 1}"
         assert entry["prev"] == prev, f"line {number}: prev does not match line {number - 1}"
         if entry["type"] == "checkpoint":

@@ -164,6 +164,13 @@ TEST_CASE("the body parser accepts only the canonical form") {
     rejects("\r" + body);                                            // not the magic line
     rejects(bodyWith(r, "from", "2026-11-24T19:00:00+09:00"));       // offset, not canonical Z
     rejects(bodyWith(r, "from", "2026-11-24T10:00:00.000000Z"));     // redundant fraction
+    // docs/request-format.md: a fraction has exactly six digits, trailing zeros kept.
+    rejects(bodyWith(r, "from", "2026-11-24T09:59:59.25Z"));         // two digits
+    rejects(bodyWith(r, "from", "2026-11-24T09:59:59.5Z"));          // one digit
+    rejects(bodyWith(r, "from", "2026-11-24T09:59:59.2500000Z"));    // seven digits
+    rejects(bodyWith(r, "from", "2026-11-24T09:59:59.250000z"));     // lower-case z
+    rejects(bodyWith(r, "from", "2026-11-24 09:59:59Z"));            // space for T
+    CHECK(parseRequestBody(bodyWith(r, "from", "2026-11-24T09:59:59.250000Z")).request);
     rejects(bodyWith(r, "nonce", "ABCDEF0123456789ABCDEF0123456789"));  // uppercase hex
     rejects(bodyWith(r, "nonce", "00112233"));                       // too short
     rejects(bodyWith(r, "purpose", "two\tparts"));                   // control character
@@ -194,4 +201,31 @@ TEST_CASE("serializing refuses fields that the format cannot carry") {
     r = sampleRequest(police);
     r.nonce.resize(8);
     CHECK_THROWS_AS(serializeRequest(r), RequestError);
+}
+
+TEST_CASE("unknown and repeated member names are named by a hash in the error, never copied into it") {
+    const SecretKey police = generateKey(Role::Police, "p");
+    const std::string envelope = serializeSignedRequest(signRequest(sampleRequest(police), police));
+    // ESC [2J (erase the screen), CR, a right-to-left override and a line that looks like an
+    // audit entry: what a forger would put in a member name.
+    const std::string name = "\x1b[2J\r\xe2\x80\xae     7  2026-11-24T12:00:00Z request_granted";
+    const std::string escapedName = "\\u001b[2J\\r\xe2\x80\xae     7  2026-11-24T12:00:00Z request_granted";
+    const std::string expectedHash = blake2b256Hex(name).substr(0, kMemberNameHashDigits);
+
+    std::string unknown = envelope;
+    unknown.insert(1, "\"" + escapedName + "\": 1,");
+    const auto parsedUnknown = parseSignedRequest(unknown);
+    REQUIRE_FALSE(parsedUnknown.request);
+    CHECK(parsedUnknown.error == "unknown member with name hash " + expectedHash + " in request");
+
+    std::string repeated = envelope;
+    repeated.insert(1, "\"" + escapedName + "\": 1, \"" + escapedName + "\": 2,");
+    const auto parsedRepeated = parseSignedRequest(repeated);
+    REQUIRE_FALSE(parsedRepeated.request);
+    CHECK(parsedRepeated.error == "member with name hash " + expectedHash + " appears twice in one object");
+
+    // Names the format defines are still named as they are.
+    std::string known = envelope;
+    known.insert(1, "\"body\": \"\",");
+    CHECK(parseSignedRequest(known).error == "member \"body\" appears twice in one object");
 }

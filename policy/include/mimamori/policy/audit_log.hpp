@@ -37,6 +37,9 @@ constexpr std::string_view kCheckpoint = "checkpoint";          // written by th
 constexpr std::string_view kTornTailRecovered = "torn_tail_recovered";  // written by the log itself
 }  // namespace audit
 
+// The longest line (without its '\n') a reader accepts and append() writes.
+constexpr std::size_t kMaxAuditLineBytes = std::size_t{1} << 20;
+
 // A field value: text, a whole number, or a flag.
 using AuditValue = std::variant<std::string, std::int64_t, bool>;
 // Fields in the order given; keys are snake_case words. E.g. {{"request_id", id}, {"bytes", n}}.
@@ -87,8 +90,8 @@ public:
     AuditLog& operator=(const AuditLog&) = delete;
 
     // Appends one entry (and a checkpoint after it when due). Returns the entry's seq.
-    // Throws common::FileError when the disk refuses, std::invalid_argument for a bad type/key,
-    // AuditError after close().
+    // Throws common::FileError when the disk refuses, std::invalid_argument for a bad type/key
+    // or a line over kMaxAuditLineBytes, AuditError after close().
     std::uint64_t append(std::string_view type, const AuditFields& fields);
     // Writes a signed checkpoint now (unless the last entry already is one). Returns it.
     AuditCheckpoint checkpoint();

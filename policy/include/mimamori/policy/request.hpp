@@ -37,6 +37,9 @@ constexpr std::size_t kNonceMinBytes = 16;
 constexpr std::size_t kNonceMaxBytes = 64;
 constexpr std::size_t kMaxRequestBodyBytes = 8 * 1024;       // the canonical body
 constexpr std::size_t kMaxSignedRequestBytes = 32 * 1024;    // the whole envelope on the wire
+// Error texts name an unknown JSON member by this many hex digits of the BLAKE2b-256 of its
+// name, never by the name (docs/request-format.md, "The envelope").
+constexpr std::size_t kMemberNameHashDigits = 16;
 
 // One request, as the body lines state it. Text fields are UTF-8 without control characters.
 struct Request {
