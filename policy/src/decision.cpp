@@ -35,6 +35,10 @@ std::string seconds(UtcMicros micros) {
     return fmt::format("{:.0f} s", static_cast<double>(micros) / static_cast<double>(common::kMicrosPerSecond));
 }
 
+std::string days(UtcMicros micros) {
+    return fmt::format("{:.2f} days", static_cast<double>(micros) / static_cast<double>(common::kMicrosPerDay));
+}
+
 // Everything except the nonce; `nonceSeen` is consulted last by the callers.
 Decision decideWithoutNonce(const DecisionInput& in) {
     Decision d;
@@ -76,6 +80,15 @@ Decision decideWithoutNonce(const DecisionInput& in) {
     if (r.cameraId != in.cameraId)
         return refuse(std::move(d), RefusalReason::WrongCamera,
                       fmt::format("request is for camera '{}', this is '{}'", r.cameraId, in.cameraId));
+    if (r.expiresAt <= r.issuedAt)
+        return refuse(std::move(d), RefusalReason::LifetimeInverted,
+                      fmt::format("request expires at {}, not after it is issued ({})", common::formatUtc(r.expiresAt),
+                                  common::formatUtc(r.issuedAt)));
+    // Both are years 0000-9999, so the difference cannot overflow.
+    if (r.expiresAt - r.issuedAt > in.maxLifetime)
+        return refuse(std::move(d), RefusalReason::LifetimeTooLong,
+                      fmt::format("request is valid for {}, longer than the maximum {}", days(r.expiresAt - r.issuedAt),
+                                  days(in.maxLifetime)));
     if (in.now + in.clockSkew < r.issuedAt)
         return refuse(std::move(d), RefusalReason::NotYetValid,
                       fmt::format("request is not valid before {}", common::formatUtc(r.issuedAt)));
@@ -132,6 +145,8 @@ std::string_view reasonCode(RefusalReason reason) {
         case RefusalReason::ApprovalNotByCity: return "approval_not_by_city";
         case RefusalReason::BadApprovalSignature: return "bad_approval_signature";
         case RefusalReason::WrongCamera: return "wrong_camera";
+        case RefusalReason::LifetimeInverted: return "lifetime_inverted";
+        case RefusalReason::LifetimeTooLong: return "lifetime_too_long";
         case RefusalReason::NotYetValid: return "not_yet_valid";
         case RefusalReason::Expired: return "expired";
         case RefusalReason::ReplayedNonce: return "replayed_nonce";
@@ -165,7 +180,16 @@ Decision decideAndRecord(const DecisionInput& in, NonceStore& nonces) {
         d = checkRange(std::move(d), in);
         return d.granted;
     });
-    if (wasReplay) return replayed(std::move(d));
+    if (wasReplay) {
+        const auto horizon = nonces.horizon();
+        if (!nonces.seen(r.nonce) && horizon) {
+            std::string text = fmt::format("the request expires at {}, not after {}, the latest expiry of the "
+                                           "granted nonces the camera has forgotten: it may have been granted already",
+                                           common::formatUtc(r.expiresAt), common::formatUtc(*horizon));
+            return refuse(std::move(d), RefusalReason::ReplayedNonce, std::move(text));
+        }
+        return replayed(std::move(d));
+    }
     if (d.granted) {
         // Grants are rare (a few a year), so pruning on each keeps the store bounded for free.
         try {

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -17,6 +18,8 @@ namespace mimamori::policy {
 namespace {
 
 std::string hexOf(std::span<const std::uint8_t> nonce) { return common::toHex(nonce); }
+
+constexpr std::string_view kHorizonPrefix = "horizon ";
 
 std::string lineFor(const std::string& hex, common::UtcMicros expiresAt) {
     return fmt::format("{} {}\n", hex, expiresAt);
@@ -53,6 +56,15 @@ NonceStore::NonceStore(std::filesystem::path path) : path_(std::move(path)) {
         }
         const std::string_view line(text.data() + pos, nl - pos);
         pos = nl + 1;
+        if (lineNo == 1 && line.starts_with(kHorizonPrefix)) {
+            common::UtcMicros horizon = 0;
+            const char* begin = line.data() + kHorizonPrefix.size();
+            const char* end = line.data() + line.size();
+            if (begin == end || std::from_chars(begin, end, horizon).ptr != end)
+                throw NonceStoreError(fmt::format("{}:1: not 'horizon <time>'", path_.string()));
+            horizon_ = horizon;
+            continue;
+        }
         const std::size_t space = line.find(' ');
         std::string bytes;
         common::UtcMicros expires = 0;
@@ -70,6 +82,16 @@ bool NonceStore::seen(std::span<const std::uint8_t> nonce) const {
     return seenLocked(nonce);
 }
 
+bool NonceStore::mayHaveBeenGranted(std::span<const std::uint8_t> nonce, common::UtcMicros expiresAt) const {
+    std::lock_guard lock(mutex_);
+    return seenLocked(nonce) || (horizon_ && expiresAt <= *horizon_);
+}
+
+std::optional<common::UtcMicros> NonceStore::horizon() const {
+    std::lock_guard lock(mutex_);
+    return horizon_;
+}
+
 bool NonceStore::remember(std::span<const std::uint8_t> nonce, common::UtcMicros expiresAt) {
     return checkAndRemember(nonce, expiresAt, [](bool known) { return !known; });
 }
@@ -85,8 +107,10 @@ void NonceStore::recordLocked(std::span<const std::uint8_t> nonce, common::UtcMi
 std::size_t NonceStore::prune(common::UtcMicros now) {
     std::lock_guard lock(mutex_);
     std::size_t dropped = 0;
+    std::optional<common::UtcMicros> horizon = horizon_;
     for (auto it = nonces_.begin(); it != nonces_.end();) {
-        if (it->second + kPruneMargin < now) {
+        if (it->second < now - kPruneMargin) {
+            horizon = std::max(horizon.value_or(it->second), it->second);
             it = nonces_.erase(it);
             ++dropped;
         } else {
@@ -94,9 +118,12 @@ std::size_t NonceStore::prune(common::UtcMicros now) {
         }
     }
     if (dropped == 0) return 0;
-    std::string text;
+    // The horizon is written with the nonces it replaces, in one atomic rewrite: a power cut
+    // leaves either the old file or the new one, never a forgotten nonce without its horizon.
+    std::string text = fmt::format("{}{}\n", kHorizonPrefix, *horizon);
     for (const auto& [hex, expires] : nonces_) text += lineFor(hex, expires);
     common::writeFileAtomic(path_, text);
+    horizon_ = horizon;
     return dropped;
 }
 

@@ -79,7 +79,7 @@ EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const fs::pat
                                                    "extract_ttl_hours", "http_threads", "max_connections",
                                                    "max_connections_per_peer", "request_deadline_seconds",
                                                    "unauthenticated_audit_burst",
-                                                   "unauthenticated_audit_per_minute"};
+                                                   "unauthenticated_audit_per_minute", "max_request_lifetime_days"};
     for (const auto& item : j.items())
         if (std::find(known.begin(), known.end(), item.key()) == known.end())
             problems.push_back(fmt::format("retrieval.{}: unknown key", item.key()));
@@ -92,6 +92,10 @@ EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const fs::pat
     // The ordinance's minimal-extract spirit: a camera may allow less than 6 h, never more than a day.
     number("max_range_hours", 0.001, 24, [&](double v) {
         c.maxRange = static_cast<UtcMicros>(v * 3600.0 * common::kMicrosPerSecond);
+    });
+    // A request's validity window; it also bounds how long a granted nonce is kept.
+    number("max_request_lifetime_days", 0.01, 90, [&](double v) {
+        c.maxLifetime = static_cast<UtcMicros>(v * static_cast<double>(common::kMicrosPerDay));
     });
     number("max_concurrent_extracts", 1, 16, [&](double v) { c.maxConcurrentExtracts = static_cast<int>(v); });
     number("max_request_bytes", 1024, 1024 * 1024, [&](double v) { c.maxRequestBytes = static_cast<std::size_t>(v); });
@@ -457,6 +461,7 @@ private:
         input.trust = &trust_;
         input.cameraId = cameraId_;
         input.maxRange = config_.maxRange;
+        input.maxLifetime = config_.maxLifetime;
         if (parsed.request) {
             const auto& r = parsed.request->request;
             for (const auto& s : store_.list(r.from, r.to)) input.held.push_back({s.start, s.end});

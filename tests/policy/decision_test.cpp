@@ -145,6 +145,50 @@ TEST_CASE("decision table: each rule refuses with its own reason, the rest is gr
          }},
         {"addressed to another camera", RefusalReason::WrongCamera,
          [](const World& w) { return withRequest(w, [](Request& r) { r.cameraId = "kakogawa-0413"; }); }},
+        // Issued in 2000, expiring in 9999: the security review's request, granted before.
+        {"valid from 2000 to 9999", RefusalReason::LifetimeTooLong,
+         [](const World& w) {
+             return withRequest(w, [](Request& r) {
+                 r.issuedAt = at("2000-01-01T00:00:00Z");
+                 r.expiresAt = at("9999-12-31T23:59:59Z");
+             });
+         }},
+        {"valid for 30 days and a second", RefusalReason::LifetimeTooLong,
+         [](const World& w) {
+             return withRequest(w, [&w](Request& r) {
+                 r.issuedAt = w.now - kHour;
+                 r.expiresAt = r.issuedAt + 30 * 24 * kHour + kMicrosPerSecond;
+             });
+         }},
+        {"valid for exactly 30 days", RefusalReason::None,
+         [](const World& w) {
+             return withRequest(w, [&w](Request& r) {
+                 r.issuedAt = w.now - kHour;
+                 r.expiresAt = r.issuedAt + 30 * 24 * kHour;
+             });
+         }},
+        {"valid for 3 days with a 2-day maximum configured", RefusalReason::LifetimeTooLong,
+         [](const World& w) {
+             return withRequest(w, [&w](Request& r) {
+                 r.issuedAt = w.now - kHour;
+                 r.expiresAt = r.issuedAt + 72 * kHour;
+             });
+         },
+         [](DecisionInput& in) { in.maxLifetime = 48 * kHour; }},
+        {"expiring before it is issued", RefusalReason::LifetimeInverted,
+         [](const World& w) {
+             return withRequest(w, [&w](Request& r) {
+                 r.issuedAt = w.now - kHour;
+                 r.expiresAt = w.now - 2 * kHour;
+             });
+         }},
+        {"expiring the instant it is issued", RefusalReason::LifetimeInverted,
+         [](const World& w) {
+             return withRequest(w, [&w](Request& r) {
+                 r.issuedAt = w.now;
+                 r.expiresAt = w.now;
+             });
+         }},
         {"issued an hour from now", RefusalReason::NotYetValid,
          [](const World& w) {
              return withRequest(w, [&w](Request& r) {
@@ -268,6 +312,41 @@ TEST_CASE("a granted nonce is refused as a replay, also after the store is reope
     CHECK(decideAndRecord(w.input(other), reopened).granted);
     CHECK_FALSE(reopened.seen(stale));
     CHECK(reopened.size() == 2);
+}
+
+TEST_CASE("after the clock steps two days ahead and back, an approved request cannot be replayed") {
+    World w;
+    test::TempDir dir;
+    const UtcMicros rightTime = w.now;
+    // Valid for another 23 h: a one-day prune margin alone does not protect it from a 2-day step.
+    const std::string first = unchanged(w);
+    const auto firstNonce = parseSignedRequest(first).request->request.nonce;
+    NonceStore nonces(dir / "nonces");
+    REQUIRE(decideAndRecord(w.input(first), nonces).granted);
+
+    // The clock steps 2 days ahead (bad NTP or LTE time); another request, valid then, is
+    // granted, and its grant prunes the nonces that look long expired by that clock.
+    w.now = rightTime + 2 * mimamori::common::kMicrosPerDay;
+    Request later = w.request();
+    later.from = w.now - 2 * kHour;
+    later.to = later.from + 10 * kMicrosPerSecond;
+    const std::string second = serializeSignedRequest(w.approved(later));
+    DecisionInput aheadInput = w.input(second);
+    aheadInput.held = {{later.from - kHour, w.now}};
+    REQUIRE(decideAndRecord(aheadInput, nonces).granted);
+    CHECK_FALSE(nonces.seen(firstNonce));  // forgotten by the prune
+
+    // The clock is set right again: the first request is inside its window once more, and is
+    // refused as a replay, also by a store reopened from disk.
+    w.now = rightTime;
+    const Decision replay = decideAndRecord(w.input(first), nonces);
+    CHECK_MESSAGE(replay.reason == RefusalReason::ReplayedNonce, reasonCode(replay.reason), ": ", replay.text);
+    NonceStore reopened(dir / "nonces");
+    CHECK(decideAndRecord(w.input(first), reopened).reason == RefusalReason::ReplayedNonce);
+    // A new request expiring after the forgotten ones is still granted.
+    Request fresh = w.request();
+    fresh.expiresAt = w.now + 2 * mimamori::common::kMicrosPerDay;
+    CHECK(decideAndRecord(w.input(serializeSignedRequest(w.approved(fresh))), reopened).granted);
 }
 
 TEST_CASE("two copies of one request racing on two threads are granted once") {

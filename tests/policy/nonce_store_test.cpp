@@ -83,3 +83,40 @@ TEST_CASE("pruning drops only nonces expired for longer than the margin, durably
     CHECK_FALSE(reopened.seen(nonce(1)));
     CHECK(reopened.seen(nonce(3)));
 }
+
+TEST_CASE("a prune keeps the latest forgotten expiry as the horizon: a grant up to it cannot be ruled out") {
+    test::TempDir dir;
+    const UtcMicros now = 100 * kMicrosPerDay;
+    {
+        NonceStore store(dir / "nonces");
+        CHECK_FALSE(store.horizon());
+        store.remember(nonce(1), now - 3 * kMicrosPerDay);
+        store.remember(nonce(2), now - 2 * kMicrosPerDay);  // the latest one forgotten
+        store.remember(nonce(3), now + kMicrosPerDay);
+        CHECK(store.prune(now) == 2);
+        REQUIRE(store.horizon());
+        CHECK(*store.horizon() == now - 2 * kMicrosPerDay);
+        // Forgotten, but a request expiring then may have been granted: treated as seen.
+        CHECK_FALSE(store.seen(nonce(2)));
+        CHECK(store.mayHaveBeenGranted(nonce(2), now - 2 * kMicrosPerDay));
+        CHECK(store.mayHaveBeenGranted(nonce(9), now - 2 * kMicrosPerDay));
+        CHECK_FALSE(store.mayHaveBeenGranted(nonce(9), now - 2 * kMicrosPerDay + 1));
+        CHECK_FALSE(store.remember(nonce(9), now - 2 * kMicrosPerDay));
+        CHECK(store.remember(nonce(9), now));
+    }
+    NonceStore reopened(dir / "nonces");
+    REQUIRE(reopened.horizon());
+    CHECK(*reopened.horizon() == now - 2 * kMicrosPerDay);
+    CHECK(reopened.mayHaveBeenGranted(nonce(1), now - 3 * kMicrosPerDay));
+    CHECK(reopened.seen(nonce(3)));
+    CHECK(reopened.seen(nonce(9)));
+    // An earlier "now" never lowers the horizon.
+    reopened.prune(now - 50 * kMicrosPerDay);
+    CHECK(*reopened.horizon() == now - 2 * kMicrosPerDay);
+}
+
+TEST_CASE("a damaged horizon line is an error naming the file, not an empty horizon") {
+    test::TempDir dir;
+    writeFileAtomic(dir / "nonces", "horizon soon\n01010101010101010101010101010101 1000\n");
+    CHECK_THROWS_WITH_AS(NonceStore(dir / "nonces"), doctest::Contains("nonces:1"), NonceStoreError);
+}

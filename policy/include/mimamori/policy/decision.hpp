@@ -28,6 +28,8 @@ enum class RefusalReason {
     ApprovalNotByCity,     // approved by a key that is not a city key in the trust file
     BadApprovalSignature,  // a city key, but the approval signature does not verify
     WrongCamera,           // addressed to another camera
+    LifetimeInverted,      // expires-at is not after issued-at
+    LifetimeTooLong,       // expires-at - issued-at > the configured maximum lifetime
     NotYetValid,           // now < issued-at (beyond the allowed clock skew)
     Expired,               // now > expires-at
     ReplayedNonce,         // this nonce was granted before
@@ -49,6 +51,9 @@ struct TimeRange {
 constexpr UtcMicros kDefaultMaxRange = 6 * 3600 * common::kMicrosPerSecond;
 constexpr UtcMicros kDefaultClockSkew = 300 * common::kMicrosPerSecond;
 constexpr UtcMicros kDefaultCoverageSlack = 2 * common::kMicrosPerSecond;
+// A request's validity window (issued-at .. expires-at) may be at most this long; it also
+// bounds how long the camera must remember a granted nonce. `request create` allows 720 h.
+constexpr UtcMicros kDefaultMaxLifetime = 30 * common::kMicrosPerDay;
 
 // Everything decide() looks at. Borrowed pointers/views must outlive the call.
 struct DecisionInput {
@@ -62,6 +67,7 @@ struct DecisionInput {
     // pieces count as held (segment boundaries sit on keyframes, not exact microseconds).
     std::vector<TimeRange> held;
     UtcMicros maxRange = kDefaultMaxRange;
+    UtcMicros maxLifetime = kDefaultMaxLifetime;
     UtcMicros clockSkew = kDefaultClockSkew;  // tolerance for issued-at only, never for expiry
     UtcMicros coverageSlack = kDefaultCoverageSlack;
 };
@@ -76,7 +82,8 @@ struct Decision {
 };
 
 // Checks, in this order: malformed, ground (Art. 8 / unknown), police key and signature,
-// approval, camera id, validity window, nonce, range (empty, future, too long, not held).
+// approval, camera id, validity window (inverted, too long, not yet valid, expired), nonce,
+// range (empty, future, too long, not held).
 // The first failing check is the reason. Pure: no I/O, no clock, no global state.
 Decision decide(const DecisionInput& input);
 

@@ -25,6 +25,7 @@ struct EndpointConfig {
     std::filesystem::path cameraKeyFile;   // the camera's secret key (signs manifests)
     std::filesystem::path extractDir;      // sealed extracts waiting for download
     common::UtcMicros maxRange = 6 * 3600 * common::kMicrosPerSecond;
+    common::UtcMicros maxLifetime = 30 * common::kMicrosPerDay;  // expires-at - issued-at, at most
     int maxConcurrentExtracts = 1;         // K: more requests while K extracts build get 503
     std::size_t maxRequestBytes = 32 * 1024;
     int retryAfterSeconds = 30;            // Retry-After of a 503
