@@ -134,6 +134,17 @@ std::optional<Loaded> load(const std::string& path, bool listEveryProblem) {
             problems.insert(problems.end(), e.problems().begin(), e.problems().end());
         }
     }
+    // Whoever holds the removable card must not be able to add trusted keys or take the key
+    // that signs the audit log: both stay off the card, symlinks followed.
+    if (endpointConfig) {
+        for (const auto& [key, file] : {std::pair{"retrieval.trust_file", endpointConfig->trustFile},
+                                        std::pair{"retrieval.camera_key", endpointConfig->cameraKeyFile}}) {
+            if (!recorder::liesInside(file, config.store.storageDir)) continue;
+            const auto resolved = recorder::resolvedPath(file);
+            problems.push_back(std::string(key) + ": must not be inside storage.path" +
+                               (resolved == file ? std::string() : " (it resolves to " + resolved.string() + ")"));
+        }
+    }
     try {
         bleConfig = ble::parseServiceConfig(config.bleJson);
     } catch (const ble::ConfigError& e) {

@@ -168,12 +168,14 @@ std::filesystem::path resolve(const std::filesystem::path& configPath, const std
     return (configPath.parent_path() / p).lexically_normal();
 }
 
-bool isInside(const std::filesystem::path& inner, const std::filesystem::path& outer) {
-    auto a = std::filesystem::absolute(inner).lexically_normal();
-    auto b = std::filesystem::absolute(outer).lexically_normal();
-    auto [end, it] = std::mismatch(b.begin(), b.end(), a.begin(), a.end());
-    // A trailing "" element (from a trailing slash) does not make b longer than a.
-    return end == b.end() || (std::next(end) == b.end() && end->empty());
+// Where `inner` must not be, and why: "(a stolen card alone must decrypt nothing)".
+void refuseOnCard(Reader& r, const char* key, const std::filesystem::path& inner,
+                  const std::filesystem::path& storage, const char* why) {
+    if (inner.empty() || storage.empty() || !liesInside(inner, storage)) return;
+    const auto resolved = resolvedPath(inner);
+    r.problem(key, fmt::format("must not be inside storage.path{} ({})",
+                               resolved == inner ? std::string() : " (it resolves to " + resolved.string() + ")",
+                               why));
 }
 
 bool validCameraId(const std::string& id) {
@@ -298,6 +300,22 @@ void parseStorage(Reader& r, const json& s, DaemonConfig& out, const std::filesy
 
 }  // namespace
 
+std::filesystem::path resolvedPath(const std::filesystem::path& path) {
+    const auto absolute = std::filesystem::absolute(path).lexically_normal();
+    std::error_code ec;
+    auto resolved = std::filesystem::weakly_canonical(absolute, ec);
+    // Unreadable on the way (permissions): judge by the text, and the open will fail anyway.
+    return ec ? absolute : resolved;
+}
+
+bool liesInside(const std::filesystem::path& inner, const std::filesystem::path& outer) {
+    const auto a = resolvedPath(inner);
+    const auto b = resolvedPath(outer);
+    auto [end, it] = std::mismatch(b.begin(), b.end(), a.begin(), a.end());
+    // A trailing "" element (from a trailing slash) does not make b longer than a.
+    return end == b.end() || (std::next(end) == b.end() && end->empty());
+}
+
 ConfigError::ConfigError(std::string source, std::vector<std::string> problems)
     : std::runtime_error(joinProblems(source, problems)), problems_(std::move(problems)) {}
 
@@ -346,13 +364,10 @@ DaemonConfig parseConfig(std::string_view text, const std::filesystem::path& sou
     requiredPath("mask_file", out.maskFile);
     requiredPath("key_dir", out.store.keyDir);
     requiredPath("state_dir", out.stateDir);
-    if (!out.store.keyDir.empty() && !out.store.storageDir.empty() &&
-        isInside(out.store.keyDir, out.store.storageDir))
-        r.problem("key_dir", "must not be inside storage.path (a stolen card alone must "
-                             "decrypt nothing)");
-    if (!out.stateDir.empty() && !out.store.storageDir.empty() &&
-        isInside(out.stateDir, out.store.storageDir))
-        r.problem("state_dir", "must not be inside storage.path");
+    // Resolved, symlinks followed: a link from internal flash onto the card is on the card.
+    refuseOnCard(r, "key_dir", out.store.keyDir, out.store.storageDir, "a stolen card alone must decrypt nothing");
+    refuseOnCard(r, "state_dir", out.stateDir, out.store.storageDir,
+                 "whoever holds the card could roll back the nonces and the audit log");
 
     if (r.object(root, "retrieval", "retrieval")) out.retrievalJson = root["retrieval"].dump();
     if (r.object(root, "ble", "ble")) out.bleJson = root["ble"].dump();
