@@ -92,7 +92,7 @@ std::string unchanged(const World& w) { return serializeSignedRequest(w.approved
 }  // namespace
 
 TEST_CASE("decision table: each rule refuses with its own reason, the rest is granted") {
-    const World w;
+    const World world;
     const std::vector<Row> rows = {
         {"a proper request", RefusalReason::None, unchanged},
         {"garbage bytes", RefusalReason::Malformed, [](const World&) { return std::string("{\"body\":"); }},
@@ -251,8 +251,8 @@ TEST_CASE("decision table: each rule refuses with its own reason, the rest is gr
     for (const Row& row : rows) {
         const std::string name = row.name;
         CAPTURE(name);
-        const std::string bytes = row.bytes(w);
-        DecisionInput in = w.input(bytes);
+        const std::string bytes = row.bytes(world);
+        DecisionInput in = world.input(bytes);
         row.bend(in);
         const Decision d = decide(in);
         CHECK_MESSAGE(d.reason == row.expected, row.name, ": got ", reasonCode(d.reason), " (", d.text, ")");
