@@ -2,6 +2,7 @@
 #include "mimamori/policy/request.hpp"
 
 #include "mimamori/common/file.hpp"
+#include "mimamori/common/text.hpp"
 
 #include <sodium.h>
 
@@ -385,8 +386,10 @@ Request newRequest(UtcMicros now, UtcMicros validFor) {
 
 std::string describeRequest(const Request& r) {
     std::string out;
+    // Text fields are police input and may hold bidi overrides (valid text): city staff must
+    // see what they approve, never text reordered to read as something else.
     auto row = [&out](std::string_view label, std::string_view value) {
-        out += fmt::format("  {:<18}{}\n", label, value);
+        out += fmt::format("  {:<18}{}\n", label, common::escapeControls(value));
     };
     row("request id", r.requestId);
     row("camera", r.cameraId);

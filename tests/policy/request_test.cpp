@@ -229,3 +229,17 @@ TEST_CASE("unknown and repeated member names are named by a hash in the error, n
     known.insert(1, "\"body\": \"\",");
     CHECK(parseSignedRequest(known).error == "member \"body\" appears twice in one object");
 }
+
+TEST_CASE("the description city staff approve from shows bidi overrides escaped, never applied") {
+    const SecretKey police = generateKey(Role::Police, "p");
+    Request r = sampleRequest(police);
+    // Rendered raw, U+202E would make "...for 2 hours" read differently on the approver's screen.
+    r.purpose = "theft \xe2\x80\xae" "sruoh 2 rof";
+    r.officer = "Sgt. \xe2\x81\xa6Tanaka\xe2\x81\xa9";
+    const std::string text = describeRequest(r);
+    CHECK(text.find("\xe2\x80\xae") == std::string::npos);
+    CHECK(text.find("\xe2\x81\xa6") == std::string::npos);
+    CHECK(text.find("theft \\u202esruoh 2 rof") != std::string::npos);
+    CHECK(text.find("Sgt. \\u2066Tanaka\\u2069") != std::string::npos);
+    CHECK(text.find("加古川署刑第1234号") != std::string::npos);  // Japanese text stays as it is
+}

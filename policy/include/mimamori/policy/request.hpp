@@ -112,7 +112,8 @@ ParsedSignedRequest parseSignedRequest(std::string_view bytes);
 // A fresh request with a random id and nonce, issued now and expiring after `validFor`.
 Request newRequest(UtcMicros now, UtcMicros validFor);
 
-// Human-readable multi-line description (request show / approve prompt). Never contains secrets.
+// Human-readable multi-line description (request show / approve prompt). Never contains secrets;
+// every value goes through common::escapeControls (a bidi override shows as \u202e).
 std::string describeRequest(const Request& request);
 
 }  // namespace mimamori::policy
