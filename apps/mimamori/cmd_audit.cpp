@@ -50,10 +50,11 @@ int runVerify(const Args& args) {
     }
     const AuditVerifyResult r = verifyAuditLog(log, camera.signKey, expected);
     if (!r.ok) {
+        // The reason never quotes a forged field as it is, but print it escaped all the same.
         if (r.badLine > 0)
-            fmt::print(stderr, "{}:{}: {}\n", log.string(), r.badLine, r.reason);
+            fmt::print(stderr, "{}:{}: {}\n", log.string(), r.badLine, common::escapeControls(r.reason));
         else
-            fmt::print(stderr, "{}: {}\n", log.string(), r.reason);
+            fmt::print(stderr, "{}: {}\n", log.string(), common::escapeControls(r.reason));
         return 1;
     }
     fmt::print("{}: ok: {} entries, chain intact, every checkpoint signed by camera key '{}' ({})\n", log.string(),

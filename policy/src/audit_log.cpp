@@ -2,6 +2,7 @@
 #include "mimamori/policy/audit_log.hpp"
 
 #include "mimamori/common/log.hpp"
+#include "mimamori/common/text.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -191,7 +192,7 @@ AuditVerifyResult verifyLines(LineReader& reader, const SignPublicKey& cameraKey
             const auto& f = e.fields;  // shape checked by parseLine
             if (f["key_id"].get<std::string>() != cameraKeyId)
                 return bad(lineNo, fmt::format("checkpoint signed by key {}, not the camera key {}",
-                                               f["key_id"].get<std::string>(), cameraKeyId));
+                                               common::escapeControls(f["key_id"].get<std::string>()), cameraKeyId));
             std::vector<std::uint8_t> sigBytes;
             Signature sig{};
             if (!fromBase64(f["signature"].get<std::string>(), sigBytes) || sigBytes.size() != sig.size())

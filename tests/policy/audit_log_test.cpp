@@ -305,6 +305,11 @@ TEST_CASE("verify enforces the field conventions of docs/audit-log.md, naming th
         CHECK_FALSE(r.reason.empty());
         CHECK_THROWS_AS(readAuditLog(dir / "audit.log"), AuditError);
     }
+    // A checkpoint key id from a forger is quoted only escaped.
+    const auto forgedKey = verifyOne("checkpoint", R"({"key_id":"\u001b[2Jx","signature":"AA=="})");
+    CHECK_FALSE(forgedKey.ok);
+    CHECK(forgedKey.reason.find("\x1b") == std::string::npos);
+    CHECK(forgedKey.reason.find("\\x1b[2Jx") != std::string::npos);
     // A field name from a forger is not quoted back in the reason.
     const auto named = verifyOne("mask_changed", "{\"\\u001b[2J\":\"x\"}");
     CHECK_FALSE(named.ok);
