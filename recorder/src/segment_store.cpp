@@ -283,7 +283,7 @@ public:
           partPath_(std::move(partPath)), finalPath_(std::move(finalPath)), fd_(std::move(fd)),
           encryptor_(fd_.get(), partPath_.string(),
                      format::makeHeader(core_->config.cameraId, sequence, start, keyDay, 0), key),
-          claimedEnd_(start), lastMediaEnd_(start), lastSync_(core_->clock.monotonicMicros()) {
+          claimedEnd_(start), writtenEnd_(start), lastMediaEnd_(start), lastSync_(core_->clock.monotonicMicros()) {
         buffer_.reserve(format::kMaxPayloadPerChunk);
     }
 
@@ -325,6 +325,7 @@ public:
             if (!buffer_.empty()) sealFront(buffer_.size());
             record = format::FinalRecord{end, core_->storeNow(), payloadBytes_, dataChunks_};
             encryptor_.writeFinal(record);
+            writtenEnd_ = end;  // a sealed file is kept whole, even if the fsync or rename fails
             if (::fsync(fd_.get()) != 0)
                 throw common::FileError(fmt::format("{}: fsync: {}", partPath_.string(), errnoText()));
             fd_.reset();
@@ -344,6 +345,8 @@ public:
         return core_->info(e);
     }
 
+    UtcMicros writtenEnd() const override { return writtenEnd_; }
+
 private:
     enum class State { Open, Finished, Failed };
 
@@ -355,6 +358,7 @@ private:
         if (whole > 0) claimedEnd_ = writeEnds_[whole - 1].mediaEnd;
         encryptor_.writeChunk(format::ChunkPrefix{claimedEnd_, core_->storeNow()},
                               std::span<const std::uint8_t>(buffer_.data(), n));
+        writtenEnd_ = claimedEnd_;
         payloadBytes_ += n;
         ++dataChunks_;
         buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(n));
@@ -412,6 +416,7 @@ private:
     std::vector<std::uint8_t> buffer_;
     std::vector<WriteEnd> writeEnds_;
     UtcMicros claimedEnd_;   // what the last sealed chunk claimed
+    UtcMicros writtenEnd_;   // what the last chunk written whole claimed
     UtcMicros lastMediaEnd_;
     std::int64_t lastSync_;
     std::uint64_t payloadBytes_ = 0;
@@ -638,14 +643,23 @@ private:
         for (const auto& [sequence, e] : core_->segments) target = std::min(target, e.keyDay);
         if (!core_->liveKeyDays.empty()) target = std::min(target, *core_->liveKeyDays.begin());
         const std::int64_t from = core_->ratchet->day();
+        out.keyDay = from;
+        out.keyTargetDay = std::max(target, from);
         if (target <= from) return;
         try {
             core_->ratchet->advanceTo(target, now);
             out.keyAdvances = static_cast<int>(target - from);
+            out.keyDay = target;
             common::logInfo(kLog, "day key advanced from day {} to day {} ({}): earlier footage is shredded",
                             from, target, common::formatUtc(target * kMicrosPerDay).substr(0, 10));
         } catch (const std::exception& e) {
-            common::logError(kLog, "day key not advanced: {}", e.what());
+            // Footage past retention is deleted from the card all the same, but its key stays:
+            // whoever images the flash could still decrypt it. The caller makes that loud.
+            out.keyError = e.what();
+            common::logError(kLog, "day key not advanced from day {} to day {}: {}; footage of {} .. {} stays "
+                                   "decryptable until it is",
+                             from, target, e.what(), common::formatUtc(from * kMicrosPerDay).substr(0, 10),
+                             common::formatUtc(target * kMicrosPerDay - 1).substr(0, 10));
         }
     }
 
@@ -759,6 +773,19 @@ std::shared_ptr<Core> openCore(const StoreConfig& config, const common::Clock& c
         maxSequence = std::max(maxSequence, item.sequence);
         while (indexIt != loaded.entries.end() && indexIt->sequence < item.sequence) ++indexIt;
         if (indexIt != loaded.entries.end() && indexIt->sequence == item.sequence) {
+            if (core->ratchet && indexIt->keyDay < core->ratchet->day()) {
+                // Expired footage whose key is already shredded: the power went after the key
+                // advanced but before the file was deleted. Nothing can decrypt it; never list it.
+                const std::string name(listing.name(item));
+                if (!readOnly) {
+                    removeFile(storage / name);
+                    common::logInfo(kLog, "removed {}: its day key is shredded (expired)", name);
+                }
+                core->findings.push_back(fmt::format("{} {}: its day key is shredded", readOnly ? "not listed" : "removed",
+                                                     name));
+                ++removed;
+                continue;
+            }
             core->add(*indexIt);
             ++indexed;
             continue;

@@ -239,3 +239,78 @@ TEST_CASE("below the free-space floor the oldest segments go first, never the on
     CHECK(kept[0].sequence == last.sequence);
     CHECK(readAll(config, *store, kept[0]) == ts);
 }
+
+TEST_CASE("a ratchet that cannot replace its key file says so; expired footage still goes; the next run advances") {
+    TempDir dir;
+    common::ManualClock clock(kT0 + kHour);
+    auto config = makeConfig(dir);
+    config.retentionDays = 2;
+    auto store = SegmentStore::open(config, clock);
+    const auto day0 = writeTenSeconds(*store, clock, makeTs(8, 21));
+    clock.advance(kDay);
+    writeTenSeconds(*store, clock, makeTs(8, 22));
+    clock.advance(2 * kDay - kHour);
+
+    // The key file cannot be replaced: its temporary name is taken by a directory (as good as a
+    // full key partition: the new key never reaches the flash).
+    const fs::path obstacle = config.keyDir / (std::string(KeyRatchet::kFileName) + ".tmp");
+    fs::create_directories(obstacle);
+    const auto failed = store->enforce();
+    REQUIRE(failed.keyError);
+    CHECK(failed.keyError->find("day.key.tmp") != std::string::npos);
+    CHECK(failed.keyAdvances == 0);
+    CHECK(failed.keyDay == dayIndex(day0.start));
+    CHECK(failed.keyTargetDay > failed.keyDay);
+    // Retention does not wait for the key: the expired file is gone from the card all the same.
+    REQUIRE(failed.deleted.size() == 1);
+    CHECK(!fs::exists(day0.path));
+    CHECK(KeyRatchet::load(config.keyDir)->day() == dayIndex(day0.start));
+
+    // Every later run retries; once the key file can be written the ratchet catches up.
+    fs::remove(obstacle);
+    const auto retried = store->enforce();
+    CHECK(!retried.keyError);
+    CHECK(retried.keyAdvances >= 1);
+    CHECK(retried.keyDay == failed.keyTargetDay);
+    CHECK(KeyRatchet::load(config.keyDir)->day() == failed.keyTargetDay);
+}
+
+TEST_CASE("a segment whose day key is already shredded is never listed after a restart") {
+    TempDir dir;
+    common::ManualClock clock(kT0 + kHour);
+    auto config = makeConfig(dir);
+    config.retentionDays = 2;
+    SegmentInfo day0, day1;
+    {
+        auto store = SegmentStore::open(config, clock);
+        day0 = writeTenSeconds(*store, clock, makeTs(8, 31));
+        clock.advance(kDay);
+        day1 = writeTenSeconds(*store, clock, makeTs(8, 32));
+    }
+    // The power went after the key advanced past day 0 but before its file was deleted: the
+    // index still names it.
+    const fs::path copy = dir.path() / "day0-copy";
+    fs::copy_file(day0.path, copy);
+    clock.advance(2 * kDay - kHour);
+    {
+        auto store = SegmentStore::open(config, clock);
+        REQUIRE(store->enforce().keyAdvances >= 1);
+    }
+    fs::copy_file(copy, day0.path);
+    {
+        auto readOnly = SegmentStore::openReadOnly(config, clock);
+        const auto listed = readOnly->all();
+        REQUIRE(listed.size() == 1);
+        CHECK(listed[0].sequence == day1.sequence);
+        CHECK(fs::exists(day0.path));  // read-only: nothing removed
+    }
+    auto store = SegmentStore::open(config, clock);
+    const auto listed = store->all();
+    REQUIRE(listed.size() == 1);
+    CHECK(listed[0].sequence == day1.sequence);
+    CHECK_FALSE(store->read(listed[0], nullptr));
+    CHECK(!fs::exists(day0.path));
+    const auto findings = store->openFindings();
+    CHECK(std::any_of(findings.begin(), findings.end(),
+                      [](const std::string& f) { return f.find("day key is shredded") != std::string::npos; }));
+}

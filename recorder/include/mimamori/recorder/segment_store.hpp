@@ -48,6 +48,9 @@ public:
     virtual void write(std::span<const std::uint8_t> ts, UtcMicros mediaEnd) = 0;
     // Seals the final chunk, fsyncs, renames to the final name. Throws common::FileError.
     virtual SegmentInfo finish(UtcMicros end) = 0;
+    // The media end of the last chunk written whole: what recovering this segment keeps if it
+    // is abandoned now (its start when no chunk is written yet).
+    virtual UtcMicros writtenEnd() const = 0;
 };
 
 // Thread-safe: the recorder writes while retrieval lists and reads.
@@ -84,6 +87,12 @@ public:
         std::string reason;                 // "retention", "byte limit", "free-space floor"
         std::optional<double> shortfallDays;  // set when capacity holds fewer days than configured
         int keyAdvances = 0;
+        // The day-key ratchet after this run: the oldest day key held, the day it should be,
+        // and why it could not get there (set when the key file could not be replaced, e.g.
+        // the key partition is full; every later run retries).
+        std::int64_t keyDay = 0;
+        std::int64_t keyTargetDay = 0;
+        std::optional<std::string> keyError;
     };
     virtual Enforcement enforce() = 0;
 
