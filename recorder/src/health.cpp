@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 namespace mimamori::recorder {
 namespace {
 
@@ -62,6 +64,16 @@ bool Health::gapOpen() const {
     return !gaps_.empty() && !gaps_.back().end;
 }
 
+void Health::addGap(UtcMicros start, UtcMicros end, const std::string& reason) {
+    std::lock_guard lock(mutex_);
+    Gap gap{start, std::max(start, end), reason};
+    // Before the open gap, if any (it stays last), and otherwise in order of start.
+    auto limit = !gaps_.empty() && !gaps_.back().end ? gaps_.end() - 1 : gaps_.end();
+    auto at = std::upper_bound(gaps_.begin(), limit, start,
+                               [](UtcMicros t, const Gap& g) { return t < g.start; });
+    gaps_.insert(at, std::move(gap));
+}
+
 void Health::segmentWritten(const SegmentInfo& segment) {
     std::lock_guard lock(mutex_);
     ++segmentsWritten_;
@@ -88,6 +100,29 @@ void Health::setMasks(std::string sha256Hex, std::size_t count) {
 void Health::setState(std::string state) {
     std::lock_guard lock(mutex_);
     state_ = std::move(state);
+}
+
+void Health::settleGap(UtcMicros start, UtcMicros end, const std::string& reason) {
+    {
+        std::lock_guard lock(mutex_);
+        for (auto& g : gaps_) {
+            if (g.start == start && g.reason == reason) {
+                g.end = std::max({end, start, g.end.value_or(start)});
+                return;
+            }
+        }
+    }
+    addGap(start, end, reason);
+}
+
+void Health::setKeyRatchet(KeyRatchetHealth ratchet) {
+    std::lock_guard lock(mutex_);
+    keyRatchet_ = std::move(ratchet);
+}
+
+KeyRatchetHealth Health::keyRatchet() const {
+    std::lock_guard lock(mutex_);
+    return keyRatchet_.value_or(KeyRatchetHealth{});
 }
 
 std::vector<Gap> Health::gaps() const {
@@ -128,6 +163,14 @@ std::string Health::toJson(const FrameCounts& frames, UtcMicros now) const {
           {"days_capacity_holds", storage_.daysCapacityHolds}}},
         {"masks", {{"sha256", maskSha256_}, {"count", maskCount_}}},
     };
+    if (keyRatchet_) {
+        const KeyRatchetHealth& k = *keyRatchet_;
+        doc["key_ratchet"] = {{"state", k.failing ? "failing" : "ok"},
+                              {"day", common::formatUtc(k.day * common::kMicrosPerDay).substr(0, 10)},
+                              {"target_day", common::formatUtc(k.targetDay * common::kMicrosPerDay).substr(0, 10)},
+                              {"failing_since", utcOrNull(k.failingSince)},
+                              {"error", k.failing ? json(k.error) : json(nullptr)}};
+    }
     return doc.dump(2) + "\n";
 }
 

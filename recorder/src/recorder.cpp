@@ -9,8 +9,10 @@
 #include "mimamori/recorder/pipeline.hpp"
 #include "mimamori/recorder/segment_store.hpp"
 
+#include <fmt/format.h>
 #include <glib-unix.h>
 #include <glib.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -25,6 +27,31 @@ constexpr const char* kLog = "recorder";
 constexpr int kFirstRetryMs = 1000;
 constexpr int kMaxRetryMs = 30000;
 constexpr int kDrainTimeoutMs = 5000;
+// Not (yet) a constant of policy::audit: the recorder is the only writer of this entry.
+constexpr std::string_view kKeyRatchetFailed = "key_ratchet_failed";
+// Descriptors the recorder itself needs at most at once: the segment being written and its
+// directory, a recovery's source and copy, the index, health and key files' temporary files,
+// the audit log, the ring lock, and GStreamer's pipes and sockets.
+constexpr rlim_t kRecorderDescriptors = 64;
+
+// Network clients must never take the descriptors the recorder needs (docs/health.md): run
+// with the soft RLIMIT_NOFILE raised to the hard limit, which the systemd unit sets with
+// LimitNOFILE well above everything the network side may hold. Every descriptor user in the
+// process waits with poll(2), so descriptors above 1023 are safe.
+void raiseDescriptorLimit() {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+    const rlim_t before = limit.rlim_cur;
+    if (limit.rlim_cur != limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) limit.rlim_cur = before;
+    }
+    if (limit.rlim_cur < 4 * kRecorderDescriptors)
+        common::logWarning(kLog, "only {} file descriptors (RLIMIT_NOFILE); the unit sets LimitNOFILE=65536",
+                           limit.rlim_cur);
+    else if (limit.rlim_cur != before)
+        common::logInfo(kLog, "file descriptors: soft limit raised from {} to {}", before, limit.rlim_cur);
+}
 // How far before the nominal cut a keyframe still closes the segment. Keyframes are asked for
 // on the segment's pace in presentation time, but the TS carries them at their decode time,
 // which B-frames put a few frames earlier, except for the very first keyframe (its decode time
@@ -45,6 +72,9 @@ struct Batch {
     UtcMicros start = 0;
     UtcMicros end = 0;      // UTC of the last packet in the batch (or the flush time)
     std::vector<std::uint8_t> bytes;
+    // Footage from here to `start` was dropped because the queue was full: a gap.
+    std::optional<UtcMicros> droppedFrom;
+    std::uint64_t droppedFrames = 0;
 };
 
 // Bounded hand-over from the appsink (streaming thread) to the writing thread. The streaming
@@ -62,19 +92,25 @@ public:
             if (keyStart) dropping_ = false;
             if (dropping_ || queuedBytes_ + ts.size() > limit_) {
                 if (!dropping_) ++dropEpisodes_;
+                if (!droppedFrom_) droppedFrom_ = lastAccepted_.value_or(t);
                 dropping_ = true;
-                if (t != lastDroppedTime_) ++droppedFrames_;
+                if (t != lastDroppedTime_) {
+                    ++droppedFrames_;
+                    ++droppedSinceGap_;
+                }
                 lastDroppedTime_ = t;
                 return;
             }
             if (keyStart || queue_.empty() || queue_.back().flush) {
-                queue_.push_back(Batch{false, keyStart, t, t, {}});
+                queue_.push_back(Batch{false, keyStart, t, t, {}, {}, 0});
                 queue_.back().bytes.reserve(64 * 1024);
+                takeDropped(queue_.back());
                 wake = true;
             }
             Batch& batch = queue_.back();
             batch.bytes.insert(batch.bytes.end(), ts.begin(), ts.end());
             batch.end = t;
+            lastAccepted_ = t;
             queuedBytes_ += ts.size();
         }
         if (wake) cv_.notify_one();
@@ -83,8 +119,10 @@ public:
     void pushFlush(UtcMicros end) {
         {
             std::lock_guard lock(mutex_);
-            queue_.push_back(Batch{true, false, end, end, {}});
+            queue_.push_back(Batch{true, false, end, end, {}, {}, 0});
+            takeDropped(queue_.back());
             dropping_ = false;
+            lastAccepted_.reset();
         }
         cv_.notify_one();
     }
@@ -131,6 +169,15 @@ public:
     }
 
 private:
+    // Hands the footage dropped since the last accepted batch to `batch` (as a gap before it).
+    void takeDropped(Batch& batch) {
+        if (!droppedFrom_) return;
+        batch.droppedFrom = droppedFrom_;
+        batch.droppedFrames = droppedSinceGap_;
+        droppedFrom_.reset();
+        droppedSinceGap_ = 0;
+    }
+
     mutable std::mutex mutex_;
     std::condition_variable cv_;
     std::deque<Batch> queue_;
@@ -141,6 +188,9 @@ private:
     std::uint64_t droppedFrames_ = 0;
     std::uint64_t dropEpisodes_ = 0;
     UtcMicros lastDroppedTime_ = -1;
+    std::optional<UtcMicros> lastAccepted_;  // end of the last footage queued
+    std::optional<UtcMicros> droppedFrom_;   // set while footage is being dropped
+    std::uint64_t droppedSinceGap_ = 0;
 };
 
 // Maps one pipeline's running time to UTC: anchored to the wall clock once, at its first
@@ -218,6 +268,7 @@ struct Recorder::Impl {
     int exitCode = 0;
     std::int64_t lastShortfallLogMono = INT64_MIN;
     bool healthWriteFailed = false;
+    std::int64_t lastRatchetLogMono = INT64_MIN;
     std::uint64_t loggedDropEpisodes = 0;
     std::atomic<bool> framesFlowing{false};
     policy::AuditLog* audit = nullptr;  // borrowed; null when the daemon keeps no audit log
@@ -227,6 +278,15 @@ struct Recorder::Impl {
     std::unique_ptr<SegmentWriter> writer;
     UtcMicros segmentStart = 0;
     UtcMicros segmentLastEnd = 0;
+    // While the store refuses writes (EMFILE, ENOSPC, EIO): where the lost footage starts and
+    // why. Footage is lost from the end of the last chunk that reached the card until the next
+    // segment is begun and written.
+    struct WriteGap {
+        UtcMicros start = 0;
+        std::string reason;
+    };
+    std::optional<WriteGap> writeGap;
+    UtcMicros lostFrom = 0;  // where footage is lost if the operation under way fails
 
     Impl(DaemonConfig c, masking::MaskSet m, const common::Clock& k, RecorderOptions o)
         : config(std::move(c)), clock(k), options(o),
@@ -239,8 +299,8 @@ struct Recorder::Impl {
                 queue.droppedFrames()};
     }
 
-    // Main-loop thread. An audit write failure (card or flash full) is logged, never fatal:
-    // recording has priority over its own paperwork.
+    // Main-loop or writing thread (the audit log is thread-safe). An audit write failure (card
+    // or flash full) is logged, never fatal: recording has priority over its own paperwork.
     void record(std::string_view type, const policy::AuditFields& fields) {
         if (!audit) return;
         try {
@@ -255,7 +315,13 @@ struct Recorder::Impl {
     void finishSegment(UtcMicros end) {
         if (!writer) return;
         auto open = std::move(writer);  // on a throw the writer is abandoned as after a crash
-        SegmentInfo info = open->finish(std::max(end, segmentLastEnd));
+        SegmentInfo info;
+        try {
+            info = open->finish(std::max(end, segmentLastEnd));
+        } catch (...) {
+            lostFrom = open->writtenEnd();  // recovery keeps the chunks written before
+            throw;
+        }
         health.segmentWritten(info);
         common::logDebug(kLog, "segment {} {} .. {} ({} bytes)", info.sequence,
                          common::formatUtc(info.start), common::formatUtc(info.end),
@@ -263,6 +329,7 @@ struct Recorder::Impl {
     }
 
     void handle(Batch& batch) {
+        if (batch.droppedFrom) droppedGap(*batch.droppedFrom, batch.start, batch.droppedFrames);
         if (batch.flush) {
             finishSegment(batch.end);
             return;
@@ -272,13 +339,55 @@ struct Recorder::Impl {
             if (writer && batch.start - segmentStart >= length - cutTolerance(config))
                 finishSegment(batch.start);
             if (!writer) {
+                lostFrom = batch.start;
                 writer = store->beginSegment(batch.start);
                 segmentStart = segmentLastEnd = batch.start;
             }
         }
         if (!writer) return;  // after a write failure: wait for the next keyframe
-        writer->write(batch.bytes, batch.end);
+        try {
+            writer->write(batch.bytes, batch.end);
+        } catch (...) {
+            lostFrom = writer->writtenEnd();
+            throw;
+        }
         segmentLastEnd = std::max(segmentLastEnd, batch.end);
+        if (writeGap) writeResumed(segmentStart);
+    }
+
+    // Writing thread: the store refused footage. The first failure opens a gap (health and
+    // audit log); later failures while it lasts only count.
+    void writeFailed(const std::exception& e) {
+        health.segmentFailed();
+        writer.reset();
+        if (writeGap) {
+            common::logError(kLog, "writing the segment failed again: {}", e.what());
+            return;
+        }
+        writeGap = WriteGap{lostFrom, fmt::format("write failed: {}", e.what())};
+        common::logError(kLog, "writing the segment failed: {}; footage from {} is lost until a new segment "
+                               "starts at a keyframe",
+                         e.what(), common::formatUtc(lostFrom));
+        health.openGap(lostFrom, writeGap->reason);
+        record(policy::audit::kRecordingGap,
+               {{"start", common::formatUtc(lostFrom)}, {"reason", writeGap->reason}});
+    }
+
+    // Writing thread: a segment begun at `at` took its first write after failures.
+    void writeResumed(UtcMicros at) {
+        health.settleGap(writeGap->start, at, writeGap->reason);
+        common::logInfo(kLog, "writing resumed at {}: {:.3f} s of footage lost since {}", common::formatUtc(at),
+                        static_cast<double>(at - writeGap->start) / common::kMicrosPerSecond,
+                        common::formatUtc(writeGap->start));
+        writeGap.reset();
+    }
+
+    // Writing thread: the queue dropped [from, to) because the card could not keep up.
+    void droppedGap(UtcMicros from, UtcMicros to, std::uint64_t frames) {
+        const std::string reason = fmt::format("storage too slow: {} frames dropped", frames);
+        health.addGap(from, to, reason);
+        record(policy::audit::kRecordingGap,
+               {{"start", common::formatUtc(from)}, {"end", common::formatUtc(to)}, {"reason", reason}});
     }
 
     void writerLoop() {
@@ -287,18 +396,17 @@ struct Recorder::Impl {
             try {
                 handle(batch);
             } catch (const std::exception& e) {
-                common::logError(kLog, "writing the segment failed: {}; starting a new one at the "
-                                       "next keyframe", e.what());
-                health.segmentFailed();
-                writer.reset();
+                writeFailed(e);
             }
         }
         try {
             finishSegment(segmentLastEnd);
         } catch (const std::exception& e) {
             common::logError(kLog, "finishing the last segment failed: {}", e.what());
-            health.segmentFailed();
+            writeFailed(e);
         }
+        // Stopping while writes fail: the gap ends with the recording.
+        if (writeGap) health.settleGap(writeGap->start, std::max(segmentLastEnd, writeGap->start), writeGap->reason);
     }
 
     // ---- streaming thread -------------------------------------------------------------------
@@ -434,6 +542,7 @@ struct Recorder::Impl {
                 record(policy::audit::kKeyAdvanced,
                        {{"advances", static_cast<std::int64_t>(result.keyAdvances)}});
             }
+            keyRatchetChecked(result);
             if (result.shortfallDays) {
                 // Once an hour is enough for a condition that changes slowly.
                 auto now = clock.monotonicMicros();
@@ -448,6 +557,38 @@ struct Recorder::Impl {
             health.setStorage(store->usage());
         } catch (const std::exception& e) {
             common::logError(kLog, "retention enforcement failed: {}", e.what());
+        }
+    }
+
+    // A ratchet that cannot advance leaves expired footage decryptable: never silently. The
+    // health record says so at once, the audit log once per episode (when it can still be
+    // written), the daemon's log once an hour; every enforcement retries.
+    void keyRatchetChecked(const SegmentStore::Enforcement& result) {
+        const KeyRatchetHealth before = health.keyRatchet();
+        KeyRatchetHealth now;
+        now.day = result.keyDay;
+        now.targetDay = result.keyTargetDay;
+        now.failing = result.keyError.has_value();
+        if (now.failing) {
+            now.error = *result.keyError;
+            now.failingSince = before.failing && before.failingSince ? before.failingSince : clock.nowUtc();
+            const auto mono = clock.monotonicMicros();
+            if (!before.failing || mono - lastRatchetLogMono >= 3600 * common::kMicrosPerSecond) {
+                lastRatchetLogMono = mono;
+                common::logError(kLog, "the day key cannot advance ({} days behind): footage past retention "
+                                       "stays decryptable: {}",
+                                 now.targetDay - now.day, now.error);
+            }
+        }
+        health.setKeyRatchet(now);
+        if (now.failing && !before.failing) {
+            record(kKeyRatchetFailed,
+                   {{"day", common::formatUtc(now.day * common::kMicrosPerDay).substr(0, 10)},
+                    {"target_day", common::formatUtc(now.targetDay * common::kMicrosPerDay).substr(0, 10)},
+                    {"error", now.error}});
+            writeHealth();
+        } else if (!now.failing && before.failing) {
+            common::logInfo(kLog, "the day key advances again");
         }
     }
 
@@ -538,6 +679,7 @@ struct Recorder::Impl {
 
 Recorder::Recorder(DaemonConfig config, masking::MaskSet masks, const common::Clock& clock,
                    RecorderOptions options) {
+    raiseDescriptorLimit();
     std::filesystem::create_directories(config.stateDir);
     checkElementsAvailable(config);
     impl_ = std::make_unique<Impl>(std::move(config), std::move(masks), clock, options);

@@ -83,3 +83,48 @@ TEST_CASE("a corrupt previous record does not stop the recorder") {
     health.write({}, kT0);
     CHECK(json::parse(common::readFile(file))["gaps"].empty());
 }
+
+TEST_CASE("gaps known whole go in time order before an open gap; a settled gap ends where writing resumed") {
+    auto file = freshFile();
+    recorder::Health health(file, "cam-1", kT0);
+    health.addGap(kT0 + 20 * kSec, kT0 + 21 * kSec, "storage too slow: 9 frames dropped");
+    health.openGap(kT0 + 30 * kSec, "write failed: Too many open files");
+    // A source restart closed it early; the writer settles it where writes came back.
+    health.closeGap(kT0 + 31 * kSec);
+    health.settleGap(kT0 + 30 * kSec, kT0 + 36 * kSec, "write failed: Too many open files");
+    health.openGap(kT0 + 50 * kSec, "source lost: gone");
+    health.addGap(kT0 + 10 * kSec, kT0 + 12 * kSec, "storage too slow: 3 frames dropped");
+    // Not open, not there: settled as a whole gap.
+    health.settleGap(kT0 + 40 * kSec, kT0 + 41 * kSec, "write failed: No space left on device");
+    const auto gaps = health.gaps();
+    REQUIRE(gaps.size() == 5);
+    CHECK(gaps[0].start == kT0 + 10 * kSec);
+    CHECK(gaps[1].start == kT0 + 20 * kSec);
+    CHECK(gaps[2].end == kT0 + 36 * kSec);
+    CHECK(gaps[3].reason == "write failed: No space left on device");
+    CHECK(gaps[4].reason == "source lost: gone");
+    CHECK(!gaps[4].end);
+    CHECK(health.gapOpen());
+}
+
+TEST_CASE("the key ratchet's state is in the record: ok, or failing with since when and why") {
+    auto file = freshFile();
+    recorder::Health health(file, "cam-1", kT0);
+    health.write({}, kT0);
+    CHECK(!json::parse(common::readFile(file)).contains("key_ratchet"));  // no enforcement yet
+    const std::int64_t day = kT0 / common::kMicrosPerDay;
+    health.setKeyRatchet({true, day - 14, day - 12, kT0 + kSec, "day.key.tmp: No space left on device"});
+    health.write({}, kT0 + 2 * kSec);
+    json doc = json::parse(common::readFile(file));
+    CHECK(doc["key_ratchet"]["state"] == "failing");
+    CHECK(doc["key_ratchet"]["day"] == common::formatUtc((day - 14) * common::kMicrosPerDay).substr(0, 10));
+    CHECK(doc["key_ratchet"]["target_day"] == common::formatUtc((day - 12) * common::kMicrosPerDay).substr(0, 10));
+    CHECK(*common::parseUtc(doc["key_ratchet"]["failing_since"].get<std::string>()) == kT0 + kSec);
+    CHECK(doc["key_ratchet"]["error"] == "day.key.tmp: No space left on device");
+    health.setKeyRatchet({false, day - 12, day - 12, std::nullopt, ""});
+    health.write({}, kT0 + 3 * kSec);
+    doc = json::parse(common::readFile(file));
+    CHECK(doc["key_ratchet"]["state"] == "ok");
+    CHECK(doc["key_ratchet"]["error"].is_null());
+    CHECK(doc["key_ratchet"]["failing_since"].is_null());
+}

@@ -1,8 +1,11 @@
 // The real mimamorid process: fail-closed start, --check-config, SIGHUP mask reloads, lost
-// sources, and kill -9 at random instants.
+// sources, kill -9 at random instants, writes refused (gaps) and a day key that cannot advance.
 #include "mimamori/common/file.hpp"
 #include "mimamori/common/time.hpp"
+#include "mimamori/policy/audit_log.hpp"
+#include "mimamori/policy/keys.hpp"
 #include "mimamori/recorder/config.hpp"
+#include "mimamori/recorder/key_ratchet.hpp"
 #include "mimamori/recorder/segment_store.hpp"
 #include "pipeline_support.hpp"
 #include "../support/daemon_process.hpp"
@@ -11,7 +14,10 @@
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -350,4 +356,176 @@ TEST_CASE("file sources: a looping file records on seamlessly, a finished one is
     for (const auto& gap : health["gaps"])
         endOfStreamGap = endOfStreamGap || gap["reason"] == "end of stream";
     CHECK(endOfStreamGap);
+}
+
+namespace {
+
+int freePort() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    ::close(fd);
+    return ntohs(addr.sin_port);
+}
+
+// baseConfig() with a retrieval section, so that the daemon keeps its audit log.
+json configWithAudit(const fs::path& dir) {
+    fs::create_directories(dir / "camkeys");
+    const policy::SecretKey camera = policy::generateKey(policy::Role::Camera, "cam-test");
+    policy::writeKeyFiles(camera, dir / "camkeys");
+    policy::TrustStore trust;
+    trust.add(policy::generateKey(policy::Role::Police, "police-1").publicKey());
+    common::writeFileAtomic(dir / "trust.json", trust.toJson());
+    json cfg = baseConfig();
+    cfg["retrieval"] = {{"address", "127.0.0.1"}, {"port", freePort()}, {"trust_file", "trust.json"},
+                        {"camera_key", "camkeys/cam-test.secret"}};
+    return cfg;
+}
+
+rlim_t softDescriptorLimit(pid_t pid) {
+    rlimit limit{};
+    REQUIRE(::prlimit(pid, RLIMIT_NOFILE, nullptr, &limit) == 0);
+    return limit.rlim_cur;
+}
+
+// The audit log's entries of one type, as parsed JSON lines.
+std::vector<json> auditEntries(const fs::path& log, const std::string& type) {
+    std::vector<json> out;
+    for (const auto& e : policy::readAuditLog(log))
+        if (e.type == type) out.push_back(json::parse(e.fieldsJson));
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("footage the recorder cannot write (no descriptors) is a gap in health and a recording_gap in the audit log") {
+    auto dir = freshDir("daemon-write-gap");
+    common::writeFileAtomic(dir / "masks.json", maskJson("cam-test", {{0.1, 0.1, 0.3, 0.3}}));
+    auto config = writeConfig(dir, configWithAudit(dir));
+    // Started with a low soft limit, as a unit without LimitNOFILE would start it.
+    rlimit saved{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    REQUIRE(saved.rlim_max > 512);
+    const rlimit low{256, saved.rlim_max};
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+    Daemon d({"--config", config.string()}, dir / "daemon.log");
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    d.waitForLog("first frame at");
+    // The recorder runs with the hard limit: network clients cannot take its descriptors.
+    CHECK(softDescriptorLimit(d.pid()) == saved.rlim_max);
+
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    // Now no descriptor can be opened at all (0, 1 and 2 are taken): every new segment fails
+    // with EMFILE, as when a flood of connections took them all.
+    const common::UtcMicros blockedAt = common::SystemClock().nowUtc();
+    const rlimit none{3, saved.rlim_max};
+    REQUIRE(::prlimit(d.pid(), RLIMIT_NOFILE, &none, nullptr) == 0);
+    d.waitForLog("writing the segment failed");
+    std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+    const common::UtcMicros freedAt = common::SystemClock().nowUtc();
+    REQUIRE(::prlimit(d.pid(), RLIMIT_NOFILE, &saved, nullptr) == 0);
+    d.waitForLog("writing resumed");
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    d.signal(SIGTERM);
+    CHECK(d.wait() == 0);
+
+    const json health = json::parse(common::readFile(dir / "state" / "health.json"));
+    CHECK(health["segments"]["failed"].get<int>() >= 1);
+    std::optional<json> gap;
+    for (const auto& g : health["gaps"])
+        if (g["reason"].get<std::string>().starts_with("write failed:")) gap = g;
+    REQUIRE_MESSAGE(gap, health.dump(2));
+    CHECK((*gap)["reason"].get<std::string>().find("Too many open files") != std::string::npos);
+    REQUIRE((*gap)["end"].is_string());
+    const auto gapStart = *common::parseUtc((*gap)["start"].get<std::string>());
+    const auto gapEnd = *common::parseUtc((*gap)["end"].get<std::string>());
+    // The gap spans the blocked time (give or take the segment under way and a keyframe).
+    CHECK(gapStart <= freedAt);
+    CHECK(gapStart >= blockedAt - 3 * common::kMicrosPerSecond);
+    CHECK(gapEnd >= freedAt - common::kMicrosPerSecond);
+    CHECK(gapEnd <= freedAt + 4 * common::kMicrosPerSecond);
+
+    const auto recorded = auditEntries(dir / "state" / "audit.log", "recording_gap");
+    REQUIRE(recorded.size() == 1);
+    CHECK(recorded[0]["reason"] == (*gap)["reason"]);
+    CHECK(recorded[0]["start"] == (*gap)["start"]);
+
+    // The ring agrees: its segments leave a hole where the gap is.
+    common::SystemClock clock;
+    auto store = recorder::SegmentStore::open(storeConfig(dir), clock);
+    const auto segments = store->all();
+    bool hole = false;
+    for (std::size_t i = 0; i + 1 < segments.size(); ++i)
+        hole = hole || (segments[i].end <= gapStart + 1000 && segments[i + 1].start >= gapEnd - 1000 &&
+                        segments[i + 1].start - segments[i].end >= 2 * common::kMicrosPerSecond);
+    CHECK(hole);
+    for (const auto& s : segments) CHECK_FALSE(store->read(s, nullptr));
+}
+
+TEST_CASE("a day key that cannot advance is a health state and an audit entry; the next start catches up") {
+    auto dir = freshDir("daemon-ratchet");
+    common::writeFileAtomic(dir / "masks.json", maskJson("cam-test", {{0.1, 0.1, 0.3, 0.3}}));
+    json cfg = configWithAudit(dir);
+    cfg["storage"]["retention_days"] = 1;
+    auto config = writeConfig(dir, cfg);
+    const auto store = storeConfig(dir);
+    // Three days ago the camera recorded one segment; its day key is the oldest one held.
+    const common::UtcMicros then = common::SystemClock().nowUtc() - 3 * common::kMicrosPerDay;
+    std::int64_t oldDay = 0;
+    {
+        common::ManualClock clock(then);
+        auto ring = recorder::SegmentStore::open(store, clock);
+        auto writer = ring->beginSegment(clock.nowUtc());
+        clock.advance(common::kMicrosPerSecond);
+        const std::vector<std::uint8_t> ts(188 * 8, 0x47);
+        writer->write(ts, clock.nowUtc());
+        writer->finish(clock.nowUtc());
+        oldDay = recorder::KeyRatchet::load(store.keyDir)->day();
+    }
+    REQUIRE(oldDay == recorder::dayIndex(then));
+    // The key partition refuses the new key file (here: its temporary name is a directory).
+    const fs::path obstacle = store.keyDir / "day.key.tmp";
+    fs::create_directories(obstacle);
+    {
+        Daemon d({"--config", config.string()}, dir / "failing.log");
+        d.waitForLog("the day key cannot advance");
+        d.waitForLog("first frame at");  // recording goes on regardless
+        d.signal(SIGTERM);
+        CHECK(d.wait() == 0);
+    }
+    json health = json::parse(common::readFile(dir / "state" / "health.json"));
+    INFO(health.dump(2));
+    CHECK(health["key_ratchet"]["state"] == "failing");
+    CHECK(health["key_ratchet"]["day"] == common::formatUtc(oldDay * common::kMicrosPerDay).substr(0, 10));
+    CHECK(health["key_ratchet"]["error"].get<std::string>().find("day.key.tmp") != std::string::npos);
+    CHECK(health["key_ratchet"]["failing_since"].is_string());
+    const auto failed = auditEntries(dir / "state" / "audit.log", "key_ratchet_failed");
+    REQUIRE(failed.size() == 1);
+    CHECK(failed[0]["day"] == health["key_ratchet"]["day"]);
+    CHECK(failed[0]["target_day"] == health["key_ratchet"]["target_day"]);
+    CHECK(recorder::KeyRatchet::load(store.keyDir)->day() == oldDay);
+    // Retention did not wait for the key: the expired segment is gone from the card.
+    {
+        common::SystemClock clock;
+        auto ring = recorder::SegmentStore::openReadOnly(store, clock);
+        for (const auto& s : ring->all()) CHECK(s.start > then + common::kMicrosPerDay);
+    }
+
+    fs::remove(obstacle);
+    {
+        Daemon d({"--config", config.string()}, dir / "fixed.log");
+        d.waitForLog("first frame at");
+        d.signal(SIGTERM);
+        CHECK(d.wait() == 0);
+    }
+    health = json::parse(common::readFile(dir / "state" / "health.json"));
+    CHECK(health["key_ratchet"]["state"] == "ok");
+    CHECK(health["key_ratchet"]["error"].is_null());
+    CHECK(recorder::KeyRatchet::load(store.keyDir)->day() > oldDay);
+    CHECK(auditEntries(dir / "state" / "audit.log", "key_advanced").size() == 1);
+    CHECK(auditEntries(dir / "state" / "audit.log", "key_ratchet_failed").size() == 1);
 }

@@ -18,7 +18,18 @@ namespace mimamori::recorder {
 struct Gap {
     UtcMicros start = 0;
     std::optional<UtcMicros> end;
-    std::string reason;  // "source lost: ...", "recorder not running", "end of stream"
+    // "source lost: ...", "recorder not running", "end of stream", "write failed: ...",
+    // "storage too slow: ..."
+    std::string reason;
+};
+
+// The day-key ratchet as the last enforcement found it (docs/health.md, "key_ratchet").
+struct KeyRatchetHealth {
+    bool failing = false;
+    std::int64_t day = 0;        // the oldest day whose key the device holds
+    std::int64_t targetDay = 0;  // the day it should hold (== day when not failing)
+    std::optional<UtcMicros> failingSince;
+    std::string error;           // the last failure, when failing
 };
 
 // Frame counters sampled from the pipeline when the record is written.
@@ -42,12 +53,20 @@ public:
     // Closes the open gap, if any, at `end`.
     void closeGap(UtcMicros end);
     bool gapOpen() const;
+    // Records a gap known whole (start and end), e.g. footage dropped between two keyframes,
+    // in time order among the others. An open gap stays the open one.
+    void addGap(UtcMicros start, UtcMicros end, const std::string& reason);
+    // Ends the gap opened at `start` with `reason` at `end`, whether it is still open or was
+    // closed early by another event (a source restart); adds it when it is not there.
+    void settleGap(UtcMicros start, UtcMicros end, const std::string& reason);
 
     void segmentWritten(const SegmentInfo& segment);
     void segmentFailed();
     void setStorage(const SegmentStore::Usage& usage);
     void setMasks(std::string sha256Hex, std::size_t count);
     void setState(std::string state);  // "recording", "waiting for source", "stopped"
+    void setKeyRatchet(KeyRatchetHealth ratchet);
+    KeyRatchetHealth keyRatchet() const;
 
     std::string toJson(const FrameCounts& frames, UtcMicros now) const;
     // Atomic replace (temp file, fsync, rename). Throws common::FileError.
@@ -69,6 +88,7 @@ private:
     SegmentStore::Usage storage_;
     std::string maskSha256_;
     std::size_t maskCount_ = 0;
+    std::optional<KeyRatchetHealth> keyRatchet_;  // unset until the first enforcement
 };
 
 }  // namespace mimamori::recorder
