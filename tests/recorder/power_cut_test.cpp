@@ -42,13 +42,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// What a cut may take: the sync interval (the default 800 ms), the encoder's delay (two
-// B-frames, 0.2 s at 10 fps) and the hand-over to the writing thread (a batch waits up to
-// 100 ms), with 0.3 s for a machine shared with other work.
+// What a cut may take: the sync interval (the default 800 ms); the encoder's delay (two B-frames
+// and x264's frame threading, about three frames at 10 fps); the hand-over to the writing thread
+// (a batch waits up to 100 ms, and the sync comes with the first write after the interval, up to
+// a batch later); and 0.2 s for a machine shared with other work.
 constexpr double kSyncIntervalSeconds = 0.8;
-constexpr double kEncoderDelaySeconds = 0.2;
-constexpr double kHandOverSeconds = 0.1;
-constexpr double kMaxLossSeconds = kSyncIntervalSeconds + kEncoderDelaySeconds + kHandOverSeconds + 0.3;
+constexpr double kEncoderDelaySeconds = 0.3;
+constexpr double kHandOverSeconds = 0.2;
+constexpr double kMaxLossSeconds = kSyncIntervalSeconds + kEncoderDelaySeconds + kHandOverSeconds + 0.2;
 
 int envInt(const char* name, int fallback) {
     const char* v = std::getenv(name);
