@@ -36,8 +36,9 @@ constexpr rlim_t kRecorderDescriptors = 64;
 
 // Network clients must never take the descriptors the recorder needs (docs/health.md): run
 // with the soft RLIMIT_NOFILE raised to the hard limit, which the systemd unit sets with
-// LimitNOFILE well above everything the network side may hold. Every descriptor user in the
-// process waits with poll(2), so descriptors above 1023 are safe.
+// LimitNOFILE well above everything the network side may hold (the endpoint sizes its
+// connection budget from this limit, keeping a reserve). Everything in the process waits with
+// poll(2) or epoll(7), never select(2), so descriptors above 1023 are safe.
 void raiseDescriptorLimit() {
     rlimit limit{};
     if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
