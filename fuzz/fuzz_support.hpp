@@ -97,7 +97,9 @@ inline std::string checkBoxes(std::span<const std::uint8_t> bytes, std::uint64_t
     while (at < bytes.size()) {
         if (bytes.size() - at < 8) return fmt::format("{} bytes after the last box at depth {}", bytes.size() - at, depth);
         const std::uint32_t size = be32(bytes.data() + at);
-        const std::string_view type(reinterpret_cast<const char*>(bytes.data() + at + 4), 4);
+        std::string type(reinterpret_cast<const char*>(bytes.data() + at + 4), 4);
+        for (char& c : type)
+            if (c < 0x20 || c > 0x7e) c = '?';  // printable in the message, whatever the bytes
         if (size < 8 || size > bytes.size() - at)
             return fmt::format("box '{}' at {} (depth {}) has size {} of {} left", type, at, depth, size, bytes.size() - at);
         const auto body = bytes.subspan(at + 8, size - 8);
