@@ -100,7 +100,7 @@ public:
     }
     void rejectUnknown(std::initializer_list<const char*> known) const {
         for (const auto& [k, value] : object_.items()) {
-            if (std::find_if(known.begin(), known.end(), [&](const char* n) { return k == n; }) == known.end())
+            if (std::find_if(known.begin(), known.end(), [&, &name = k](const char* n) { return name == n; }) == known.end())
                 problems_.push_back(fmt::format("{}: unknown key", key(k)));
         }
     }
