@@ -158,7 +158,8 @@ TEST_CASE("state_dir, trust_file and camera_key that resolve into storage.path a
          [](json& c) { c["retrieval"]["camera_key"] = std::string("keys-link/") + kCamera + ".secret"; }},
     };
     for (const Case& c : cases) {
-        CAPTURE(c.name);
+        const std::string name = c.name;
+        CAPTURE(name);
         const fs::path config = cam.config("bad.json", c.change);
         const auto checked = run(kDaemonBinary + " --check-config " + q(config));
         CHECK(checked.status == 1);
