@@ -279,8 +279,9 @@ TEST_CASE("descriptors: 2,000 connection attempts and 200 held idle under RLIMIT
         if (fd >= 0) ::close(fd);
 
     // The network side stayed within its budget: 8 from the attacker's address at most, each
-    // with at most one file, far from the 1,024 descriptors.
-    CHECK(mostDescriptors - baseline <= 2 * 8 + 8);
+    // with at most one file, far from the 1,024 descriptors and from the 200 held. (Seen: +19
+    // and +20; the slack is for the recorder's own files, which come and go with segments.)
+    CHECK(mostDescriptors - baseline <= 2 * 8 + 24);
     CHECK(reopened > 200);  // the held connections were cut (503 or deadline) and tried again
     const int dropped = camera.stopAndCheckRecorder();
     CHECK(dropped == 0);
