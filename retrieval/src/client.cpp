@@ -100,6 +100,9 @@ std::unique_ptr<httplib::Client> makeClient(const std::string& url, bool insecur
         if (!ctx || SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1)
             throw FetchError("cannot set up TLS 1.3 (OpenSSL)");
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+        // Every handshake presents the certificate the pin is checked against: no resumption.
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
         SSL_CTX_set_cert_verify_callback(ctx, checkPeerKey, &pin);
     }
     client->set_connection_timeout(10, 0);

@@ -11,6 +11,7 @@
 #include "mimamori/retrieval/http_server.hpp"
 #include "mimamori/retrieval/manifest.hpp"
 #include "mimamori/retrieval/seal.hpp"
+#include "mimamori/retrieval/tls.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -79,7 +80,8 @@ EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const fs::pat
                                                    "extract_ttl_hours", "http_threads", "max_connections",
                                                    "max_connections_per_peer", "request_deadline_seconds",
                                                    "unauthenticated_audit_burst",
-                                                   "unauthenticated_audit_per_minute", "max_request_lifetime_days"};
+                                                   "unauthenticated_audit_per_minute", "max_request_lifetime_days",
+                                                   "tls_cert", "tls_key", "insecure_http"};
     for (const auto& item : j.items())
         if (std::find(known.begin(), known.end(), item.key()) == known.end())
             problems.push_back(fmt::format("retrieval.{}: unknown key", item.key()));
@@ -111,6 +113,16 @@ EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const fs::pat
     });
     number("unauthenticated_audit_burst", 1, 10000, [&](double v) { c.unauthenticatedAuditBurst = static_cast<int>(v); });
     number("unauthenticated_audit_per_minute", 0, 6000, [&](double v) { c.unauthenticatedAuditPerMinute = v; });
+    text("tls_cert", [&](const std::string& v) { c.tlsCertFile = resolve(v, configDir); }, false);
+    text("tls_key", [&](const std::string& v) { c.tlsKeyFile = resolve(v, configDir); }, false);
+    if (j.contains("insecure_http")) {
+        if (j["insecure_http"].is_boolean()) c.insecureHttp = j["insecure_http"].get<bool>();
+        else problems.push_back("retrieval.insecure_http: must be true or false");
+    }
+    if (c.tlsCertFile.empty() && !c.cameraKeyFile.empty())
+        c.tlsCertFile = fs::path(c.cameraKeyFile).replace_extension(kTlsCertSuffix);
+    if (c.tlsKeyFile.empty() && !c.cameraKeyFile.empty())
+        c.tlsKeyFile = fs::path(c.cameraKeyFile).replace_extension(kTlsKeySuffix);
     if (!problems.empty()) throw recorder::ConfigError("retrieval", problems);
     return c;
 }
@@ -280,9 +292,19 @@ public:
         fs::create_directories(config_.extractDir);
         fs::permissions(config_.extractDir, fs::perms::owner_all, fs::perm_options::replace);
         reopenExtracts();
-        server_ = HttpServer::start(config_.address, config_.port, httpLimits(config_), *this);
+        std::optional<HttpTls> tls;
+        if (!config_.insecureHttp) {
+            tlsKeyRecord_ = tlsKeyRecordFor(config_.tlsCertFile, config_.tlsKeyFile, cameraKey_);
+            tls = HttpTls{config_.tlsCertFile, config_.tlsKeyFile};
+        }
+        server_ = HttpServer::start(config_.address, config_.port, httpLimits(config_), *this, tls);
         flusher_ = std::thread([this] { flushLoop(); });
-        common::logInfo(kComponent, "serving retrieval requests on {}:{}", config_.address, server_->port());
+        if (tls)
+            common::logInfo(kComponent, "serving retrieval requests on {}:{} over HTTPS (TLS key SPKI SHA-256 {})",
+                            config_.address, server_->port(), spkiHex(spkiSha256OfCertFile(config_.tlsCertFile)));
+        else
+            common::logWarning(kComponent, "serving retrieval requests on {}:{} over plain HTTP (insecure_http: tests only)",
+                               config_.address, server_->port());
     }
 
     ~EndpointImpl() override { stop(); }
@@ -316,6 +338,12 @@ private:
         const std::string_view path = req.path();
         if (req.method == "POST" && path == "/v1/requests") return onRequest(req);
         if (req.method == "GET") {
+            if (path == kTlsKeyRecordPath && !tlsKeyRecord_.empty()) {
+                HttpResponse res;
+                res.contentType = "text/plain";
+                res.body = tlsKeyRecord_;
+                return res;
+            }
             if (auto id = extractIdIn(path, false); !id.empty()) return onExtract(req, id);
             if (auto id = extractIdIn(path, true); !id.empty()) return onManifest(req, id);
         }
@@ -875,6 +903,7 @@ private:
     MaskHashProvider maskSha256_;
     policy::TrustStore trust_;
     policy::SecretKey cameraKey_;
+    std::string tlsKeyRecord_;  // GET /v1/tls-key; empty over plain HTTP. Immutable once serving.
     std::atomic<bool> stopped_{false};
 
     std::mutex decisionMutex_;  // one decision at a time (taken before mutex_, never inside it)

@@ -4,6 +4,7 @@
 #include "mimamori/common/log.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
@@ -13,7 +14,9 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <fmt/format.h>
+#include <openssl/ssl.h>
 
 #include <sys/socket.h>
 
@@ -25,6 +28,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 
 namespace mimamori::retrieval {
 
@@ -194,15 +198,29 @@ std::string responseHead(const HttpResponse& res, std::uint64_t contentLength) {
 
 class ServerImpl;
 
-// One connection: read one request within the deadline, answer it, close.
-class Connection : public std::enable_shared_from_this<Connection> {
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// One connection: read one request within the deadline, answer it, close. `Stream` is the
+// plain TCP stream or TLS over it; with TLS the handshake runs first, under the same deadline.
+template <class Stream>
+class Connection : public std::enable_shared_from_this<Connection<Stream>> {
 public:
-    Connection(tcp::socket socket, std::string peer, ServerImpl& server, const HttpLimits& limits,
-               HttpHandler& handler);
+    static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+    Connection(tcp::socket socket, asio::ssl::context* tls, std::string peer, ServerImpl& server,
+               const HttpLimits& limits, HttpHandler& handler);
     ~Connection();
     void start();
 
 private:
+    static Stream makeStream(tcp::socket socket, asio::ssl::context* tls) {
+        if constexpr (kTls) return Stream(std::move(socket), *tls);
+        else return Stream(std::move(socket));
+    }
+    // The TCP layer under the stream: deadlines, shutdown and close act on it.
+    beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+    void readHead();
+
     void onHead(beast::error_code ec);
     void onBody(beast::error_code ec);
     void dispatch();
@@ -213,7 +231,7 @@ private:
     void finish();
     void lingerRead();
 
-    beast::tcp_stream stream_;
+    Stream stream_;
     std::string peer_;
     ServerImpl& server_;
     const HttpLimits& limits_;
@@ -230,8 +248,10 @@ private:
 
 class ServerImpl final : public HttpServer {
 public:
-    ServerImpl(const std::string& address, int port, const HttpLimits& limits, HttpHandler& handler)
+    ServerImpl(const std::string& address, int port, const HttpLimits& limits, HttpHandler& handler,
+               const std::optional<HttpTls>& tls)
         : limits_(limits), handler_(handler), acceptor_(io_), retryTimer_(io_) {
+        if (tls) loadTls(*tls);
         beast::error_code ec;
         const auto ip = asio::ip::make_address(address, ec);
         if (ec) throw std::runtime_error(fmt::format("retrieval: cannot listen on {}: not an IP address", address));
@@ -272,6 +292,26 @@ public:
     }
 
 private:
+    void loadTls(const HttpTls& tls) {
+        tls_.emplace(asio::ssl::context::tls_server);
+        SSL_CTX* ctx = tls_->native_handle();
+        if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1)
+            throw std::runtime_error("retrieval: OpenSSL cannot serve TLS 1.3");
+        // One request per connection: no session to resume, so no tickets (a resumed session
+        // would skip the certificate the client pins).
+        SSL_CTX_set_num_tickets(ctx, 0);
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        beast::error_code ec;
+        tls_->use_certificate_chain_file(tls.certFile.string(), ec);
+        if (ec)
+            throw std::runtime_error(fmt::format("retrieval: {}: cannot load the TLS certificate: {}", tls.certFile.string(),
+                                                 ec.message()));
+        tls_->use_private_key_file(tls.keyFile.string(), asio::ssl::context::pem, ec);
+        if (ec || SSL_CTX_check_private_key(ctx) != 1)
+            throw std::runtime_error(fmt::format("retrieval: {}: not the private key of {}", tls.keyFile.string(),
+                                                 tls.certFile.string()));
+    }
+
     void accept() {
         acceptor_.async_accept(asio::make_strand(io_), [this](beast::error_code ec, tcp::socket socket) {
             if (stopped_) return;
@@ -328,11 +368,17 @@ private:
             }
             return;
         }
-        std::make_shared<Connection>(std::move(socket), std::move(peer), *this, limits_, handler_)->start();
+        if (tls_)
+            std::make_shared<Connection<TlsStream>>(std::move(socket), &*tls_, std::move(peer), *this, limits_, handler_)
+                ->start();
+        else
+            std::make_shared<Connection<PlainStream>>(std::move(socket), nullptr, std::move(peer), *this, limits_, handler_)
+                ->start();
     }
 
     HttpLimits limits_;
     HttpHandler& handler_;
+    std::optional<asio::ssl::context> tls_;  // set for HTTPS; read-only once serving
     mutable std::mutex mutex_;
     int total_ = 0;
     std::map<std::string, int> perPeer_;
@@ -346,9 +392,10 @@ private:
     int port_ = 0;
 };
 
-Connection::Connection(tcp::socket socket, std::string peer, ServerImpl& server, const HttpLimits& limits,
-                       HttpHandler& handler)
-    : stream_(std::move(socket)),
+template <class Stream>
+Connection<Stream>::Connection(tcp::socket socket, asio::ssl::context* tls, std::string peer, ServerImpl& server,
+                               const HttpLimits& limits, HttpHandler& handler)
+    : stream_(makeStream(std::move(socket), tls)),
       peer_(std::move(peer)),
       server_(server),
       limits_(limits),
@@ -358,29 +405,54 @@ Connection::Connection(tcp::socket socket, std::string peer, ServerImpl& server,
     parser_.request().peer = peer_;
 }
 
-Connection::~Connection() { server_.release(peer_); }
+template <class Stream>
+Connection<Stream>::~Connection() { server_.release(peer_); }
 
-void Connection::start() {
+template <class Stream>
+void Connection<Stream>::start() {
     // One deadline for the whole request, set once: a byte every few seconds does not extend it.
-    stream_.expires_after(limits_.requestDeadline);
-    http::async_read_header(stream_, buffer_, parser_,
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onHead(ec); });
+    // With TLS it covers the handshake too.
+    lowest().expires_after(limits_.requestDeadline);
+    if constexpr (kTls) {
+        stream_.async_handshake(asio::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+            if (!ec) return self->readHead();
+            if (ec == beast::error::timeout) return self->onReadFailed(ec);
+            // Not TLS 1.3, a plain HTTP request, a scanner: recorded within the budget, no answer.
+            try {
+                self->handler_.dropped(self->parser_.request(), "tls_handshake");
+            } catch (const std::exception& e) {
+                common::logError(kComponent, "failed TLS handshake not recorded: {}", e.what());
+            }
+            self->lowest().close();
+        });
+    } else {
+        readHead();
+    }
 }
 
-void Connection::onHead(beast::error_code ec) {
+template <class Stream>
+void Connection<Stream>::readHead() {
+    http::async_read_header(stream_, buffer_, parser_,
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->onHead(ec); });
+}
+
+template <class Stream>
+void Connection<Stream>::onHead(beast::error_code ec) {
     if (ec) return onReadFailed(ec);
     if (const auto problem = parser_.screenHead()) return refuse(*problem);
     if (parser_.is_done()) return dispatch();
     http::async_read(stream_, buffer_, parser_,
-                     [self = shared_from_this()](beast::error_code e, std::size_t) { self->onBody(e); });
+                     [self = this->shared_from_this()](beast::error_code e, std::size_t) { self->onBody(e); });
 }
 
-void Connection::onBody(beast::error_code ec) {
+template <class Stream>
+void Connection<Stream>::onBody(beast::error_code ec) {
     if (ec) return onReadFailed(ec);
     dispatch();
 }
 
-void Connection::dispatch() {
+template <class Stream>
+void Connection<Stream>::dispatch() {
     HttpResponse response;
     try {
         response = handler_.handle(parser_.request());
@@ -392,7 +464,8 @@ void Connection::dispatch() {
     answer(std::move(response), false);
 }
 
-void Connection::onReadFailed(beast::error_code ec) {
+template <class Stream>
+void Connection<Stream>::onReadFailed(beast::error_code ec) {
     if (ec == beast::error::timeout) {
         try {
             handler_.dropped(parser_.request(), "deadline");
@@ -400,14 +473,14 @@ void Connection::onReadFailed(beast::error_code ec) {
             common::logError(kComponent, "deadline cut not recorded: {}", e.what());
         }
         beast::error_code ignored;
-        stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-        stream_.close();
+        lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+        lowest().close();
         return;
     }
     // The peer went away before sending anything: nothing to answer or record.
     if ((ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset) &&
         !parser_.sawRequestLine() && buffer_.size() == 0)
-        return stream_.close();
+        return lowest().close();
     if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == asio::error::eof ||
         ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
         // Cut short mid-request: recorded like a request that ran out of time, nothing to answer.
@@ -416,12 +489,13 @@ void Connection::onReadFailed(beast::error_code ec) {
         } catch (const std::exception& e) {
             common::logError(kComponent, "incomplete request not recorded: {}", e.what());
         }
-        return stream_.close();
+        return lowest().close();
     }
     refuse(parser_.problemFor(ec));
 }
 
-void Connection::refuse(HttpProblem problem) {
+template <class Stream>
+void Connection<Stream>::refuse(HttpProblem problem) {
     HttpResponse response;
     try {
         response = handler_.refuse(parser_.request(), problem);
@@ -435,7 +509,8 @@ void Connection::refuse(HttpProblem problem) {
     answer(std::move(response), true);
 }
 
-void Connection::answer(HttpResponse response, bool linger) {
+template <class Stream>
+void Connection<Stream>::answer(HttpResponse response, bool linger) {
     response_ = std::move(response);
     linger_ = linger;
     const bool streamed = static_cast<bool>(response_.stream);
@@ -443,22 +518,23 @@ void Connection::answer(HttpResponse response, bool linger) {
     out_ = responseHead(response_, length);
     if (!streamed) out_ += response_.body;
     offset_ = response_.streamBegin;
-    stream_.expires_after(limits_.writeStall);
-    asio::async_write(stream_, asio::buffer(out_), [self = shared_from_this(), streamed](beast::error_code ec, std::size_t) {
-        if (ec) return self->stream_.close();
+    lowest().expires_after(limits_.writeStall);
+    asio::async_write(stream_, asio::buffer(out_), [self = this->shared_from_this(), streamed](beast::error_code ec, std::size_t) {
+        if (ec) return self->lowest().close();
         if (streamed) return self->writeNextChunk();
         self->finish();
     });
 }
 
-void Connection::writeNextChunk() {
+template <class Stream>
+void Connection<Stream>::writeNextChunk() {
     if (offset_ >= response_.streamEnd) return finish();
     chunk_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kChunkBytes, response_.streamEnd - offset_)));
     const std::size_t n = response_.stream(offset_, chunk_);
-    if (n == 0) return stream_.close();  // the file shrank or failed: the peer sees a short body
-    stream_.expires_after(limits_.writeStall);
-    asio::async_write(stream_, asio::buffer(chunk_.data(), n), [self = shared_from_this()](beast::error_code ec, std::size_t sent) {
-        if (ec) return self->stream_.close();
+    if (n == 0) return lowest().close();  // the file shrank or failed: the peer sees a short body
+    lowest().expires_after(limits_.writeStall);
+    asio::async_write(stream_, asio::buffer(chunk_.data(), n), [self = this->shared_from_this()](beast::error_code ec, std::size_t sent) {
+        if (ec) return self->lowest().close();
         const std::uint64_t begin = self->offset_;
         self->offset_ += sent;
         if (self->response_.onSent) self->response_.onSent(begin, self->offset_, self->peer_);
@@ -466,17 +542,19 @@ void Connection::writeNextChunk() {
     });
 }
 
-void Connection::finish() {
+template <class Stream>
+void Connection<Stream>::finish() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    if (!linger_) return stream_.close();
-    stream_.expires_after(limits_.linger);
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    if (!linger_) return lowest().close();
+    lowest().expires_after(limits_.linger);
     lingerRead();
 }
 
-void Connection::lingerRead() {
-    stream_.async_read_some(asio::buffer(scratch_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
-        if (ec) return self->stream_.close();
+template <class Stream>
+void Connection<Stream>::lingerRead() {
+    stream_.async_read_some(asio::buffer(scratch_), [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+        if (ec) return self->lowest().close();
         self->lingerRead();
     });
 }
@@ -503,8 +581,8 @@ ParsedHead parseRequestHead(std::string_view bytes, const HttpLimits& limits) {
 }
 
 std::unique_ptr<HttpServer> HttpServer::start(const std::string& address, int port, const HttpLimits& limits,
-                                              HttpHandler& handler) {
-    return std::make_unique<ServerImpl>(address, port, limits, handler);
+                                              HttpHandler& handler, const std::optional<HttpTls>& tls) {
+    return std::make_unique<ServerImpl>(address, port, limits, handler, tls);
 }
 
 }  // namespace mimamori::retrieval

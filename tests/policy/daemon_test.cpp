@@ -71,7 +71,8 @@ struct Camera {
             {"key_dir", "daykeys"},
             {"state_dir", "state"},
             {"retrieval", {{"address", "127.0.0.1"}, {"port", 0}, {"trust_file", "trust.json"},
-                           {"camera_key", std::string("keys/") + kCamera + ".secret"}}},
+                           {"camera_key", std::string("keys/") + kCamera + ".secret"},
+                           {"insecure_http", true}}},  // post() speaks plain HTTP
         };
         change(c);
         const fs::path path = dir / name;

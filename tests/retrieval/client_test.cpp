@@ -203,15 +203,14 @@ struct TlsIdentity {
     fs::path key;
 };
 
-// An HTTPS front on 127.0.0.1 with a camera's TLS key: it serves `record` at /v1/tls-key and
-// passes every other request on to the World's plain endpoint, counting them. With
-// `switchTo` set it presents that other key once the record has been served (someone
-// answering in the camera's place on the next connection).
-class TlsFront {
+// A stand-in on 127.0.0.1 for whoever answers at the camera's address with a TLS key:
+// another camera, or someone on the path. It serves `record` at /v1/tls-key and counts every
+// other request that reaches it (none should). With `switchTo` set it presents that other key
+// from the next connection on, once the record has been served.
+class TlsStandIn {
 public:
-    TlsFront(const TlsIdentity& identity, std::string record, std::string upstream,
-             const TlsIdentity* switchTo = nullptr)
-        : server_(identity.cert.c_str(), identity.key.c_str()), record_(std::move(record)), upstream_(std::move(upstream)) {
+    TlsStandIn(const TlsIdentity& identity, std::string record, const TlsIdentity* switchTo = nullptr)
+        : server_(identity.cert.c_str(), identity.key.c_str()), record_(std::move(record)) {
         REQUIRE(server_.is_valid());
         server_.Get(kTlsKeyRecordPath, [this, switchTo](const httplib::Request&, httplib::Response& res) {
             res.set_content(record_, "text/plain");
@@ -222,65 +221,89 @@ public:
                 REQUIRE(SSL_CTX_use_PrivateKey_file(ctx, switchTo->key.c_str(), SSL_FILETYPE_PEM) == 1);
             }
         });
-        server_.Post("/v1/requests", [this](const httplib::Request& req, httplib::Response& res) {
-            ++passedOn;
-            httplib::Client up(upstream_);
-            copy(up.Post("/v1/requests", req.body, "application/json"), res);
-        });
-        server_.Get(R"(/v1/extracts/.*)", [this](const httplib::Request& req, httplib::Response& res) {
-            ++passedOn;
-            httplib::Client up(upstream_);
-            copy(up.Get(req.path), res);  // the whole body: httplib cuts a Range from it
+        server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response&) {
+            if (req.path != kTlsKeyRecordPath) ++requests;
+            return httplib::Server::HandlerResponse::Unhandled;
         });
         port_ = server_.bind_to_any_port("127.0.0.1");
         thread_ = std::thread([this] { server_.listen_after_bind(); });
         while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    ~TlsFront() {
+    ~TlsStandIn() {
         server_.stop();
         thread_.join();
     }
-    TlsFront(const TlsFront&) = delete;
-    TlsFront& operator=(const TlsFront&) = delete;
+    TlsStandIn(const TlsStandIn&) = delete;
+    TlsStandIn& operator=(const TlsStandIn&) = delete;
     std::string url() const { return fmt::format("https://127.0.0.1:{}", port_); }
 
-    std::atomic<int> passedOn{0};  // requests other than the record's that reached the camera
+    std::atomic<int> requests{0};  // requests other than the record's that reached the stand-in
 
 private:
-    static void copy(const httplib::Result& from, httplib::Response& to) {
-        REQUIRE(from);
-        for (const char* h : {"Retry-After", "Location"})
-            if (from->has_header(h)) to.set_header(h, from->get_header_value(h));
-        to.set_content(from->body, from->get_header_value("Content-Type").c_str());
-        if (from->status != 200) to.status = from->status;  // a 200 is left to httplib, which answers a Range with 206
-    }
-
     httplib::SSLServer server_;
     std::string record_;
-    std::string upstream_;
     int port_ = 0;
     std::thread thread_;
 };
 
+// The World's camera serving HTTPS with the TLS key keygen would make for it, as mimamorid
+// does by default: a second endpoint on the same store, audit log and nonce store.
+struct HttpsCamera {
+    explicit HttpsCamera(World& w) : tls(w.keys(), "camera-0042") {
+        const EndpointConfig c = parseEndpointConfig(
+            fmt::format(R"({{"address": "127.0.0.1", "port": 0, "trust_file": "{}", "camera_key": "{}"}})",
+                        (w.dir.path() / "trust.json").string(), (w.keys() / "camera-0042.secret").string()),
+            w.dir.path(), w.dir.path() / "state");
+        CHECK(c.tlsCertFile == tls.cert);  // the default: beside the camera key
+        CHECK(c.tlsKeyFile == tls.key);
+        endpoint = Endpoint::start(c, w.cameraId, *w.store, *w.audit, *w.nonces, w.clock, [] { return std::string(64, 'a'); });
+    }
+    std::string url() const { return fmt::format("https://127.0.0.1:{}", endpoint->port()); }
+    TlsIdentity tls;
+    std::unique_ptr<Endpoint> endpoint;
+};
+
 }  // namespace
 
-TEST_CASE("fetch over HTTPS gets the clip when the camera key signed the TLS key it talks to") {
+TEST_CASE("fetch over HTTPS gets the clip from a camera whose key signed the TLS key it serves") {
     World w;
-    const TlsIdentity tls(w.keys(), "camera-0042");
-    TlsFront front(tls, tls.recordBy(*w.camera), w.url());
+    HttpsCamera camera(w);
     const fs::path request = w.writeRequest(w.approved(w.request(kT0 + 2 * kSec, kT0 + 5 * kSec)));
     const fs::path out = w.dir.path() / "case";
     const auto run = testing::runCommand(fmt::format(
         "{}/apps/mimamori fetch {} --camera {} --key {} --camera-key {} --out {} 2>&1", MIMAMORI_BINARY_DIR,
-        request.string(), front.url(), (w.keys() / "hyogo-kakogawa-1.secret").string(),
+        request.string(), camera.url(), (w.keys() / "hyogo-kakogawa-1.secret").string(),
         (w.keys() / "camera-0042.pub").string(), out.string()));
     INFO(run.output);
     CHECK(run.status == 0);
     CHECK(contains(run.output, "the camera's TLS key is the one camera camera-0042 signed (SPKI SHA-256 " +
-                                   spkiHex(spkiSha256OfCertFile(tls.cert)).substr(0, 16)));
+                                   spkiHex(spkiSha256OfCertFile(camera.tls.cert)).substr(0, 16)));
     CHECK(contains(run.output, "verified clip"));
     CHECK(verifyExtractDir(out, w.camera->publicKey().signKey).ok);
-    CHECK(front.passedOn >= 3);  // request, manifest, extract
+
+    // The record the camera serves names its certificate's key and verifies with its .pub.
+    httplib::SSLClient tlsClient("127.0.0.1", camera.endpoint->port());
+    tlsClient.enable_server_certificate_verification(false);
+    const auto answer = tlsClient.Get(kTlsKeyRecordPath);
+    REQUIRE(answer);
+    CHECK(answer->status == 200);
+    std::string error;
+    const auto record = verifyTlsKeyRecord(answer->body, policy::loadPublicKey(w.keys() / "camera-0042.pub"), error);
+    REQUIRE_MESSAGE(record, error);
+    CHECK(record->spki == spkiSha256OfCertFile(camera.tls.cert));
+
+    // Plain HTTP to the HTTPS port gets no answer, and the failed handshake is audited.
+    httplib::Client plain("127.0.0.1", camera.endpoint->port());
+    plain.set_read_timeout(5, 0);
+    const auto refused = plain.Post("/v1/requests", common::readFile(request), "application/json");
+    CHECK_FALSE((refused && refused->status == 202));
+    bool audited = false;
+    for (int i = 0; i < 100 && !audited; ++i) {
+        for (const auto& e : w.auditEntries())
+            audited = audited || (e.type == "http_refused" && contains(e.fieldsJson, "tls_handshake"));
+        if (!audited) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    CHECK(audited);
 }
 
 TEST_CASE("fetch refuses, before sending the request, another camera's record and a TLS key the record does not name") {
@@ -289,23 +312,23 @@ TEST_CASE("fetch refuses, before sending the request, another camera's record an
     const TlsIdentity other(w.keys(), "camera-0099");
     const policy::SecretKey otherCamera = policy::generateKey(policy::Role::Camera, "camera-0099");
     const fs::path request = w.writeRequest(w.approved(w.request(kT0 + 2 * kSec, kT0 + 5 * kSec)));
-    auto refusal = [&](TlsFront& front) {
+    auto refusal = [&](TlsStandIn& front) {
         FetchOptions o = fetchOptions(w, request, w.dir.path() / "case");
         o.cameraUrl = front.url();
         const std::string error = fetchFailure(o);
-        CHECK(front.passedOn == 0);  // not a byte of the request reached anyone
+        CHECK(front.requests == 0);  // not a byte of the request reached anyone
         CHECK_FALSE(fs::exists(w.dir.path() / "case" / kStateFile));
         return error;
     };
 
     {  // Another camera answers at the address, with its own key and its own valid record.
-        TlsFront front(other, other.recordBy(otherCamera), w.url());
+        TlsStandIn front(other, other.recordBy(otherCamera));
         const std::string error = refusal(front);
         CHECK_MESSAGE(contains(error, "not signed by camera key camera-0042 (" + w.camera->keyId() + ")"), error);
         CHECK(contains(error, "the request was not sent"));
     }
     {  // Someone in between presents their own TLS key and replays the camera's genuine record.
-        TlsFront front(other, tls.recordBy(*w.camera), w.url());
+        TlsStandIn front(other, tls.recordBy(*w.camera));
         const std::string error = refusal(front);
         CHECK_MESSAGE(contains(error, "the TLS key presented (SPKI SHA-256 " + spkiHex(spkiSha256OfCertFile(other.cert)) +
                                           ") is not the one camera camera-0042 signed (" +
@@ -316,12 +339,12 @@ TEST_CASE("fetch refuses, before sending the request, another camera's record an
         std::string record = tls.recordBy(*w.camera);
         const std::string genuine = spkiHex(spkiSha256OfCertFile(tls.cert));
         record.replace(record.find(genuine), genuine.size(), spkiHex(spkiSha256OfCertFile(other.cert)));
-        TlsFront front(other, record, w.url());
+        TlsStandIn front(other, record);
         const std::string error = refusal(front);
         CHECK_MESSAGE(contains(error, "does not verify with camera key camera-0042"), error);
     }
     {  // The camera's key for the record, then another key on the next connection (one request each).
-        TlsFront front(tls, tls.recordBy(*w.camera), w.url(), &other);
+        TlsStandIn front(tls, tls.recordBy(*w.camera), &other);
         const std::string error = refusal(front);
         CHECK_MESSAGE(contains(error, "the camera's TLS key changed to SPKI SHA-256 " + spkiHex(spkiSha256OfCertFile(other.cert))),
                       error);

@@ -70,7 +70,7 @@ TEST_CASE("end to end with mimamorid recording the street clip: the fetched clip
     const UtcMicros from = started + 6 * kMicrosPerSecond, to = started + 10 * kMicrosPerSecond;
     const fs::path outDir = dir.path() / "case";
     const FetchResult fetched = fixture.fetch(dir.path() / "request.json", from, to,
-                                              fmt::format("http://127.0.0.1:{}", port), outDir);
+                                              fmt::format("https://127.0.0.1:{}", port), outDir);
     const Manifest& m = fetched.manifest;
     CHECK(m.actualFrom <= from);
     CHECK(m.actualTo >= to);
@@ -95,7 +95,8 @@ TEST_CASE("end to end with mimamorid recording the street clip: the fetched clip
     {
         mimamori::testing::Daemon again({"--config", (dir.path() / "mimamorid.json").string()}, dir.path() / "daemon2.log");
         again.waitForLog(fmt::format("127.0.0.1:{}", port));
-        httplib::Client cli("127.0.0.1", port);
+        httplib::SSLClient cli("127.0.0.1", port);  // the camera speaks HTTPS only
+        cli.enable_server_certificate_verification(false);  // a raw request: fetch's pinning is checked above
         const auto res = cli.Post("/v1/requests", common::readFile(dir.path() / "request.json"), "application/json");
         REQUIRE(res);
         CHECK(res->status == 403);

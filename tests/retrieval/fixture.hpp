@@ -12,6 +12,7 @@
 #include "mimamori/retrieval/client.hpp"
 #include "mimamori/retrieval/endpoint.hpp"
 #include "mimamori/retrieval/extract.hpp"
+#include "mimamori/retrieval/tls.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -251,7 +252,7 @@ struct World {
         nonces = std::make_unique<policy::NonceStore>(dir.path() / "state" / "nonces");
         config = parseEndpointConfig(
             fmt::format(R"({{"address": "127.0.0.1", "port": 0, "trust_file": "{}", "camera_key": "{}",
-                           "max_concurrent_extracts": {}, "max_request_bytes": 32768}})",
+                           "max_concurrent_extracts": {}, "max_request_bytes": 32768, "insecure_http": true}})",
                         (dir.path() / "trust.json").string(), (keys() / "camera-0042.secret").string(), maxConcurrent),
             dir.path(), dir.path() / "state");
         startEndpoint(*store);
@@ -333,6 +334,7 @@ struct CameraFixture {
           camera(policy::generateKey(policy::Role::Camera, "camera-0042")) {
         fs::create_directories(keys);
         for (const auto* k : {&police, &city, &camera}) policy::writeKeyFiles(*k, keys);
+        writeTlsIdentity(keys, "camera-0042");  // what keygen --role camera writes beside the key
         policy::TrustStore trust;
         trust.add(police.publicKey());
         trust.add(city.publicKey());

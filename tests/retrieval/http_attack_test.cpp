@@ -162,7 +162,7 @@ struct Camera {
 
     explicit Camera(const Json& retrievalExtra = Json::object()) {
         Json retrieval = {{"address", "127.0.0.1"}, {"port", port}, {"trust_file", "trust.json"},
-                          {"camera_key", "keys/camera-0042.secret"}};
+                          {"camera_key", "keys/camera-0042.secret"}, {"insecure_http", true}};
         retrieval.update(retrievalExtra);
         const Json config = {
             {"camera_id", "kakogawa-0042"},

@@ -45,7 +45,8 @@ TEST_CASE("recording the street clip: a fetch during 8 hammering clients decodes
         {"state_dir", "state"},
         // The officer and the 8 hammering clients share 127.0.0.1: room for all of them.
         {"retrieval", {{"address", "127.0.0.1"}, {"port", 0}, {"trust_file", "trust.json"},
-                       {"camera_key", "keys/camera-0042.secret"}, {"max_connections_per_peer", 16}}},
+                       {"camera_key", "keys/camera-0042.secret"}, {"max_connections_per_peer", 16},
+                       {"insecure_http", true}}},
     };
     common::writeFileAtomic(dir.path() / "mimamorid.json", config.dump(2));
 

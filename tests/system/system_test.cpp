@@ -104,7 +104,7 @@ TEST_CASE("the deployed camera: records masked, serves an approved request, refu
     const std::string log = daemon.waitForLog("retrieval endpoint on 127.0.0.1:");
     std::smatch m;
     REQUIRE(std::regex_search(log, m, std::regex("retrieval endpoint on 127\\.0\\.0\\.1:([0-9]+)")));
-    const std::string url = "http://127.0.0.1:" + m[1].str();
+    const std::string url = "https://127.0.0.1:" + m[1].str();
     daemon.waitForLog("recording: first frame at");
     const common::UtcMicros started = common::SystemClock().nowUtc();
 
@@ -127,7 +127,7 @@ TEST_CASE("the deployed camera: records masked, serves an approved request, refu
     REQUIRE(cli("request approve " + q(dir / "req.json") + " --key " + q(dir / "city/city.secret") +
                 " --out " + q(dir / "approved.json") + " --yes").status == 0);
 
-    const CliResult fetched = cli("fetch " + q(dir / "approved.json") + " --camera " + url + " --insecure-http --key " +
+    const CliResult fetched = cli("fetch " + q(dir / "approved.json") + " --camera " + url + " --key " +
                                   q(dir / "police/station.secret") + " --camera-key " +
                                   q(dir / "camera/kakogawa-0042.pub") + " --out " + q(dir / "clip"));
     INFO(fetched.output);
@@ -155,13 +155,13 @@ TEST_CASE("the deployed camera: records masked, serves an approved request, refu
             worstChroma);
 
     // A replay of the same approved request, and a request for another camera: refused.
-    CHECK(cli("fetch " + q(dir / "approved.json") + " --camera " + url + " --insecure-http --key " +
+    CHECK(cli("fetch " + q(dir / "approved.json") + " --camera " + url + " --key " +
               q(dir / "police/station.secret") + " --camera-key " + q(dir / "camera/kakogawa-0042.pub") +
               " --out " + q(dir / "replay")).status == 1);
     REQUIRE(cli(requestArgs("kakogawa-9999", from, to, dir, dir / "other.json")).status == 0);
     REQUIRE(cli("request approve " + q(dir / "other.json") + " --key " + q(dir / "city/city.secret") +
                 " --out " + q(dir / "other-approved.json") + " --yes").status == 0);
-    CHECK(cli("fetch " + q(dir / "other-approved.json") + " --camera " + url + " --insecure-http --key " +
+    CHECK(cli("fetch " + q(dir / "other-approved.json") + " --camera " + url + " --key " +
               q(dir / "police/station.secret") + " --camera-key " + q(dir / "camera/kakogawa-0042.pub") +
               " --out " + q(dir / "other")).status == 1);
     CHECK_FALSE(fs::exists(dir / "replay/clip.mp4"));

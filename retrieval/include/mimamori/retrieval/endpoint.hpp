@@ -40,6 +40,11 @@ struct EndpointConfig {
     // unauthenticated_suppressed entry.
     int unauthenticatedAuditBurst = 20;
     double unauthenticatedAuditPerMinute = 6;
+    // HTTPS (docs/keys.md): the camera's TLS certificate and key, by default NAME.tls.crt and
+    // NAME.tls.key beside camera_key's NAME.secret. insecureHttp serves plain HTTP (tests only).
+    std::filesystem::path tlsCertFile;
+    std::filesystem::path tlsKeyFile;
+    bool insecureHttp = false;
 };
 
 // Parses the "retrieval" object as JSON text (DaemonConfig::retrievalJson). Relative paths are

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -96,15 +97,24 @@ struct ParsedHead {
 };
 ParsedHead parseRequestHead(std::string_view bytes, const HttpLimits& limits);
 
+// HTTPS: the certificate (PEM, the first one is the server's) and its private key (PEM).
+// TLS 1.3 only; the handshake runs under the request deadline (docs/keys.md).
+struct HttpTls {
+    std::filesystem::path certFile;
+    std::filesystem::path keyFile;
+};
+
 // The running server: an accept loop that counts connections and refuses beyond the budget, a
 // whole-request deadline per connection, one request per connection (every answer closes it).
 class HttpServer {
 public:
-    // Binds `address`:`port` (0: any free port) and serves on `limits.threads` threads.
-    // `handler` is borrowed and must outlive the server. Throws std::runtime_error naming the
-    // address when it cannot listen.
+    // Binds `address`:`port` (0: any free port) and serves on `limits.threads` threads, over
+    // TLS when `tls` is given. `handler` is borrowed and must outlive the server. Throws
+    // std::runtime_error naming the address when it cannot listen, or the file when the TLS
+    // certificate or key cannot be loaded. A failed handshake is reported through
+    // handler.dropped() with reason "tls_handshake".
     static std::unique_ptr<HttpServer> start(const std::string& address, int port, const HttpLimits& limits,
-                                             HttpHandler& handler);
+                                             HttpHandler& handler, const std::optional<HttpTls>& tls = std::nullopt);
     virtual ~HttpServer() = default;
     virtual int port() const = 0;
     // Open connections now (for tests and health).
