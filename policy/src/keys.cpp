@@ -380,6 +380,16 @@ std::string toBase64(std::span<const std::uint8_t> bytes) {
 
 bool fromBase64(std::string_view text, std::vector<std::uint8_t>& out) {
     ensureSodium();
+    // libsodium 1.0.18 decodes some bytes >= 0x80 as base64 digits (found by fuzz/key_file):
+    // only the alphabet may pass, so each value has one spelling.
+    const auto inAlphabet = [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+               c == '=';
+    };
+    if (!std::all_of(text.begin(), text.end(), inAlphabet)) {
+        out.clear();
+        return false;
+    }
     out.assign(text.size() / 4 * 3 + 3, 0);
     std::size_t len = 0;
     const char* end = nullptr;

@@ -185,5 +185,6 @@ TEST_CASE("base64 rejects what is not canonical base64") {
     CHECK_FALSE(fromBase64("aGVsbG8", out));
     CHECK_FALSE(fromBase64("aGVs bG8=", out));
     CHECK_FALSE(fromBase64("aGVsbG8=\n", out));
+    CHECK_FALSE(fromBase64("\x80" "A==", out));  // libsodium alone decodes this to 0xfc (fuzz/key_file)
     CHECK(toBase64(std::vector<std::uint8_t>{'h', 'i'}) == "aGk=");
 }
