@@ -382,7 +382,7 @@ json configWithAudit(const fs::path& dir) {
     common::writeFileAtomic(dir / "trust.json", trust.toJson());
     json cfg = baseConfig();
     cfg["retrieval"] = {{"address", "127.0.0.1"}, {"port", freePort()}, {"trust_file", "trust.json"},
-                        {"camera_key", "camkeys/cam-test.secret"}};
+                        {"camera_key", "camkeys/cam-test.secret"}, {"insecure_http", true}};  // no TLS key here
     return cfg;
 }
 
