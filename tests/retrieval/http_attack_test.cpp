@@ -230,8 +230,9 @@ std::int64_t suppressedCount(const std::vector<Json>& lines) {
 
 TEST_CASE("descriptors: 2,000 connection attempts and 200 held idle under RLIMIT_NOFILE 1024 cost no frame, and a police fetch is answered") {
     // The deadline is 3 s here (10 s by default) so that the 12 s hold sees the held
-    // connections cut and reopened four times over.
-    Camera camera(Json{{"request_deadline_seconds", 3}});
+    // connections cut and reopened four times over. Served over HTTPS, as deployed: the police
+    // fetch pins the camera's TLS key while the attacker holds connections open.
+    Camera camera(Json{{"request_deadline_seconds", 3}, {"insecure_http", false}});
     const pid_t pid = camera.daemon->pid();
     const int baseline = openDescriptors(pid);
 
@@ -266,7 +267,7 @@ TEST_CASE("descriptors: 2,000 connection attempts and 200 held idle under RLIMIT
     const auto fetchStarted = Clock::now();
     FetchResult fetched;
     CHECK_NOTHROW(fetched = camera.fixture.fetch(camera.dir.path() / "request.json", from, to,
-                                                 fmt::format("http://127.0.0.1:{}", camera.port), camera.dir.path() / "case"));
+                                                 fmt::format("https://127.0.0.1:{}", camera.port), camera.dir.path() / "case"));
     const auto fetchTook = std::chrono::duration_cast<milliseconds>(Clock::now() - fetchStarted);
     CHECK(verifyExtractDir(camera.dir.path() / "case", camera.fixture.camera.publicKey().signKey).ok);
     for (int i = 0; i < 60; ++i) {
