@@ -222,19 +222,19 @@ TEST_CASE("audit verify passes an intact log and names the first bad line of a t
 }
 
 TEST_CASE("audit show prints what came from the network escaped, and --json stays the same JSON without raw controls") {
-    Keys k;
-    const fs::path log = k.dir / "audit.log";
+    test::TempDir dir;  // no key files needed: `audit show` does not verify
+    const fs::path log = dir / "audit.log";
     // ESC [2J erases the screen, CR returns to the line's start, U+202E reverses what follows,
     // U+0085 is a C1 line break, DEL, and a backslash that must not forge an escape.
     const std::string hostile = "x\x1b[2J\r\xe2\x80\xae" "detnarg\xc2\x85\x7f\\x1b";
     {
-        const SecretKey camera = loadSecretKey(k.dir / "keys/cam-0412.secret");
+        const SecretKey camera = generateKey(Role::Camera, "cam-0412");
         mimamori::common::ManualClock clock(*mimamori::common::parseUtc("2026-11-24T12:00:00Z"));
         AuditLog audit(log, camera, clock);
         audit.append(audit::kRequestGranted, {{"request_id", std::string("case-42")}, {"purpose", hostile},
                                               {"officer", std::string("Sgt. \xe2\x81\xa6Tanaka")}});
     }
-    const Run shown = runTool(k.dir.path(), "audit show audit.log");
+    const Run shown = runTool(dir.path(), "audit show audit.log");
     REQUIRE(shown.status == 0);
     for (const std::string raw : {"\x1b", "\r", "\x7f", "\xe2\x80\xae", "\xc2\x85", "\xe2\x81\xa6"})
         CHECK_MESSAGE(shown.output.find(raw) == std::string::npos, shown.output);
@@ -243,7 +243,7 @@ TEST_CASE("audit show prints what came from the network escaped, and --json stay
     // One line per entry: the granted entry and the closing checkpoint.
     CHECK(std::count(shown.output.begin(), shown.output.end(), '\n') == 2);
 
-    const Run json = runTool(k.dir.path(), "audit show audit.log --json");
+    const Run json = runTool(dir.path(), "audit show audit.log --json");
     REQUIRE(json.status == 0);
     for (const std::string raw : {"\x1b", "\r", "\x7f", "\xe2\x80\xae", "\xc2\x85", "\xe2\x81\xa6"})
         CHECK(json.output.find(raw) == std::string::npos);
