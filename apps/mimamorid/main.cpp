@@ -11,11 +11,13 @@
 #include "mimamori/recorder/pipeline.hpp"
 #include "mimamori/recorder/recorder.hpp"
 #include "mimamori/retrieval/endpoint.hpp"
+#include "mimamori/retrieval/tls.hpp"
 
 #include <cstdio>
 #include <cstring>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -137,8 +139,10 @@ std::optional<Loaded> load(const std::string& path, bool listEveryProblem) {
     // Whoever holds the removable card must not be able to add trusted keys or take the key
     // that signs the audit log: both stay off the card, symlinks followed.
     if (endpointConfig) {
-        for (const auto& [key, file] : {std::pair{"retrieval.trust_file", endpointConfig->trustFile},
-                                        std::pair{"retrieval.camera_key", endpointConfig->cameraKeyFile}}) {
+        std::vector<std::pair<const char*, std::filesystem::path>> kept = {
+            {"retrieval.trust_file", endpointConfig->trustFile}, {"retrieval.camera_key", endpointConfig->cameraKeyFile}};
+        if (!endpointConfig->insecureHttp) kept.emplace_back("retrieval.tls_key", endpointConfig->tlsKeyFile);
+        for (const auto& [key, file] : kept) {
             if (!recorder::liesInside(file, config.store.storageDir)) continue;
             const auto resolved = recorder::resolvedPath(file);
             problems.push_back(std::string(key) + ": must not be inside storage.path" +
@@ -235,6 +239,9 @@ int main(int argc, char** argv) {
     if (options->check) {
         try {
             recorder::checkElementsAvailable(loaded->config);
+            // The TLS key and certificate the endpoint will serve with: present, private, a pair.
+            if (const auto& ep = loaded->retrieval; ep && !ep->insecureHttp)
+                (void)retrieval::tlsKeyRecordFor(ep->tlsCertFile, ep->tlsKeyFile, policy::loadSecretKey(ep->cameraKeyFile));
         } catch (const std::exception& e) {
             std::fprintf(stderr, "%s: %s\n", options->config.c_str(), e.what());
             return 1;

@@ -412,3 +412,49 @@ TEST_CASE("the TLS key record is read strictly") {
         CHECK_FALSE_MESSAGE(verifyTlsKeyRecord(bad, camera.publicKey(), error), bad);
     }
 }
+
+TEST_CASE("mimamorid --check-config refuses a missing, readable or carded TLS key") {
+    TempDir dir;
+    const fs::path d = dir.path();
+    const std::string cli = std::string(MIMAMORI_BINARY_DIR) + "/apps/mimamori";
+    REQUIRE(testing::runCommand(fmt::format("{} keygen --role camera --name cam --out {}/keys 2>&1", cli, d.string())).status == 0);
+    REQUIRE(testing::runCommand(fmt::format("{} keygen --role police --name pol --out {}/keys 2>&1", cli, d.string())).status == 0);
+    REQUIRE(testing::runCommand(fmt::format("{} trust add {}/trust.json {}/keys/pol.pub 2>&1", cli, d.string(), d.string()))
+                .status == 0);
+    common::writeFileAtomic(d / "masks.json", R"({"version": 1, "camera": "cam", "masks": []})");
+    auto check = [&](const nlohmann::json& retrieval) {
+        const nlohmann::json config = {{"camera_id", "cam"},
+                                       {"source", {{"kind", "test"}, {"width", 160}, {"height", 120}, {"framerate", 10}}},
+                                       {"segment_seconds", 1},
+                                       {"storage", {{"path", "ring"}}},
+                                       {"mask_file", "masks.json"},
+                                       {"key_dir", "daykeys"},
+                                       {"state_dir", "state"},
+                                       {"retrieval", retrieval}};
+        common::writeFileAtomic(d / "mimamorid.json", config.dump(2));
+        return testing::runCommand(fmt::format("{}/apps/mimamorid --check-config {}/mimamorid.json 2>&1",
+                                               MIMAMORI_BINARY_DIR, d.string()));
+    };
+    const nlohmann::json retrieval = {{"trust_file", "trust.json"}, {"camera_key", "keys/cam.secret"}};
+    CHECK(check(retrieval).status == 0);
+
+    fs::permissions(d / "keys/cam.tls.key", fs::perms::others_read, fs::perm_options::add);
+    auto run = check(retrieval);
+    CHECK(run.status == 1);
+    CHECK_MESSAGE(contains(run.output, "cam.tls.key: readable or writable by group or others"), run.output);
+
+    fs::create_directories(d / "ring");
+    fs::rename(d / "keys/cam.tls.key", d / "ring/cam.tls.key");
+    nlohmann::json carded = retrieval;
+    carded["tls_key"] = "ring/cam.tls.key";
+    run = check(carded);
+    CHECK(run.status == 1);
+    CHECK_MESSAGE(contains(run.output, "retrieval.tls_key: must not be inside storage.path"), run.output);
+
+    run = check(retrieval);  // the default name beside the camera key: gone
+    CHECK(run.status == 1);
+    CHECK_MESSAGE(contains(run.output, "cam.tls.key: No such file or directory"), run.output);
+    nlohmann::json plain = retrieval;
+    plain["insecure_http"] = true;
+    CHECK(check(plain).status == 0);
+}
