@@ -368,6 +368,8 @@ DaemonConfig parseConfig(std::string_view text, const std::filesystem::path& sou
     refuseOnCard(r, "key_dir", out.store.keyDir, out.store.storageDir, "a stolen card alone must decrypt nothing");
     refuseOnCard(r, "state_dir", out.stateDir, out.store.storageDir,
                  "whoever holds the card could roll back the nonces and the audit log");
+    refuseOnCard(r, "mask_file", out.maskFile, out.store.storageDir,
+                 "whoever holds the card could remove the privacy masks");
 
     if (r.object(root, "retrieval", "retrieval")) out.retrievalJson = root["retrieval"].dump();
     if (r.object(root, "ble", "ble")) out.bleJson = root["ble"].dump();

@@ -126,7 +126,7 @@ void checkNoRawControls(const std::string& what, const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("state_dir, trust_file and camera_key that resolve into storage.path are refused by --check-config and at "
+TEST_CASE("mask_file, state_dir, trust_file and camera_key that resolve into storage.path are refused by --check-config and at "
           "start") {
     Camera cam;
     const fs::path good = cam.config("good.json");
@@ -136,6 +136,8 @@ TEST_CASE("state_dir, trust_file and camera_key that resolve into storage.path a
     // Links from "internal" paths onto the card: only resolving them shows where they lead.
     fs::create_directories(cam.card / "state");
     fs::create_directory_symlink(cam.card / "state", cam.dir / "state-link");
+    fs::copy_file(cam.dir / "masks.json", cam.card / "masks.json");
+    fs::create_symlink(cam.card / "masks.json", cam.dir / "masks-link.json");
     fs::copy_file(cam.dir / "trust.json", cam.card / "trust.json");
     fs::create_symlink(cam.card / "trust.json", cam.dir / "trust-link.json");
     fs::create_directories(cam.card / "keys");
@@ -148,6 +150,7 @@ TEST_CASE("state_dir, trust_file and camera_key that resolve into storage.path a
         std::function<void(json&)> change;
     };
     const std::vector<Case> cases = {
+        {"mask_file through a symlink", "mask_file", [](json& c) { c["mask_file"] = "masks-link.json"; }},
         {"state_dir through a symlink", "state_dir", [](json& c) { c["state_dir"] = "state-link"; }},
         {"state_dir below a symlinked parent", "state_dir", [](json& c) { c["state_dir"] = "state-link/sub"; }},
         {"trust_file on the card", "retrieval.trust_file", [](json& c) { c["retrieval"]["trust_file"] = "card/trust.json"; }},
