@@ -684,6 +684,8 @@ private:
             m.actualFrom = result.actualFrom;
             m.actualTo = result.actualTo;
             m.frames = result.frames;
+            m.timestampRepairs = result.timestampRepairs;
+            m.gaps = result.gaps;
             m.mp4Sha256 = sealed.mp4Sha256;
             m.mp4Bytes = sealed.mp4Bytes;
             m.sealedBytes = sealed.sealedBytes;

@@ -40,6 +40,10 @@ constexpr std::size_t kQueueBytes = 4u << 20;
 constexpr std::int64_t kTicksPerSecond = FragmentedMp4Writer::kTimescale;
 // A frame duration to fall back on when an extract holds a single frame before a gap.
 constexpr std::int64_t kFallbackFrameTicks = kTicksPerSecond / 15;
+// Bounds on one segment's timestamps (hostile or broken footage): a frame presented this long
+// after its decoding, or decoded this long after the previous frame, makes the segment damaged.
+constexpr std::int64_t kMaxCompositionTicks = 10 * kTicksPerSecond;
+constexpr std::int64_t kMaxFrameTicks = 60 * kTicksPerSecond;
 
 pid_t currentTid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 
@@ -62,13 +66,16 @@ struct Frame {
     std::int64_t nominal = 0;  // the frame duration in force (0: not known yet)
     std::size_t segment = 0;   // index in the extract's segment list
     bool keyframe = false;
+    bool repaired = false;     // its recorded DTS (or PTS) was moved to keep the order valid
+    std::uint32_t description = 1;  // its GOP's stream format: 1-based, as in the MP4's stsd
     std::shared_ptr<const ParameterSets> parameterSets;  // in force when it was decoded
 };
 
-// What the reading thread hands over: the stream's parameter sets first, then samples.
+// What the reading thread hands over: the stream formats first, then samples.
 struct Batch {
-    std::shared_ptr<const ParameterSets> start;
-    std::uint32_t startOffset = 0;  // with `start`: the first keyframe's composition offset
+    bool start = false;                 // the first batch: carries what the moov needs
+    std::vector<ParameterSets> formats;  // with `start`: every stream format in the extract
+    std::uint32_t startOffset = 0;      // with `start`: the first keyframe's composition offset
     std::vector<Mp4Sample> samples;
     std::size_t bytes = 0;
 };
@@ -141,31 +148,39 @@ std::string describe(const ParameterSets& ps) {
 // gap and at the end, where it lasts the frame duration in force. Decode times must grow: a
 // segment that starts before the previous one ended (the clock stepped back) is moved to
 // follow it.
+//
+// Without a queue it only scans: it records the stream format of every GOP it is given (the
+// MP4's sample entries, which the moov lists before the first sample) and passes nothing on.
 class Timeline {
 public:
-    explicit Timeline(BatchQueue& queue) : queue_(queue) {}
+    Timeline() = default;
+    Timeline(BatchQueue& queue, std::vector<std::shared_ptr<const ParameterSets>> formats)
+        : queue_(&queue), formats_(std::move(formats)) {}
 
     void addGop(std::vector<Frame>& gop) {
         const Frame& key = gop.front();
-        if (!parameterSets_) {
-            if (!key.parameterSets || key.parameterSets->sps.empty() || key.parameterSets->pps.empty())
-                throw ExtractError("no SPS and PPS before the first keyframe");
-            parseSps(key.parameterSets->sps.front());  // fails here, where the segment is known
-            parameterSets_ = key.parameterSets;
+        if (!key.parameterSets || key.parameterSets->sps.empty() || key.parameterSets->pps.empty())
+            throw ExtractError("no SPS and PPS before the first keyframe");
+        const std::uint32_t description = formatOf(key);
+        if (!queue_) return;
+        if (!started_) {
+            started_ = true;
             firstDts_ = key.dts;
-            batch_.start = parameterSets_;
+            batch_.start = true;
+            for (const auto& f : formats_) batch_.formats.push_back(*f);
             if (key.pts - key.dts < 0 || key.pts - key.dts > std::numeric_limits<std::int32_t>::max())
                 throw ExtractError(fmt::format("a keyframe at {}: PTS and DTS too far apart", common::formatUtc(key.ptsUtc)));
             batch_.startOffset = static_cast<std::uint32_t>(key.pts - key.dts);
-        } else if (key.parameterSets != parameterSets_ && *key.parameterSets != *parameterSets_) {
-            throw ExtractError(fmt::format(
-                "the stream format changes inside the range ({} -> {}); extract the parts before and after "
-                "{} separately",
-                describe(*parameterSets_), describe(*key.parameterSets), common::formatUtc(key.ptsUtc)));
         }
-        for (Frame& f : gop) add(std::move(f));
+        if (formats_.size() > 1) inBand(gop.front());
+        for (Frame& f : gop) {
+            f.description = description;
+            add(std::move(f));
+        }
         flushBatch();
     }
+
+    const std::vector<std::shared_ptr<const ParameterSets>>& formats() const { return formats_; }
 
     void finish() {
         if (pending_) {
@@ -177,8 +192,38 @@ public:
     }
 
     std::uint64_t frames() const { return frames_; }
+    std::uint64_t repairs() const { return repairs_; }
 
 private:
+    // Several formats (an avc3 sample entry): the keyframe carries its SPS and PPS in-band,
+    // length-prefixed like its other NAL units, before them (14496-10 7.4.1.2.3 order).
+    static void inBand(Frame& key) {
+        std::vector<std::uint8_t> data;
+        auto put = [&](const std::vector<std::uint8_t>& nal) {
+            const auto n = static_cast<std::uint32_t>(nal.size());
+            for (const int shift : {24, 16, 8, 0}) data.push_back(static_cast<std::uint8_t>(n >> shift));
+            data.insert(data.end(), nal.begin(), nal.end());
+        };
+        for (const auto& sps : key.parameterSets->sps) put(sps);
+        for (const auto& pps : key.parameterSets->pps) put(pps);
+        data.insert(data.end(), key.data.begin(), key.data.end());
+        key.data = std::move(data);
+    }
+
+    // The 1-based stream format of the GOP opened by `key`. Scanning adds formats not seen yet.
+    std::uint32_t formatOf(const Frame& key) {
+        for (std::size_t i = 0; i < formats_.size(); ++i)
+            if (formats_[i] == key.parameterSets || *formats_[i] == *key.parameterSets)
+                return static_cast<std::uint32_t>(i + 1);
+        if (queue_ || formats_.size() >= FragmentedMp4Writer::kMaxFormats)
+            throw ExtractError(fmt::format("a stream format change to {} at {}: more than {} stream formats in the range",
+                                           describe(*key.parameterSets), common::formatUtc(key.ptsUtc),
+                                           FragmentedMp4Writer::kMaxFormats));
+        FragmentedMp4Writer::checkFormat(*key.parameterSets);  // fails here, where the segment is known
+        formats_.push_back(key.parameterSets);
+        return static_cast<std::uint32_t>(formats_.size());
+    }
+
     static std::int64_t nominal(const Frame& f) { return f.nominal > 0 ? f.nominal : kFallbackFrameTicks; }
 
     void add(Frame f) {
@@ -214,25 +259,29 @@ private:
         s.duration = static_cast<std::uint32_t>(duration);
         s.compositionOffset = static_cast<std::int32_t>(offset);
         s.keyframe = f.keyframe;
+        s.description = f.description;
         s.data = std::move(f.data);
         batch_.bytes += s.data.size();
         batch_.samples.push_back(std::move(s));
         ++frames_;
+        if (f.repaired) ++repairs_;
     }
 
     void flushBatch() {
-        if (batch_.samples.empty() && !batch_.start) return;
-        if (!queue_.push(std::exchange(batch_, Batch{}))) throw Abandoned{};
+        if (!queue_ || (batch_.samples.empty() && !batch_.start)) return;
+        if (!queue_->push(std::exchange(batch_, Batch{}))) throw Abandoned{};
     }
 
-    BatchQueue& queue_;
-    std::shared_ptr<const ParameterSets> parameterSets_;
+    BatchQueue* queue_ = nullptr;
+    std::vector<std::shared_ptr<const ParameterSets>> formats_;
+    bool started_ = false;
     std::int64_t firstDts_ = 0;
     std::optional<Frame> pending_;
     std::size_t shiftedSegment_ = 0;
     std::int64_t shift_ = 0;
     Batch batch_;
     std::uint64_t frames_ = 0;
+    std::uint64_t repairs_ = 0;
 };
 
 // Collects whole GOPs and passes on those overlapping [from, to).
@@ -254,14 +303,25 @@ public:
     void close(UtcMicros end) {
         if (gop_.empty()) return;
         if (end > from_ && gopStart_ < to_) {
+            timeline_.addGop(gop_);
             if (!actualFrom_) actualFrom_ = gopStart_;
             actualTo_ = end;
-            timeline_.addGop(gop_);
         }
         gop_.clear();
+        soundTo_ = end;
+    }
+    // A segment begins at `start`: nothing of it has been read yet.
+    void beginSegment(UtcMicros start) { soundTo_ = start; }
+    // The segment turned out damaged: the GOP being collected is lost with it. Returns where the
+    // sound footage of the segment ends (the end of its last whole GOP, or its start).
+    UtcMicros abandonSegment() {
+        gop_.clear();
+        return soundTo_;
     }
     std::optional<UtcMicros> actualFrom() const { return actualFrom_; }
     UtcMicros actualTo() const { return actualTo_; }
+    UtcMicros from() const { return from_; }
+    UtcMicros to() const { return to_; }
 
 private:
     UtcMicros from_;
@@ -271,86 +331,137 @@ private:
     UtcMicros gopStart_ = 0;
     std::optional<UtcMicros> actualFrom_;
     UtcMicros actualTo_ = 0;
+    UtcMicros soundTo_ = 0;
 };
 
-// The reading thread's work: decrypt, demux and cut every segment, in order.
+// The reading thread's work: decrypt, demux and cut every segment, in order. A segment that
+// cannot be read is left out from its last whole GOP on and named as a gap.
 class SegmentReader {
 public:
-    SegmentReader(const recorder::SegmentStore& store, std::vector<recorder::SegmentInfo> segments, UtcMicros from,
-                  UtcMicros to, BatchQueue& queue)
-        : store_(store), segments_(std::move(segments)), timeline_(queue), gops_(from, to, timeline_) {}
+    // `timeline` scans or emits (see Timeline); only an emitting pass logs the damage it finds.
+    SegmentReader(const recorder::SegmentStore& store, const std::vector<recorder::SegmentInfo>& segments,
+                  UtcMicros from, UtcMicros to, Timeline& timeline, bool emitting)
+        : store_(store), segments_(segments), timeline_(timeline), gops_(from, to, timeline_), emitting_(emitting) {}
 
     void run(ExtractResult& result) {
         for (std::size_t i = 0; i < segments_.size(); ++i) {
-            readSegment(i);
+            readSegment(i, result);
             ++result.segments;
         }
         timeline_.finish();
         result.frames = timeline_.frames();
-        if (gops_.actualFrom()) result.actualFrom = *gops_.actualFrom();
-        result.actualTo = gops_.actualTo();
+        result.timestampRepairs = timeline_.repairs();
+        if (gops_.actualFrom()) {
+            result.actualFrom = *gops_.actualFrom();
+            result.actualTo = gops_.actualTo();
+        } else {
+            // Nothing sound in the range: say why, segment by segment.
+            throw ExtractError(damage_.empty() ? std::string("no footage in the requested range")
+                                               : "no sound footage in the requested range: " + damage_);
+        }
     }
 
 private:
-    void readSegment(std::size_t index) {
+    void readSegment(std::size_t index, ExtractResult& result) {
+        const recorder::SegmentInfo& segment = segments_[index];
+        gops_.beginSegment(segment.start);
+        try {
+            demuxSegment(index);
+        } catch (const ExtractError& e) {
+            // Everything up to the last whole GOP was sound and is kept; the rest of the
+            // segment is a gap. Only the part inside the requested range is worth naming.
+            const UtcMicros lostFrom = std::max(gops_.abandonSegment(), gops_.from());
+            const UtcMicros lostTo = std::min(std::max(segment.end, lostFrom), gops_.to());
+            if (emitting_)
+                common::logWarning("retrieval", "segment {} ({}) left out of the extract: {}", segment.sequence,
+                                   common::formatUtc(segment.start), e.what());
+            if (lostTo > lostFrom) result.gaps.push_back({segment.sequence, lostFrom, lostTo, e.what()});
+            damage_ += fmt::format("{}segment {} ({}): {}", damage_.empty() ? "" : "; ", segment.sequence,
+                                   common::formatUtc(segment.start), e.what());
+            parameterSets_.reset();  // what the damaged segment set is not to be trusted
+        }
+    }
+
+    void demuxSegment(std::size_t index) {
         const recorder::SegmentInfo& segment = segments_[index];
         const std::int64_t startTicks = microsToTicks(segment.start);
         std::optional<std::int64_t> firstPts;
         std::optional<std::int64_t> lastDts;
+        std::int64_t rebase = 0;  // added to the segment's times after its clock stepped back
         std::exception_ptr failure;
-        try {
-            TsDemuxer demuxer([&](const TsAccessUnit& au) {
-                Frame f;
-                const AvccAccessUnit avcc = annexBToAvcc(au.data, f.data);
-                if (!avcc.parameterSets.empty()) {
-                    auto next = std::make_shared<ParameterSets>(parameterSets_ ? *parameterSets_ : ParameterSets{});
-                    if (!avcc.parameterSets.sps.empty()) next->sps = avcc.parameterSets.sps;
-                    if (!avcc.parameterSets.pps.empty()) next->pps = avcc.parameterSets.pps;
-                    if (!parameterSets_ || *next != *parameterSets_) parameterSets_ = std::move(next);
-                }
-                // A frame's UTC: the segment's start plus its distance from the segment's first frame.
-                if (!firstPts) firstPts = au.pts;
-                const std::int64_t pts = tsTimeDiff(au.pts, *firstPts);
-                const std::int64_t dts = tsTimeDiff(au.dts, *firstPts);
-                if (lastDts) {
-                    if (dts <= *lastDts)
-                        throw ExtractError(fmt::format("decode times go back (TS byte {})", au.offset));
+        TsDemuxer demuxer([&](const TsAccessUnit& au) {
+            Frame f;
+            const AvccAccessUnit avcc = annexBToAvcc(au.data, f.data);
+            if (!avcc.parameterSets.empty()) {
+                auto next = std::make_shared<ParameterSets>(parameterSets_ ? *parameterSets_ : ParameterSets{});
+                if (!avcc.parameterSets.sps.empty()) next->sps = avcc.parameterSets.sps;
+                if (!avcc.parameterSets.pps.empty()) next->pps = avcc.parameterSets.pps;
+                if (!parameterSets_ || *next != *parameterSets_) parameterSets_ = std::move(next);
+            }
+            // A frame's UTC: the segment's start plus its distance from the segment's first frame.
+            if (!firstPts) firstPts = au.pts;
+            std::int64_t pts = tsTimeDiff(au.pts, *firstPts) + rebase;
+            std::int64_t dts = tsTimeDiff(au.dts, *firstPts) + rebase;
+            if (std::abs(pts - dts) > kMaxCompositionTicks)
+                throw ExtractError(fmt::format("PTS and DTS {} ticks apart (TS byte {})", pts - dts, au.offset));
+            if (lastDts) {
+                if (dts - *lastDts > kMaxFrameTicks)
+                    throw ExtractError(fmt::format("decode time jumps {} ticks ahead (TS byte {})", dts - *lastDts,
+                                                   au.offset));
+                if (dts <= *lastDts) {
+                    // As ffmpeg's muxers do: the smallest move that keeps decode times increasing.
+                    // A step back of more than a frame is the stream's clock restarting: the rest
+                    // of the segment continues one frame after the previous one instead.
+                    const std::int64_t step = nominal_ > 0 ? nominal_ : kFallbackFrameTicks;
+                    if (*lastDts - dts > step) {
+                        const std::int64_t move = *lastDts + step - dts;
+                        rebase += move;
+                        dts += move;
+                        pts += move;
+                    } else {
+                        dts = *lastDts + 1;
+                    }
+                    f.repaired = true;
+                } else {
                     nominal_ = dts - *lastDts;
                 }
-                lastDts = dts;
-                f.ptsUtc = segment.start + ticksToMicros(pts);
-                f.pts = startTicks + pts;
-                f.dts = startTicks + dts;
-                f.nominal = nominal_;
-                f.segment = index;
-                f.keyframe = avcc.keyframe;
-                f.parameterSets = parameterSets_;
-                gops_.add(std::move(f));
-            });
-            const std::optional<std::string> readError = store_.read(segment, [&](std::span<const std::uint8_t> ts) {
-                if (failure) return;  // the rest of a segment that already failed
-                try {
-                    demuxer.push(ts);
-                } catch (...) {
-                    failure = std::current_exception();
-                }
-            });
-            if (failure) std::rethrow_exception(failure);
-            if (readError) throw ExtractError(*readError);
-            demuxer.finish(segment.recovered);
-            gops_.close(segment.end);
-        } catch (const ExtractError& e) {
-            throw ExtractError(fmt::format("segment {} ({}): {}", segment.sequence, common::formatUtc(segment.start),
-                                           e.what()));
-        }
+            }
+            if (pts < dts) {  // never presented before it is decoded
+                pts = dts;
+                f.repaired = true;
+            }
+            lastDts = dts;
+            f.ptsUtc = segment.start + ticksToMicros(pts);
+            f.pts = startTicks + pts;
+            f.dts = startTicks + dts;
+            f.nominal = nominal_;
+            f.segment = index;
+            f.keyframe = avcc.keyframe;
+            f.parameterSets = parameterSets_;
+            gops_.add(std::move(f));
+        });
+        const std::optional<std::string> readError = store_.read(segment, [&](std::span<const std::uint8_t> ts) {
+            if (failure) return;  // the rest of a segment that already failed
+            try {
+                demuxer.push(ts);
+            } catch (...) {
+                failure = std::current_exception();
+            }
+        });
+        if (failure) std::rethrow_exception(failure);
+        if (readError) throw ExtractError(*readError);
+        demuxer.finish(segment.recovered);
+        gops_.close(segment.end);
     }
 
     const recorder::SegmentStore& store_;
-    const std::vector<recorder::SegmentInfo> segments_;
-    Timeline timeline_;
+    const std::vector<recorder::SegmentInfo>& segments_;
+    Timeline& timeline_;
     GopFilter gops_;
+    bool emitting_;
     std::shared_ptr<const ParameterSets> parameterSets_;
     std::int64_t nominal_ = 0;
+    std::string damage_;  // every damaged segment, for the error when nothing is sound
 };
 
 }  // namespace
@@ -371,12 +482,17 @@ ExtractResult extractMp4(const recorder::SegmentStore& store, UtcMicros from, Ut
 
     ExtractResult result;
     BatchQueue queue(kQueueBytes);
-    SegmentReader reader(store, std::move(segments), from, to, queue);
     std::thread readingThread([&] {
         try {
             pthread_setname_np(pthread_self(), "extract-reader");
             lowerThreadPriority();
-            reader.run(result);
+            // Two passes over the range: the first finds every stream format (the moov lists
+            // them before the first sample), the second hands the samples over.
+            Timeline scan;
+            ExtractResult scanned;
+            SegmentReader(store, segments, from, to, scan, false).run(scanned);
+            Timeline timeline(queue, scan.formats());
+            SegmentReader(store, segments, from, to, timeline, true).run(result);
             queue.close();
         } catch (const Abandoned&) {
             queue.close();
@@ -387,10 +503,10 @@ ExtractResult extractMp4(const recorder::SegmentStore& store, UtcMicros from, Ut
     std::optional<FragmentedMp4Writer> mp4;
     try {
         while (std::optional<Batch> batch = queue.pop()) {
-            if (batch->start) mp4.emplace(sink, *batch->start, batch->startOffset);
+            if (batch->start) mp4.emplace(sink, batch->formats, batch->startOffset);
             for (Mp4Sample& s : batch->samples) mp4->add(std::move(s));
         }
-        if (!mp4) throw ExtractError("no footage in the requested range");
+        if (!mp4) throw ExtractError("no footage in the requested range");  // the reader says why first
         mp4->finish();
     } catch (...) {
         queue.abandon();

@@ -94,9 +94,7 @@ void avcC(Boxes& b, const ParameterSets& ps, const SpsInfo& sps) {
 
 }  // namespace
 
-FragmentedMp4Writer::FragmentedMp4Writer(Sink out, const ParameterSets& parameterSets, std::uint32_t startOffset,
-                                         std::uint32_t fragmentTicks, std::size_t maxFragmentBytes)
-    : out_(std::move(out)), fragmentTicks_(fragmentTicks), maxFragmentBytes_(maxFragmentBytes) {
+void FragmentedMp4Writer::checkFormat(const ParameterSets& parameterSets) {
     if (parameterSets.sps.empty() || parameterSets.pps.empty())
         throw ExtractError("no SPS and PPS before the first keyframe");
     if (parameterSets.sps.size() > 31 || parameterSets.pps.size() > 255)
@@ -105,9 +103,22 @@ FragmentedMp4Writer::FragmentedMp4Writer(Sink out, const ParameterSets& paramete
         if (s.size() > 0xFFFF) throw ExtractError("SPS too large for avcC");
     for (const auto& p : parameterSets.pps)
         if (p.size() > 0xFFFF) throw ExtractError("PPS too large for avcC");
-    sps_ = parseSps(parameterSets.sps.front());
-    if (sps_.width > 0xFFFF || sps_.height > 0xFFFF) throw ExtractError("SPS: picture too large");
-    writeHeader(parameterSets, startOffset);
+    const SpsInfo sps = parseSps(parameterSets.sps.front());
+    if (sps.width > 0xFFFF || sps.height > 0xFFFF) throw ExtractError("SPS: picture too large");
+}
+
+FragmentedMp4Writer::FragmentedMp4Writer(Sink out, const std::vector<ParameterSets>& formats,
+                                         std::uint32_t startOffset, std::uint32_t fragmentTicks,
+                                         std::size_t maxFragmentBytes)
+    : out_(std::move(out)), fragmentTicks_(fragmentTicks), maxFragmentBytes_(maxFragmentBytes) {
+    if (formats.empty()) throw ExtractError("no SPS and PPS before the first keyframe");
+    if (formats.size() > kMaxFormats) throw ExtractError(fmt::format("more than {} stream formats", kMaxFormats));
+    for (const ParameterSets& f : formats) {
+        checkFormat(f);
+        formats_.push_back(parseSps(f.sps.front()));
+    }
+    sps_ = formats_.front();
+    writeHeader(formats, startOffset);
 }
 
 void FragmentedMp4Writer::emit(std::span<const std::uint8_t> bytes) {
@@ -115,7 +126,7 @@ void FragmentedMp4Writer::emit(std::span<const std::uint8_t> bytes) {
     bytes_ += bytes.size();
 }
 
-void FragmentedMp4Writer::writeHeader(const ParameterSets& ps, std::uint32_t startOffset) {
+void FragmentedMp4Writer::writeHeader(const std::vector<ParameterSets>& formats, std::uint32_t startOffset) {
     scratch_.clear();
     Boxes b(scratch_);
     b.begin("ftyp");
@@ -199,9 +210,13 @@ void FragmentedMp4Writer::writeHeader(const ParameterSets& ps, std::uint32_t sta
     b.end();
 
     b.begin("stbl");
+    // One sample entry. With one stream format it is avc1 (parameter sets only in avcC); when
+    // the format changes inside the extract it is avc3: the first format in avcC, and every
+    // keyframe sample carries its own SPS and PPS in-band (the caller puts them there), so a
+    // decoder follows each change at the keyframe where it happens.
     b.beginFull("stsd", 0, 0);
     b.u32(1);
-    b.begin("avc1");
+    b.begin(formats.size() > 1 ? "avc3" : "avc1");
     b.zeros(6);
     b.u16(1);  // data_reference_index
     b.zeros(16);  // pre_defined, reserved, pre_defined[3]
@@ -214,8 +229,8 @@ void FragmentedMp4Writer::writeHeader(const ParameterSets& ps, std::uint32_t sta
     b.zeros(32);  // compressorname
     b.u16(0x0018);  // depth
     b.u16(0xFFFF);  // pre_defined = -1
-    avcC(b, ps, sps_);
-    b.end();  // avc1
+    avcC(b, formats.front(), sps_);
+    b.end();  // avc1 / avc3
     b.end();  // stsd
     for (const char* table : {"stts", "stsc", "stco"}) {
         b.beginFull(table, 0, 0);
@@ -247,6 +262,8 @@ void FragmentedMp4Writer::writeHeader(const ParameterSets& ps, std::uint32_t sta
 void FragmentedMp4Writer::add(Mp4Sample sample) {
     if (finished_) throw ExtractError("MP4: sample after the end");
     if (sample.duration == 0) throw ExtractError("MP4: a sample without duration");
+    if (sample.description == 0 || sample.description > formats_.size())
+        throw ExtractError("MP4: a sample of no known stream format");
     if (samples_ + pending_.size() > 0 && sample.decodeTime < nextDecodeTime_)
         throw ExtractError("MP4: decode times go back");
     if (!pending_.empty()) {
@@ -254,7 +271,8 @@ void FragmentedMp4Writer::add(Mp4Sample sample) {
         const bool gap = sample.decodeTime != nextDecodeTime_;
         const bool full = sample.keyframe && nextDecodeTime_ - first.decodeTime >= fragmentTicks_;
         const bool large = pendingBytes_ + sample.data.size() > maxFragmentBytes_;
-        if (gap || full || large) flush();
+        const bool format = sample.description != first.description;
+        if (gap || full || large || format) flush();
     }
     nextDecodeTime_ = sample.decodeTime + sample.duration;
     pendingBytes_ += sample.data.size();

@@ -258,21 +258,7 @@ TEST_CASE("the MP4 has the documented layout: ftyp, moov with avcC and trex, moo
     CHECK(be32(&mfro.body[4]) == top.back().body.size() + 8);
 }
 
-TEST_CASE("a change of resolution inside the range fails the extract with both formats named; each side extracts") {
-    StoreOnly s;
-    writeSegments(*s.store, encodeRecorderTs({.frames = 20}), kT0, 1, 2.0);
-    writeSegments(*s.store, encodeRecorderTs({.frames = 20, .width = 640, .height = 480}), kT0 + 2 * kMicrosPerSecond, 1, 2.0);
-    ExtractResult r;
-    const std::string message = extractErrorOf([&] { s.extractTo(kT0, kT0 + 4 * kMicrosPerSecond, r); });
-    CAPTURE(message);
-    CHECK(contains(message, "segment 2"));
-    CHECK(contains(message, "320x240 profile"));
-    CHECK(contains(message, "-> 640x480 profile"));
-    CHECK(decodeWithGstreamer(s.extractTo(kT0, kT0 + 2 * kMicrosPerSecond, r, "a.mp4"), "qtdemux").size() == 20);
-    CHECK(decodeWithGstreamer(s.extractTo(kT0 + 2 * kMicrosPerSecond, kT0 + 4 * kMicrosPerSecond, r, "b.mp4"), "qtdemux").size() == 20);
-}
-
-TEST_CASE("a segment that cannot be remuxed fails the extract with the segment named") {
+TEST_CASE("a segment that cannot be remuxed is named: in the gap, or in the error when nothing else is in the range") {
     StoreOnly s;
     const std::vector<std::uint8_t> good = encodeRecorderTs({.frames = 20});
     writeSegments(*s.store, good, kT0, 1, 2.0);
@@ -296,7 +282,13 @@ TEST_CASE("a segment that cannot be remuxed fails the extract with the segment n
         for (std::size_t i = 0; i < good.size() / 188; ++i)
             if (i != 40) bad.insert(bad.end(), good.begin() + static_cast<long>(i * 188), good.begin() + static_cast<long>(i * 188 + 188));
         writeSegments(*s.store, bad, kT0 + 2 * kMicrosPerSecond, 1, 2.0);
-        const std::string message = extractErrorOf([&] { s.extractTo(kT0, kT0 + 4 * kMicrosPerSecond, r); });
+        // Packet 40 is in the segment's first GOP: with the sound segment 1 in the range, segment 2
+        // is a gap (remux_repair_test.cpp); alone, nothing is sound and the extract fails.
+        CHECK_NOTHROW(s.extractTo(kT0, kT0 + 4 * kMicrosPerSecond, r));
+        REQUIRE(r.gaps.size() == 1);
+        CHECK(r.gaps[0].from == kT0 + 2 * kMicrosPerSecond);
+        const std::string message =
+            extractErrorOf([&] { s.extractTo(kT0 + 2 * kMicrosPerSecond, kT0 + 4 * kMicrosPerSecond, r); });
         CAPTURE(message);
         CHECK(contains(message, "segment 2"));
         CHECK(contains(message, "continuity counter"));

@@ -21,22 +21,24 @@ namespace mimamori::retrieval::test {
 struct TsOptions {
     int frames = 30;
     int fps = 10;
+    int fpsDen = 1;  // frame rate fps/fpsDen: 24000/1001 for 23.976
     int keyInterval = 10;
     int width = 320;
     int height = 240;
     int bframes = 0;
     int pattern = 18;  // ball: every frame differs
+    std::string x264 = "";  // more x264enc properties
 };
 
 // MPEG-TS through the recorder's own chain (recorder/src/pipeline.cpp): x264enc ! h264parse
 // config-interval=-1 ! byte-stream, au ! mpegtsmux with PAT/PMT before every keyframe.
 inline std::vector<std::uint8_t> encodeRecorderTs(const TsOptions& o) {
     return runToBytes(fmt::format(
-        "videotestsrc num-buffers={} pattern={} ! video/x-raw,format=I420,width={},height={},framerate={}/1 ! "
-        "x264enc key-int-max={} bframes={} speed-preset=ultrafast ! h264parse config-interval=-1 ! "
+        "videotestsrc num-buffers={} pattern={} ! video/x-raw,format=I420,width={},height={},framerate={}/{} ! "
+        "x264enc key-int-max={} bframes={} speed-preset=ultrafast {} ! h264parse config-interval=-1 ! "
         "video/x-h264,stream-format=byte-stream,alignment=au ! mpegtsmux pat-interval=90000 pmt-interval=90000 ! "
         "appsink name=sink sync=false",
-        o.frames, o.pattern, o.width, o.height, o.fps, o.keyInterval, o.bframes));
+        o.frames, o.pattern, o.width, o.height, o.fps, o.fpsDen, o.keyInterval, o.bframes, o.x264));
 }
 
 inline fs::path writeBytes(const fs::path& file, const std::vector<std::uint8_t>& bytes) {
@@ -76,10 +78,12 @@ inline std::vector<RawFrame> decodeWithGstreamer(const fs::path& file, const std
     return frames;
 }
 
-// All frames as ffmpeg decodes them, raw yuv420p back to back, none dropped or repeated.
+// All frames as ffmpeg decodes them, raw yuv420p back to back, none dropped or repeated, each
+// at its own size (no scaling when the resolution changes).
 inline std::string decodeWithFfmpeg(const fs::path& file) {
     const auto r = testing::runCommand(fmt::format(
-        "ffmpeg -nostdin -v error -i '{}' -fps_mode passthrough -f rawvideo -pix_fmt yuv420p - 2>/dev/null", file.string()));
+        "ffmpeg -nostdin -v error -i '{}' -fps_mode passthrough -autoscale 0 -f rawvideo -pix_fmt yuv420p - 2>/dev/null",
+        file.string()));
     REQUIRE(r.status == 0);
     return r.output;
 }
@@ -121,6 +125,38 @@ std::string extractErrorOf(F&& f) {
     return "";
 }
 inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// The 33-bit timestamp at `p` (PES header layout) and writing one there.
+inline std::int64_t readPesTime(const std::uint8_t* p) {
+    return (std::int64_t{(p[0] >> 1) & 7} << 30) | (std::int64_t{p[1]} << 22) | (std::int64_t{p[2] >> 1} << 15) |
+           (std::int64_t{p[3]} << 7) | (p[4] >> 1);
+}
+inline void writePesTime(std::uint8_t* p, std::int64_t t) {
+    p[0] = static_cast<std::uint8_t>((p[0] & 0xF0) | ((t >> 29) & 0x0E) | 1);
+    p[1] = static_cast<std::uint8_t>(t >> 22);
+    p[2] = static_cast<std::uint8_t>(((t >> 14) & 0xFE) | 1);
+    p[3] = static_cast<std::uint8_t>(t >> 7);
+    p[4] = static_cast<std::uint8_t>(((t << 1) & 0xFE) | 1);
+}
+
+// The PTS and DTS of every video PES (PID 65, the recorder's) in stream order, rewritable: each
+// entry points into `ts`. A PES without DTS has dts == nullptr.
+struct PesTimes {
+    std::uint8_t* pts = nullptr;
+    std::uint8_t* dts = nullptr;
+};
+inline std::vector<PesTimes> videoPesTimes(std::vector<std::uint8_t>& ts) {
+    std::vector<PesTimes> out;
+    for (std::size_t i = 0; i < ts.size() / 188; ++i) {
+        std::uint8_t* packet = &ts[i * 188];
+        if ((((packet[1] & 0x1F) << 8) | packet[2]) != 65 || !(packet[1] & 0x40)) continue;
+        std::uint8_t* p = packet + 4;
+        if (packet[3] & 0x20) p += 1 + packet[4];
+        const int flags = p[7] >> 6;
+        out.push_back({p + 9, flags == 3 ? p + 14 : nullptr});
+    }
+    return out;
+}
 
 // TS packet surgery for the error tests.
 inline int pidOf(const std::vector<std::uint8_t>& ts, std::size_t packet) {

@@ -5,6 +5,7 @@
 #include "mimamori/policy/keys.hpp"
 #include "mimamori/recorder/segment_store.hpp"
 #include "mimamori/retrieval/extract_error.hpp"
+#include "mimamori/retrieval/manifest.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -22,6 +23,10 @@ struct ExtractResult {
     std::uint64_t frames = 0;
     std::uint64_t bytes = 0;   // MP4 bytes handed to the sink
     std::size_t segments = 0;  // segments read
+    // Frames in the MP4 whose decode time did not increase (or whose presentation time came
+    // before their decode time) in the recording and was moved (docs/extract-format.md).
+    std::uint64_t timestampRepairs = 0;
+    std::vector<FootageGap> gaps;  // damaged footage in the range, left out of the MP4
 };
 
 // Receives the MP4 in order, in pieces. It may throw; the extract then fails with that message.
@@ -38,6 +43,8 @@ using ByteSink = std::function<void(std::span<const std::uint8_t>)>;
 // +10, see lowerThreadPriority), handing whole GOPs over through a queue of a few MB; muxing
 // and `sink` run on the calling thread, which the caller lowers if it should not compete with
 // recording (the endpoint does). Both threads have ended when this returns or throws.
+// A segment that cannot be read (authentication, demuxing, H.264) is left out from its last
+// whole GOP on and named in `gaps`; the extract fails only when nothing in the range is sound.
 // Throws ExtractError (the message names the segment), or what `sink` threw.
 ExtractResult extractMp4(const recorder::SegmentStore& store, UtcMicros from, UtcMicros to,
                          const ByteSink& sink);

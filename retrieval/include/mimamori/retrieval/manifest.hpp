@@ -8,12 +8,23 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace mimamori::retrieval {
 
 using common::UtcMicros;
 
 constexpr std::string_view kManifestFormat = "mimamori-extract-manifest-v1";
+
+// Footage the ring holds inside the requested range but that could not be read (a damaged
+// segment, or its damaged tail): left out of the MP4, which shows a gap there.
+struct FootageGap {
+    std::uint64_t segment = 0;  // the segment's sequence number in the ring
+    UtcMicros from = 0;         // [from, to): the part left out, within the requested range
+    UtcMicros to = 0;
+    std::string reason;         // what was wrong, with the byte offset where known
+    bool operator==(const FootageGap&) const = default;
+};
 
 // Field by field in docs/extract-format.md. Hashes are lowercase hex SHA-256.
 struct Manifest {
@@ -27,6 +38,8 @@ struct Manifest {
     UtcMicros actualFrom = 0;    // the MP4 covers [actualFrom, actualTo)
     UtcMicros actualTo = 0;
     std::uint64_t frames = 0;
+    std::uint64_t timestampRepairs = 0;  // frames whose recorded decode/presentation time was moved
+    std::vector<FootageGap> gaps;        // damaged footage left out, in time order
     std::string mp4Sha256;
     std::uint64_t mp4Bytes = 0;
     std::uint64_t sealedBytes = 0;  // size of the sealed container as served (its chunks authenticate it)
