@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <condition_variable>
 #include <cstring>
+#include <algorithm>
 #include <deque>
 #include <exception>
 #include <limits>
@@ -44,6 +45,8 @@ constexpr std::int64_t kFallbackFrameTicks = kTicksPerSecond / 15;
 // after its decoding, or decoded this long after the previous frame, makes the segment damaged.
 constexpr std::int64_t kMaxCompositionTicks = 10 * kTicksPerSecond;
 constexpr std::int64_t kMaxFrameTicks = 60 * kTicksPerSecond;
+// A GOP is held whole until its end is known; beyond this it is refused (damaged footage).
+constexpr std::size_t kMaxGopBytes = std::size_t{64} << 20;
 
 pid_t currentTid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 
@@ -284,39 +287,65 @@ private:
     std::uint64_t repairs_ = 0;
 };
 
-// Collects whole GOPs and passes on those overlapping [from, to).
+// Collects whole GOPs and passes on those overlapping [from, to). A segment normally begins
+// with an IDR picture; one that does not (an encoder with intra refresh, whose forced
+// keyframes are recovery points) continues the GOP of the segment before it, since the
+// recorder cut both out of one stream.
 class GopFilter {
 public:
     GopFilter(UtcMicros from, UtcMicros to, Timeline& timeline) : from_(from), to_(to), timeline_(timeline) {}
 
     void add(Frame frame) {
         if (frame.keyframe) {
-            close(frame.ptsUtc);
+            close(segmentEnd_ ? *segmentEnd_ : frame.ptsUtc);
             gopStart_ = frame.ptsUtc;
         } else if (gop_.empty()) {
             return;  // no keyframe yet to decode it from
         }
+        segmentEnd_.reset();
+        if (gopBytes_ + frame.data.size() > kMaxGopBytes)
+            throw ExtractError(fmt::format("a GOP of more than {} MiB from {} (no IDR picture since)",
+                                           kMaxGopBytes >> 20, common::formatUtc(gopStart_)));
+        gopBytes_ += frame.data.size();
         gop_.push_back(std::move(frame));
-    }
-    // Ends the current GOP at `end` (a keyframe's time, or the segment's end: segments start
-    // on keyframes).
-    void close(UtcMicros end) {
-        if (gop_.empty()) return;
-        if (end > from_ && gopStart_ < to_) {
-            timeline_.addGop(gop_);
-            if (!actualFrom_) actualFrom_ = gopStart_;
-            actualTo_ = end;
-        }
-        gop_.clear();
-        soundTo_ = end;
     }
     // A segment begins at `start`: nothing of it has been read yet.
     void beginSegment(UtcMicros start) { soundTo_ = start; }
-    // The segment turned out damaged: the GOP being collected is lost with it. Returns where the
+    // The segment read to its end at `end`; its last GOP ends there unless the next segment
+    // continues it.
+    void endSegment(UtcMicros end) {
+        segmentEnd_ = end;
+        lastSegmentEnd_ = end;
+        soundTo_ = end;
+    }
+    // After the last segment.
+    void finish() {
+        if (segmentEnd_) close(*segmentEnd_);
+    }
+    // The segment `index` turned out damaged: the GOP being collected is lost with it, except
+    // for what earlier segments put in it (then closed where they ended). Returns where the
     // sound footage of the segment ends (the end of its last whole GOP, or its start).
-    UtcMicros abandonSegment() {
+    UtcMicros abandonSegment(std::size_t index, UtcMicros segmentStart) {
+        const auto own = std::find_if(gop_.begin(), gop_.end(), [&](const Frame& f) { return f.segment == index; });
+        gop_.erase(own, gop_.end());
+        if (!gop_.empty()) close(std::min(lastSegmentEnd_, segmentStart));
         gop_.clear();
+        gopBytes_ = 0;
+        segmentEnd_.reset();
         return soundTo_;
+    }
+    // Ends the current GOP at `end` (the next keyframe's time, or where its last segment ended).
+    void close(UtcMicros end) {
+        if (!gop_.empty()) {
+            if (end > from_ && gopStart_ < to_) {
+                timeline_.addGop(gop_);
+                if (!actualFrom_) actualFrom_ = gopStart_;
+                actualTo_ = end;
+            }
+            gop_.clear();
+            gopBytes_ = 0;
+        }
+        soundTo_ = end;
     }
     std::optional<UtcMicros> actualFrom() const { return actualFrom_; }
     UtcMicros actualTo() const { return actualTo_; }
@@ -332,6 +361,9 @@ private:
     std::optional<UtcMicros> actualFrom_;
     UtcMicros actualTo_ = 0;
     UtcMicros soundTo_ = 0;
+    std::optional<UtcMicros> segmentEnd_;  // set between segments while the last GOP may go on
+    UtcMicros lastSegmentEnd_ = 0;
+    std::size_t gopBytes_ = 0;
 };
 
 // The reading thread's work: decrypt, demux and cut every segment, in order. A segment that
@@ -348,6 +380,7 @@ public:
             readSegment(i, result);
             ++result.segments;
         }
+        gops_.finish();
         timeline_.finish();
         result.frames = timeline_.frames();
         result.timestampRepairs = timeline_.repairs();
@@ -370,7 +403,7 @@ private:
         } catch (const ExtractError& e) {
             // Everything up to the last whole GOP was sound and is kept; the rest of the
             // segment is a gap. Only the part inside the requested range is worth naming.
-            const UtcMicros lostFrom = std::max(gops_.abandonSegment(), gops_.from());
+            const UtcMicros lostFrom = std::max(gops_.abandonSegment(index, segment.start), gops_.from());
             const UtcMicros lostTo = std::min(std::max(segment.end, lostFrom), gops_.to());
             if (emitting_)
                 common::logWarning("retrieval", "segment {} ({}) left out of the extract: {}", segment.sequence,
@@ -451,7 +484,7 @@ private:
         if (failure) std::rethrow_exception(failure);
         if (readError) throw ExtractError(*readError);
         demuxer.finish(segment.recovered);
-        gops_.close(segment.end);
+        gops_.endSegment(segment.end);
     }
 
     const recorder::SegmentStore& store_;

@@ -17,6 +17,7 @@ constexpr int kPatPid = 0;
 constexpr int kNullPid = 0x1FFF;
 constexpr std::uint8_t kStreamTypeH264 = 0x1B;
 constexpr std::size_t kMaxSectionLength = 1021;  // 13818-1: section_length of PAT and PMT
+constexpr std::size_t kMaxEarlyPackets = 8192;   // 1.5 MB of TS held until the PMT comes
 
 // CRC-32/MPEG-2 (polynomial 0x04C11DB7, not reflected, no final XOR): over a whole section
 // including its CRC_32 field it yields 0.
@@ -71,10 +72,12 @@ void TsDemuxer::push(std::span<const std::uint8_t> bytes) {
         bytes = bytes.subspan(take);
         if (carryBytes_ < kPacket) return;
         carryBytes_ = 0;
-        packet(carry_.data());
+        packet(carry_.data(), offset_);
+        offset_ += kPacket;
     }
     while (bytes.size() >= kPacket) {
-        packet(bytes.data());
+        packet(bytes.data(), offset_);
+        offset_ += kPacket;
         bytes = bytes.subspan(kPacket);
     }
     std::memcpy(carry_.data(), bytes.data(), bytes.size());
@@ -98,14 +101,23 @@ void TsDemuxer::finish(bool truncatedTail) {
     if (videoPid_ < 0) fail(fmt::format("no PMT on PID {} in the stream", pmtPid_));
 }
 
-void TsDemuxer::packet(const std::uint8_t* p) {
-    packetOffset_ = offset_;
-    offset_ += kPacket;
+void TsDemuxer::packet(const std::uint8_t* p, std::uint64_t offset) {
+    packetOffset_ = offset;
     if (p[0] != kSync) fail("lost sync: no 0x47 at the start of a packet");
     if (p[1] & 0x80) fail("transport_error_indicator is set");
     const bool unitStart = (p[1] & 0x40) != 0;
     const int pid = pidAt(p + 1);
     if (pid == kNullPid) return;
+    if (videoPid_ < 0 && pid != kPatPid && pid != pmtPid_ && ordinaryPid(pid)) {
+        // Before the PMT names the video PID: a segment may begin with a keyframe whose group
+        // carries no PAT/PMT (an encoder's recovery point, which mpegtsmux does not announce);
+        // kept to be read once the PMT is known.
+        if (early_.size() >= kMaxEarlyPackets)
+            fail(fmt::format("no PAT and PMT in the first {} packets", kMaxEarlyPackets));
+        early_.push_back({{}, offset});
+        std::memcpy(early_.back().bytes.data(), p, kPacket);
+        return;
+    }
     if (pid != kPatPid && pid != pmtPid_ && pid != videoPid_) return;  // not ours to read
     if (p[3] & 0xC0) fail(fmt::format("scrambled packet on PID {}", pid));
     const int control = (p[3] >> 4) & 0x03;
@@ -136,6 +148,13 @@ void TsDemuxer::packet(const std::uint8_t* p) {
         psiPayload(pat_, payload, unitStart, pid);
     } else if (pid == pmtPid_) {
         psiPayload(pmt_, payload, unitStart, pid);
+        if (videoPid_ >= 0 && !early_.empty()) {
+            std::vector<EarlyPacket> early = std::move(early_);
+            early_.clear();
+            for (const EarlyPacket& e : early)
+                if (pidAt(e.bytes.data() + 1) == videoPid_) packet(e.bytes.data(), e.offset);
+            packetOffset_ = offset;
+        }
     } else {
         if (unitStart) {
             if (pesActive_) emitPes();

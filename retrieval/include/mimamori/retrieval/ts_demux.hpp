@@ -27,7 +27,8 @@ std::int64_t tsTimeDiff(std::int64_t a, std::int64_t b);
 // Feed the bytes of one transport stream in pieces of any size; access units come out through
 // the callback, on the calling thread, in stream (decode) order. Anything it cannot account for
 // (lost sync, a transport error flag, a continuity counter jump, a bad section CRC, a PES without
-// PTS, a stream without PAT, PMT or H.264) is an ExtractError naming the byte offset. Exceptions
+// PTS, a stream without PAT, PMT or H.264) is an ExtractError naming the byte offset. Packets
+// that come before the PMT (up to 8192) are held and read once it names the video PID. Exceptions
 // thrown by the callback pass through. One stream per object; not thread-safe.
 class TsDemuxer {
 public:
@@ -48,7 +49,7 @@ private:
         bool active = false;
     };
 
-    void packet(const std::uint8_t* p);
+    void packet(const std::uint8_t* p, std::uint64_t offset);
     void psiPayload(Section& section, std::span<const std::uint8_t> payload, bool unitStart, int pid);
     void drainSections(Section& section, int pid);
     void section(std::span<const std::uint8_t> bytes, int pid);
@@ -70,6 +71,11 @@ private:
     bool pesActive_ = false;
     std::uint64_t pesOffset_ = 0;
     std::uint64_t accessUnits_ = 0;
+    struct EarlyPacket {
+        std::array<std::uint8_t, 188> bytes;
+        std::uint64_t offset;
+    };
+    std::vector<EarlyPacket> early_;  // packets of other PIDs before the PMT was read
 };
 
 }  // namespace mimamori::retrieval
