@@ -201,7 +201,7 @@ ParsedManifest parseManifest(std::string_view text) {
         if (!policy::fromBase64(m.recipient, key) || key.size() != 32)
             error = "manifest: recipient_x25519 is not a base64 X25519 public key";
     }
-    m.maskSha256 = str(j, "mask_sha256", "");
+    m.maskSha256 = hash(j, "mask_sha256", "");
     m.software = str(j, "software", "");
     m.createdAt = time(j, "created_at", "");
     m.cameraKeyId = str(j, "camera_key_id", "");
