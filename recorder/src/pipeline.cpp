@@ -13,6 +13,8 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <stdexcept>
 
 namespace mimamori::recorder {
@@ -221,6 +223,12 @@ struct CapturePipeline::Impl {
     bool loggedMaskFailure = false;
     // Streaming thread of the encoder's output only.
     GstSegment encodedSegment{};
+    // Keyframes on their way from the encoder to the appsink: (decode, presentation) running
+    // time in ns. mpegtsmux stamps a keyframe's group with its decode time, which B-frames put
+    // before its presentation (except the first: its decode time would be negative, and the
+    // PTS stands in); segments are labelled with the presentation time, like their frames.
+    std::mutex keyTimesMutex;
+    std::deque<std::pair<std::int64_t, std::int64_t>> keyTimes;
 
     std::atomic<bool> drainRequested{false};
     bool eosPushed = false;  // mask stage's streaming thread only
@@ -235,6 +243,37 @@ struct CapturePipeline::Impl {
           onStop(std::move(stop)) {
         gst_segment_init(&encodedSegment, GST_FORMAT_TIME);
         gst_segment_init(&rawSegment, GST_FORMAT_TIME);
+    }
+
+    // Encoder's streaming thread.
+    void noteKeyframe(GstBuffer* buffer) {
+        guint64 pts = 0;
+        if (gst_segment_to_running_time_full(&encodedSegment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer), &pts) != 1)
+            return;
+        guint64 dts = pts;
+        int sign = 1;
+        if (GST_BUFFER_DTS_IS_VALID(buffer))
+            sign = gst_segment_to_running_time_full(&encodedSegment, GST_FORMAT_TIME, GST_BUFFER_DTS(buffer), &dts);
+        std::lock_guard lock(keyTimesMutex);
+        if (keyTimes.size() >= 64) keyTimes.pop_front();  // never matched: bounded all the same
+        keyTimes.emplace_back(sign == 1 ? static_cast<std::int64_t>(dts) : 0, static_cast<std::int64_t>(pts));
+    }
+
+    // The appsink's streaming thread: the presentation time of the keyframe whose group starts
+    // at `runningNs`, or `runningNs` when it is not known.
+    std::int64_t keyframePresentation(std::int64_t runningNs) {
+        constexpr std::int64_t kMatchNs = GST_MSECOND;
+        std::lock_guard lock(keyTimesMutex);
+        while (!keyTimes.empty()) {
+            const auto [dts, pts] = keyTimes.front();
+            if (std::abs(dts - runningNs) <= kMatchNs || std::abs(pts - runningNs) <= kMatchNs) {
+                keyTimes.pop_front();
+                return pts;
+            }
+            if (dts > runningNs) break;  // a later keyframe: this group's was not seen
+            keyTimes.pop_front();
+        }
+        return runningNs;
     }
 
     void noteFrameEnd(std::int64_t runningNs) {
@@ -423,6 +462,13 @@ GstPadProbeReturn encodedProbe(GstPad*, GstPadProbeInfo* info, gpointer user) no
     if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
         GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
         impl->counters.framesOut++;
+        if (GST_BUFFER_PTS_IS_VALID(buffer) && !GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT)) {
+            try {
+                impl->noteKeyframe(buffer);
+            } catch (...) {
+                // Only the segment's label falls back to the decode time.
+            }
+        }
         if (GST_BUFFER_PTS_IS_VALID(buffer)) {
             GstClockTime end = GST_BUFFER_PTS(buffer) +
                                (GST_BUFFER_DURATION_IS_VALID(buffer) ? GST_BUFFER_DURATION(buffer) : 0);
@@ -452,6 +498,7 @@ GstFlowReturn onNewSample(GstAppSink* sink, gpointer user) noexcept {
         }
         // mpegtsmux leaves DELTA_UNIT off only the PAT that opens a keyframe's group.
         bool keyframeStart = !GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT);
+        if (keyframeStart && running >= 0) running = impl->keyframePresentation(running);
         MappedBuffer map(buffer, GST_MAP_READ);
         if (!map.ok()) throw std::runtime_error("cannot map an MPEG-TS buffer");
         impl->onTs(map.bytes(), running, keyframeStart);
