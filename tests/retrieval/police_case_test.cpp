@@ -68,7 +68,7 @@ TEST_CASE("the police case: a 23.976 fps XviD AVI with AC3 recorded by mimamorid
         daemon.waitForLog(fmt::format("127.0.0.1:{}", port));
         std::this_thread::sleep_for(std::chrono::milliseconds(8500));  // the whole clip, in real time
         fetched = fixture.fetch(dir.path() / "request.json", started + 1'500'000, started + 6'500'000,
-                                fmt::format("http://127.0.0.1:{}", port), dir.path() / "case");
+                                fmt::format("https://127.0.0.1:{}", port), dir.path() / "case");
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
         daemon.signal(SIGTERM);
         CHECK(daemon.wait() == 0);
