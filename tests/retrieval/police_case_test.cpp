@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <thread>
 
 using namespace mimamori;
@@ -61,13 +62,24 @@ TEST_CASE("the police case: a 23.976 fps XviD AVI with AC3 recorded by mimamorid
                        {"camera_key", "keys/camera-0042.secret"}}},
     };
     common::writeFileAtomic(dir.path() / "mimamorid.json", config.dump(2));
-    const UtcMicros started = common::SystemClock().nowUtc();
     FetchResult fetched;
     {
         testing::Daemon daemon({"--config", (dir.path() / "mimamorid.json").string()}, dir.path() / "daemon.log");
         daemon.waitForLog(fmt::format("127.0.0.1:{}", port));
-        std::this_thread::sleep_for(std::chrono::milliseconds(8500));  // the whole clip, in real time
-        fetched = fixture.fetch(dir.path() / "request.json", started + 1'500'000, started + 6'500'000,
+        // The clip's first frame, as the recorder labelled it ("recording: first frame at UTC").
+        const std::string marker = "first frame at ";
+        std::optional<UtcMicros> first;
+        for (int i = 0; i < 200 && !first; ++i) {
+            const std::string log = common::readFile(dir.path() / "daemon.log");
+            const std::size_t at = log.find(marker);
+            if (at != std::string::npos && log.find('\n', at) != std::string::npos)
+                first = common::parseUtc(log.substr(at + marker.size(), log.find('\n', at) - at - marker.size()));
+            if (!first) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        REQUIRE(first);
+        // The whole clip in real time, then 5 s from its middle.
+        std::this_thread::sleep_for(std::chrono::microseconds(*first + 8'700'000 - common::SystemClock().nowUtc()));
+        fetched = fixture.fetch(dir.path() / "request.json", *first + 1'500'000, *first + 6'500'000,
                                 fmt::format("https://127.0.0.1:{}", port), dir.path() / "case");
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
         daemon.signal(SIGTERM);
