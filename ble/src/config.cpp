@@ -181,7 +181,7 @@ ServiceConfig parseServiceConfig(std::string_view bleJson) {
     json root;
     try {
         root = json::parse(bleJson);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number beyond a double
         throw ConfigError({fmt::format("ble: not valid JSON: {}", e.what())});
     }
     if (!root.is_object()) throw ConfigError({"ble: must be an object"});

@@ -324,7 +324,7 @@ DaemonConfig parseConfig(std::string_view text, const std::filesystem::path& sou
     json root;
     try {
         root = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number beyond a double
         // nlohmann's message carries the byte offset ("at line 3, column 7").
         throw ConfigError(name, {std::string("not valid JSON: ") + e.what()});
     }

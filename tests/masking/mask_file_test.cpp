@@ -121,6 +121,8 @@ TEST_CASE("each invalid case gives its own message naming mask and point") {
          "mask 'a': zero area: fewer than 3 distinct points"},
         {"trailing comma", "{\"version\": 1, \"camera\": \"c\", \"masks\": [1,]}",
          "malformed JSON at line 1, column 43: unexpected ']'"},
+        {"number beyond a double", R"({"version": 1, "camera": "c", "masks": [], "x": 1e999})",
+         "malformed JSON: number overflow parsing '1e999'"},
         {"repeated point", withMask(R"({"name": "a", "polygon": [[0.1,0.1],[0.1,0.1],[0.5,0.1],[0.5,0.5]]})"),
          "mask 'a' point 1: repeats point 0 (remove one of them)"},
         {"duplicate names",
