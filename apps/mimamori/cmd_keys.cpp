@@ -22,6 +22,10 @@ int runKeygen(const Args& args) {
     const std::string name = args.required("--name");
     const std::filesystem::path dir = args.required("--out");
     const SecretKey key = generateKey(*role, name);
+    // Checked before anything is written, so a refusal leaves no half-provisioned camera.
+    if (const auto tlsKey = dir / (name + retrieval::kTlsKeySuffix);
+        *role == Role::Camera && std::filesystem::exists(std::filesystem::symlink_status(tlsKey)))
+        throw retrieval::TlsError(fmt::format("{}: already exists; refusing to overwrite a TLS key", tlsKey.string()));
     writeKeyFiles(key, dir);
     if (*role == Role::Camera) retrieval::writeTlsIdentity(dir, name);
     fmt::print("{} key '{}' (key id {})\n", roleName(key.role()), key.name(), key.keyId());

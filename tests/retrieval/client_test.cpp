@@ -391,6 +391,13 @@ TEST_CASE("keygen gives a camera a TLS key (0600) and certificate that belong to
     CHECK(testing::runCommand(fmt::format("{}/apps/mimamori keygen --role camera --name cam-0412 --out {} 2>&1",
                                           MIMAMORI_BINARY_DIR, keys.string()))
               .status == 1);
+    // A TLS key already there (planted or left over) is refused before anything is written.
+    common::writeFileAtomic(keys / "cam-0413.tls.key", "");
+    const auto refused = testing::runCommand(fmt::format("{}/apps/mimamori keygen --role camera --name cam-0413 --out {} 2>&1",
+                                                         MIMAMORI_BINARY_DIR, keys.string()));
+    CHECK(refused.status == 1);
+    CHECK(contains(refused.output, "cam-0413.tls.key: already exists"));
+    CHECK_FALSE(fs::exists(keys / "cam-0413.secret"));
     fs::permissions(keys / "cam-0412.tls.key", fs::perms::group_read, fs::perm_options::add);
     CHECK_THROWS_AS(tlsKeyRecordFor(keys / "cam-0412.tls.crt", keys / "cam-0412.tls.key", camera), TlsError);
 }
