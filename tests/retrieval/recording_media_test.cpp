@@ -19,7 +19,7 @@ using namespace mimamori::retrieval::test;
 namespace {
 
 struct Case {
-    const char* name = "";
+    std::string name = "";
     std::string source = "";  // gst-launch description of raw video ("pipeline" source kind)
     int frames = 0;          // frames the source gives
     double fps = 0;          // its nominal frame rate
