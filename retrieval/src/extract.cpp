@@ -424,7 +424,10 @@ private:
         std::exception_ptr failure;
         TsDemuxer demuxer([&](const TsAccessUnit& au) {
             Frame f;
-            const AvccAccessUnit avcc = annexBToAvcc(au.data, f.data);
+            // A scanning pass needs only the keyframes and parameter sets: the samples are
+            // converted into one reused buffer and not kept.
+            scratch_.clear();
+            const AvccAccessUnit avcc = annexBToAvcc(au.data, emitting_ ? f.data : scratch_);
             if (!avcc.parameterSets.empty()) {
                 auto next = std::make_shared<ParameterSets>(parameterSets_ ? *parameterSets_ : ParameterSets{});
                 if (!avcc.parameterSets.sps.empty()) next->sps = avcc.parameterSets.sps;
@@ -495,6 +498,7 @@ private:
     std::shared_ptr<const ParameterSets> parameterSets_;
     std::int64_t nominal_ = 0;
     std::string damage_;  // every damaged segment, for the error when nothing is sound
+    std::vector<std::uint8_t> scratch_;
 };
 
 }  // namespace
