@@ -288,6 +288,7 @@ struct Recorder::Impl {
     };
     std::optional<WriteGap> writeGap;
     UtcMicros lostFrom = 0;  // where footage is lost if the operation under way fails
+    UtcMicros handedEnd = 0; // end of the newest footage handed to this thread, written or not
 
     Impl(DaemonConfig c, masking::MaskSet m, const common::Clock& k, RecorderOptions o)
         : config(std::move(c)), clock(k), options(o),
@@ -330,6 +331,7 @@ struct Recorder::Impl {
     }
 
     void handle(Batch& batch) {
+        handedEnd = std::max(handedEnd, batch.end);
         if (batch.droppedFrom) droppedGap(*batch.droppedFrom, batch.start, batch.droppedFrames);
         if (batch.flush) {
             finishSegment(batch.end);
@@ -407,7 +409,7 @@ struct Recorder::Impl {
             writeFailed(e);
         }
         // Stopping while writes fail: the gap ends with the recording.
-        if (writeGap) health.settleGap(writeGap->start, std::max(segmentLastEnd, writeGap->start), writeGap->reason);
+        if (writeGap) health.settleGap(writeGap->start, std::max(handedEnd, writeGap->start), writeGap->reason);
     }
 
     // ---- streaming thread -------------------------------------------------------------------
