@@ -352,10 +352,10 @@ DaemonConfig parseConfig(std::string_view text, const std::filesystem::path& sou
     else if (!root.contains("storage")) r.problem("storage", "required (an object with \"path\")");
 
     auto requiredPath = [&](const char* key, std::filesystem::path& target) {
-        std::string text;
-        if (r.string(root, key, key, text)) {
-            if (text.empty()) r.problem(key, "must not be empty");
-            else target = resolve(source, text);
+        std::string value;
+        if (r.string(root, key, key, value)) {
+            if (value.empty()) r.problem(key, "must not be empty");
+            else target = resolve(source, value);
         } else if (!root.contains(key)) {
             r.problem(key, "required");
         }
