@@ -190,7 +190,7 @@ inline Stats lumaStats(const Frame& f, int x0, int y0, int x1, int y1) {
             s.max = std::max(s.max, v);
             ++n;
         }
-    s.mean = n ? sum / n : 0;
+    s.mean = n ? sum / static_cast<double>(n) : 0;
     return s;
 }
 
@@ -225,7 +225,7 @@ inline double psnrOutside(const Frame& a, const Frame& b, const std::vector<Pixe
             ++n;
         }
     if (sse == 0) return 99;
-    return 10 * std::log10(255.0 * 255.0 / (sse / n));
+    return 10 * std::log10(255.0 * 255.0 / (sse / static_cast<double>(n)));
 }
 
 // The pixel rectangle a fractional mask rectangle covers, shrunk by `inset` on every side.
