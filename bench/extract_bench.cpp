@@ -36,6 +36,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+double megabytes(std::uint64_t bytes) { return static_cast<double>(bytes) / 1e6; }
 
 // CPU seconds of every thread of the process so far.
 double cpuSeconds() {
@@ -165,13 +166,13 @@ int main(int argc, char** argv) {
         const Timed seal = timed([&] { hashAndSeal(police.boxPublic(), sealed.mp4Bytes); });
         const Timed best = floor1.wall <= floor2.wall ? floor1 : floor2;
         fmt::print("floor   (read + decrypt segments):                 {:6.2f} s wall {:6.2f} s CPU  {:7.1f} MB/s\n",
-                   best.wall, best.cpu, plainBytes / 1e6 / best.wall);
+                   best.wall, best.cpu, megabytes(plainBytes) / best.wall);
         fmt::print("extract (+ demux, cut, mux, SHA-256, seal, write): {:6.2f} s wall {:6.2f} s CPU  {:7.1f} MB/s  "
                    "{} frames, {:.1f} MB MP4\n",
-                   extract.wall, extract.cpu, plainBytes / 1e6 / extract.wall, sealed.extract.frames,
-                   sealed.mp4Bytes / 1e6);
+                   extract.wall, extract.cpu, megabytes(plainBytes) / extract.wall, sealed.extract.frames,
+                   megabytes(sealed.mp4Bytes));
         fmt::print("write + fsync of the same {:.1f} MB into {}:  {:6.2f} s wall {:6.2f} s CPU  {:7.1f} MB/s\n",
-                   sealed.sealedBytes / 1e6, base.string(), write.wall, write.cpu, sealed.sealedBytes / 1e6 / write.wall);
+                   megabytes(sealed.sealedBytes), base.string(), write.wall, write.cpu, megabytes(sealed.sealedBytes) / write.wall);
         fmt::print("SHA-256 + seal of the same MP4 bytes in memory:     {:6.2f} s wall {:6.2f} s CPU  ({:.2f}x the floor)\n",
                    seal.wall, seal.cpu, seal.wall / best.wall);
         fmt::print("ratio extract/floor: {:.2f}x wall, {:.2f}x CPU (target <= 1.5x); extract/write+fsync: {:.2f}x wall\n",
@@ -182,7 +183,7 @@ int main(int argc, char** argv) {
         const double clientSeconds = seconds(t0, Clock::now());
         if (unsealed.sha256 != sealed.mp4Sha256) throw std::runtime_error("client: SHA-256 mismatch");
         fmt::print("client decrypt + SHA-256 verify: {:.2f} s, {:.1f} MB/s\n", clientSeconds,
-                   sealed.sealedBytes / 1e6 / clientSeconds);
+                   megabytes(sealed.sealedBytes) / clientSeconds);
     } catch (const std::exception& e) {
         fmt::print(stderr, "extract_bench: {}\n", e.what());
         status = 1;

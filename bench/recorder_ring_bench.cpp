@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
         std::printf("{\"segments\": %zu, \"bad\": %zu, \"plaintext_bytes\": %llu, "
                     "\"disk_bytes\": %llu, \"footage_seconds\": %.3f}\n",
                     segments.size(), bad, static_cast<unsigned long long>(plaintext),
-                    static_cast<unsigned long long>(disk), footage / 1e6);
+                    static_cast<unsigned long long>(disk), static_cast<double>(footage) / 1e6);
         return bad ? 1 : 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "recorder_ring_bench: %s\n", e.what());
