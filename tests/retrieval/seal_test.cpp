@@ -14,7 +14,8 @@ namespace {
 
 std::vector<std::uint8_t> randomBytes(std::size_t n) {
     std::vector<std::uint8_t> v(n);
-    randombytes_buf(v.data(), v.size());
+    // An empty vector's data() may be null, which libsodium declares nonnull (UBSan's finding).
+    if (!v.empty()) randombytes_buf(v.data(), v.size());
     return v;
 }
 
