@@ -360,18 +360,6 @@ TEST_CASE("file sources: a looping file records on seamlessly, a finished one is
 
 namespace {
 
-int freePort() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
-
 // baseConfig() with a retrieval section, so that the daemon keeps its audit log.
 json configWithAudit(const fs::path& dir) {
     fs::create_directories(dir / "camkeys");

@@ -56,18 +56,6 @@ int envInt(const char* name, int fallback) {
     return v && *v ? std::atoi(v) : fallback;
 }
 
-int freePort() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
-
 // Where a cut is aimed: a class of file and how many of its events may come first.
 // Past `recordingSeconds` of recording without the cut, the test kills the daemon itself.
 using Seconds = std::chrono::duration<double>;

@@ -21,6 +21,7 @@
 #include <thread>
 
 using namespace mimamori;
+using mimamori::testing::freePort;
 using namespace mimamori::retrieval;
 using namespace mimamori::retrieval::test;
 using Json = nlohmann::json;
@@ -29,18 +30,6 @@ namespace {
 
 const std::string kClip = MIMAMORI_SOURCE_DIR "/../shared/data/street-vtest.avi";
 
-// A port nothing listens on right now.
-int freePort() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
 }  // namespace
 
 TEST_CASE("end to end with mimamorid recording the street clip: the fetched clip decodes, covers the range, masked area black") {

@@ -28,6 +28,7 @@
 #include <thread>
 
 using namespace mimamori;
+using mimamori::testing::freePort;
 using namespace mimamori::retrieval;
 using namespace mimamori::retrieval::test;
 using Json = nlohmann::json;
@@ -37,18 +38,6 @@ using std::chrono::milliseconds;
 namespace {
 
 constexpr const char* kAttacker = "127.0.0.2";  // loopback has all of 127/8: a second peer address
-
-int freePort() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
 
 // A TCP connection from `source` (any 127.x.y.z) to 127.0.0.1:port; -1 when refused.
 int connectFrom(const std::string& source, int port) {
