@@ -1,7 +1,10 @@
-// `mimamori mask validate|preview|show`: city staff check privacy mask files before use.
+// `mimamori mask validate|preview|show|import|check`: city staff write and check privacy mask
+// files before use, and check that they still fit after the camera moved.
 #include "cli.hpp"
 
 #include "mimamori/common/file.hpp"
+#include "mimamori/common/text.hpp"
+#include "mimamori/masking/drift.hpp"
 #include "mimamori/masking/mask.hpp"
 #include "mimamori/masking/preview.hpp"
 
@@ -11,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <utility>
 
 namespace mimamori::cli {
 namespace {
@@ -104,6 +108,82 @@ int runPreview(const Args& args) {
     return 0;
 }
 
+// "1920x1080" -> {1920, 1080}.
+std::pair<int, int> parseFrameSize(const std::string& text) {
+    const auto whole = [](const char* begin, const char* end, int& value) {
+        const auto [ptr, ec] = std::from_chars(begin, end, value);
+        return ec == std::errc() && ptr == end;
+    };
+    const auto x = text.find('x');
+    int w = 0, h = 0;
+    const bool ok = x != std::string::npos && whole(text.data(), text.data() + x, w) &&
+                    whole(text.data() + x + 1, text.data() + text.size(), h);
+    if (!ok || w < 1 || h < 1 || w > kMaxDimension || h > kMaxDimension)
+        throw UsageError(fmt::format("--pixels must be WIDTHxHEIGHT in pixels (1 to {} each), e.g. 1920x1080, not '{}'",
+                                     kMaxDimension, common::escapeControls(text)));
+    return {w, h};
+}
+
+int runImport(const Args& args) {
+    args.expectPositionals(1, "FILE");
+    const std::string file = args.positionals()[0];
+    const auto [width, height] = parseFrameSize(args.required("--pixels"));
+    const std::string out = args.required("--out");
+    std::string converted;
+    try {
+        converted = maskJsonFromPixels(common::readFile(file), file, width, height);
+    } catch (const MaskFileError& e) {
+        for (const Finding& f : e.findings()) fmt::print(stderr, "{}: {}\n", file, f.toString());
+        return 1;
+    }
+    using std::filesystem::perms;
+    common::writeFileAtomic(out, converted,
+                            perms::owner_read | perms::owner_write | perms::group_read | perms::others_read);
+    const MaskSet set = parseMaskJson(converted, out);
+    fmt::print("wrote {}: camera '{}', {} mask{} converted from {}x{} pixels, sha256 {}\n", out, set.camera,
+               set.masks.size(), set.masks.size() == 1 ? "" : "s", width, height, set.sha256Hex);
+    return 0;
+}
+
+double parseTolerance(const std::string& text) {
+    double value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value) || value < 0 || value > 1000)
+        throw UsageError(fmt::format("--tolerance must be a number of pixels from 0 to 1000, not '{}'",
+                                     common::escapeControls(text)));
+    return value;
+}
+
+int runCheck(const Args& args) {
+    args.expectPositionals(0, "");
+    const std::string stillFile = args.required("--still");
+    const std::string referenceFile = args.required("--reference");
+    const std::string maskFile = args.required("--masks");
+    const double tolerance = args.option("--tolerance") ? parseTolerance(*args.option("--tolerance")) : 4.0;
+    const auto set = loadOrReport(maskFile);
+    if (!set) return 1;
+    const BgrImage reference = readFrame(referenceFile, 0);
+    const BgrImage still = readFrame(stillFile, 0);
+    const SceneMotion motion = estimateSceneMotion(reference, still);
+    fmt::print("scene moved: shift {:+.1f}, {:+.1f} px, rotation {:+.2f} degrees, scale {:.4f} ({} matching features, "
+               "{}x{})\n",
+               motion.shiftX, motion.shiftY, motion.rotationDegrees, motion.scale, motion.inliers, still.width,
+               still.height);
+    int misfits = 0;
+    for (const MaskFit& fit : checkMaskFit(*set, motion, still.width, still.height, tolerance)) {
+        fmt::print("mask '{}': {}: moved up to {:.1f} px, still covers {:.1f}% of where it should be\n", fit.name,
+                   fit.fits ? "fits" : "NO LONGER FITS", fit.maxMovePixels, fit.coveredShare * 100);
+        misfits += fit.fits ? 0 : 1;
+    }
+    if (misfits > 0) {
+        fmt::print("{} of {} mask{} moved by more than {} px: redraw them on the new still\n",
+                   misfits, set->masks.size(), set->masks.size() == 1 ? "" : "s", tolerance);
+        return 1;
+    }
+    fmt::print("every mask fits within {} px\n", tolerance);
+    return 0;
+}
+
 const Registrar validateCommand(Command{
     "mask", "validate", "check a privacy mask file and list every problem in it",
     "usage: mimamori mask validate FILE\n"
@@ -153,6 +233,43 @@ const Registrar showCommand(Command{
     "\n"
     "exit status: 0 shown, 1 invalid or unreadable mask file, 2 bad usage\n",
     {"--width", "--height"}, {}, runShow});
+
+const Registrar importCommand(Command{
+    "mask", "import", "convert a mask file drawn in pixel coordinates into fractions of the frame",
+    "usage: mimamori mask import FILE --pixels WIDTHxHEIGHT --out OUT\n"
+    "\n"
+    "Reads the mask file FILE whose points are pixel coordinates of a WIDTH x HEIGHT frame\n"
+    "(pixel edges: 0 is the left/top edge, WIDTH/HEIGHT the right/bottom edge, as an image\n"
+    "editor or `mask show` gives them), divides each x by WIDTH and each y by HEIGHT, and\n"
+    "writes the result to OUT (replaced atomically) after validating it as `mask validate`\n"
+    "does. Everything else in the file is kept as it is.\n"
+    "\n"
+    "  --pixels WIDTHxHEIGHT  the frame size the coordinates refer to, e.g. 1920x1080\n"
+    "  --out OUT              where to write the converted mask file\n"
+    "\n"
+    "exit status: 0 written, 1 a point outside the frame or an invalid result (nothing\n"
+    "written), 2 bad usage\n",
+    {"--pixels", "--out"}, {}, runImport});
+
+const Registrar checkCommand(Command{
+    "mask", "check", "measure how far the camera's view moved and whether the masks still fit",
+    "usage: mimamori mask check --still NEW.png --reference OLD.png --masks FILE [--tolerance PX]\n"
+    "\n"
+    "Compares a new still of the camera (e.g. a review still) with the reference still the\n"
+    "masks in FILE were drawn on. Matches image features between the two (OpenCV ORB and a\n"
+    "RANSAC similarity transform) and prints how far the scene moved (shift of the frame's\n"
+    "centre, rotation, scale), then for each mask how far its corners moved with the scene\n"
+    "and which share of where it should now be it still covers.\n"
+    "\n"
+    "  --still NEW.png        the camera's view now\n"
+    "  --reference OLD.png    the view the masks were drawn on (same size)\n"
+    "  --masks FILE           the mask file in force\n"
+    "  --tolerance PX         how far a mask corner may move before the mask no longer fits\n"
+    "                         (default 4 pixels)\n"
+    "\n"
+    "exit status: 0 every mask fits, 1 a mask no longer fits (or the stills cannot be\n"
+    "compared, or the mask file is invalid), 2 bad usage\n",
+    {"--still", "--reference", "--masks", "--tolerance"}, {}, runCheck});
 
 }  // namespace
 }  // namespace mimamori::cli

@@ -222,6 +222,30 @@ void checkGeometry(const std::vector<P>& pts, Add add) {
     if (std::abs(twiceArea) <= 2e-12) add(-1, "zero area: it encloses less than 1e-12 of the frame");
 }
 
+// Staff often copy polygons from an image editor in pixels (806, 540) instead of fractions of
+// the frame. Such a mask earns one "outside 0..1" finding per coordinate; this notices the
+// pattern so that the findings end with the remedy. Pixels: every number a finite one from 0 to
+// the largest frame side accepted anywhere (16384), and at least half of them above 1 (a single
+// 1.2 among fractions is a typo, not pixels).
+struct PixelGuess {
+    static constexpr double kLargestSide = 16384;
+    double max[2] = {0, 0};
+    int numbers = 0;
+    int aboveOne = 0;
+    bool allPixelLike = true;
+
+    void see(int axis, double v) {
+        ++numbers;
+        if (!std::isfinite(v) || v < 0 || v > kLargestSide) {
+            allPixelLike = false;
+            return;
+        }
+        max[axis] = std::max(max[axis], v);
+        aboveOne += v > 1 ? 1 : 0;
+    }
+    bool likely() const { return allPixelLike && aboveOne > 0 && 2 * aboveOne >= numbers; }
+};
+
 class Validator {
 public:
     explicit Validator(std::vector<Finding>& out) : out_(out) {}
@@ -314,6 +338,7 @@ private:
         }
         bool pointsValid = true;
         std::vector<P> pts;
+        PixelGuess pixels;
         for (std::size_t k = 0; k < poly.size(); ++k) {
             const int point = static_cast<int>(k);
             const Json& p = poly[k];
@@ -333,6 +358,7 @@ private:
                     continue;
                 }
                 const double v = c.get<double>();
+                pixels.see(a, v);
                 if (!std::isfinite(v) || v < 0.0 || v > 1.0) {
                     add(point, fmt::format("{} is {}, outside 0..1", axis[a], c.dump()));
                     pointsValid = false;
@@ -342,6 +368,11 @@ private:
             }
             pts.push_back(xy);
         }
+        if (pixels.likely())
+            add(-1, fmt::format("the points look like pixel coordinates (x up to {}, y up to {}): divide each x "
+                                "by the frame width and each y by the frame height, or convert the file with "
+                                "`mimamori mask import --pixels WIDTHxHEIGHT`",
+                                pixels.max[0], pixels.max[1]));
         if (poly.size() < 3) {
             add(-1, fmt::format("polygon has {} point{}, needs at least 3", poly.size(), poly.size() == 1 ? "" : "s"));
             return;
@@ -382,6 +413,30 @@ std::string joinFindings(const std::string& source, const std::vector<Finding>& 
     std::string out = fmt::format("{}: invalid mask file: ", source);
     for (std::size_t i = 0; i < findings.size(); ++i) out += (i ? "; " : "") + findings[i].toString();
     return out;
+}
+
+// Mask-file JSON as people write it: one member per line, a polygon's points on one line.
+std::string readableJson(const nlohmann::ordered_json& j, int depth) {
+    const auto flat = [](const nlohmann::ordered_json& v) {
+        return v.is_primitive() || (v.is_array() && std::all_of(v.begin(), v.end(), [](const auto& e) {
+                                        return e.is_primitive() || (e.is_array() && std::all_of(e.begin(), e.end(), [](const auto& x) {
+                                                                        return x.is_primitive();
+                                                                    }));
+                                    }));
+    };
+    if (flat(j)) return j.dump(-1, ' ', false);
+    const std::string inner((static_cast<std::size_t>(depth) + 1) * 2, ' '), outer(static_cast<std::size_t>(depth) * 2, ' ');
+    std::string out = j.is_object() ? "{" : "[";
+    bool first = true;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        out += first ? "\n" : ",\n";
+        first = false;
+        out += inner;
+        if (j.is_object()) out += nlohmann::ordered_json(it.key()).dump() + ": ";
+        out += readableJson(*it, depth + 1);
+    }
+    out += first ? "" : "\n" + outer;
+    return out + (j.is_object() ? "}" : "]");
 }
 
 }  // namespace
@@ -427,6 +482,49 @@ MaskSet parseMaskJson(std::string_view json, std::string_view source) {
 MaskSet loadMaskFile(const std::filesystem::path& path) {
     const std::string bytes = common::readFile(path);
     return parseMaskJson(bytes, path.string());
+}
+
+std::string maskJsonFromPixels(std::string_view json, std::string_view source, int width, int height) {
+    if (width < 1 || height < 1 || width > 16384 || height > 16384)
+        throw std::invalid_argument(fmt::format("frame size {}x{} outside 1..16384", width, height));
+    nlohmann::ordered_json doc;
+    try {
+        doc = nlohmann::ordered_json::parse(json.begin(), json.end());
+    } catch (const std::exception&) {
+        throw MaskFileError(std::string(source), validateMaskJson(json));  // names line and column
+    }
+    std::vector<Finding> outside;
+    if (doc.is_object() && doc.contains("masks") && doc["masks"].is_array()) {
+        auto& masks = doc["masks"];
+        for (std::size_t i = 0; i < masks.size(); ++i) {
+            auto& m = masks[i];
+            if (!m.is_object() || !m.contains("polygon") || !m["polygon"].is_array()) continue;
+            const std::string name = m.contains("name") && m["name"].is_string() ? m["name"].get<std::string>() : "";
+            auto& poly = m["polygon"];
+            for (std::size_t k = 0; k < poly.size(); ++k) {
+                if (!poly[k].is_array() || poly[k].size() != 2) continue;  // the validation below names it
+                for (std::size_t a = 0; a < 2; ++a) {
+                    auto& c = poly[k][a];
+                    if (!c.is_number()) continue;
+                    const double side = a == 0 ? width : height;
+                    const double v = c.get<double>();
+                    if (!std::isfinite(v) || v < 0 || v > side) {
+                        outside.push_back(Finding{name, static_cast<int>(k),
+                                                  fmt::format("{} is {}, outside the frame's 0..{} pixels",
+                                                              a == 0 ? "x" : "y", c.dump(), side),
+                                                  static_cast<int>(i)});
+                        continue;
+                    }
+                    c = v / side;
+                }
+            }
+        }
+    }
+    if (!outside.empty()) throw MaskFileError(std::string(source), std::move(outside));
+    std::string converted = readableJson(doc, 0) + "\n";
+    if (auto findings = validateMaskJson(converted); !findings.empty())
+        throw MaskFileError(std::string(source), std::move(findings));
+    return converted;
 }
 
 }  // namespace mimamori::masking

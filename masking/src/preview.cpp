@@ -5,11 +5,13 @@
 
 #include <fmt/format.h>
 #include <opencv2/core.hpp>
+#include <opencv2/freetype.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <string_view>
@@ -60,11 +62,31 @@ BgrImage readVideoFrame(const std::filesystem::path& input, double atSeconds) {
 const cv::Scalar kOutline(0, 230, 255);
 const cv::Scalar kShadow(0, 0, 0);
 
+// Mask names are whatever staff type, Japanese included: drawn through FreeType and HarfBuzz
+// with a CJK font from Debian's fonts-noto-cjk (OpenCV's own Hershey fonts know only ASCII and
+// would print "?" for each character).
+constexpr std::array<std::string_view, 2> kLabelFonts = {
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
+};
+
+cv::Ptr<cv::freetype::FreeType2> labelFont() {
+    for (std::string_view file : kLabelFonts) {
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(file, ec)) continue;
+        auto font = cv::freetype::createFreeType2();
+        font->loadFontData(std::string(file), 0);  // face 0 of the collection: Japanese
+        return font;
+    }
+    throw PreviewError(fmt::format("no font for mask names: install fonts-noto-cjk ({} is missing)", kLabelFonts[0]));
+}
+
 void drawOutlines(const MaskSet& masks, cv::Mat& bgr) {
     constexpr int kShift = 4;  // sub-pixel precision of cv::polylines: 1/16 pixel
     const double scale = 1 << kShift;
     const int thickness = std::max(2, bgr.cols / 480);
-    const double fontScale = std::max(0.4, bgr.cols / 1600.0);
+    const int fontHeight = std::max(14, bgr.cols / 60);
+    const auto font = labelFont();
     for (const Mask& mask : masks.masks) {
         std::vector<cv::Point> pts;
         double minX = bgr.cols, minY = bgr.rows, maxX = 0, maxY = 0;
@@ -82,7 +104,7 @@ void drawOutlines(const MaskSet& masks, cv::Mat& bgr) {
         cv::polylines(bgr, polys, true, kOutline, thickness, cv::LINE_AA, kShift);
 
         int baseline = 0;
-        const cv::Size text = cv::getTextSize(mask.name, cv::FONT_HERSHEY_SIMPLEX, fontScale, 1, &baseline);
+        const cv::Size text = font->getTextSize(mask.name, fontHeight, -1, &baseline);
         // Inside the polygon's top-left corner when it fits, else just below the polygon
         // (above it at the bottom of the frame), kept within the frame.
         const bool fitsInside = text.width + 8 <= maxX - minX && text.height + 8 <= maxY - minY;
@@ -92,9 +114,11 @@ void drawOutlines(const MaskSet& masks, cv::Mat& bgr) {
             if (ty + baseline > bgr.rows) ty = static_cast<int>(minY) - thickness - 4;
         }
         const int tx = std::clamp(static_cast<int>(minX) + 4, 0, std::max(0, bgr.cols - text.width));
-        ty = std::clamp(ty, text.height, bgr.rows - baseline);
-        cv::putText(bgr, mask.name, {tx, ty}, cv::FONT_HERSHEY_SIMPLEX, fontScale, kShadow, 3, cv::LINE_AA);
-        cv::putText(bgr, mask.name, {tx, ty}, cv::FONT_HERSHEY_SIMPLEX, fontScale, kOutline, 1, cv::LINE_AA);
+        ty = std::clamp(ty, text.height, std::max(text.height, bgr.rows - baseline));
+        // A dark halo (the text drawn around its place) keeps the yellow legible on any scene.
+        for (const cv::Point d : {cv::Point(-1, 0), cv::Point(1, 0), cv::Point(0, -1), cv::Point(0, 1)})
+            font->putText(bgr, mask.name, cv::Point(tx, ty) + d, fontHeight, kShadow, -1, cv::LINE_AA, true);
+        font->putText(bgr, mask.name, {tx, ty}, fontHeight, kOutline, -1, cv::LINE_AA, true);
     }
 }
 

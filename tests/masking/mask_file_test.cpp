@@ -194,3 +194,50 @@ TEST_CASE("loading a missing file throws FileError, loading a good one hashes it
     CHECK(loadMaskFile(dir / "m.json").sha256Hex == parseMaskJson(json, "x").sha256Hex);
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("pixel coordinates get one hint naming the remedy; a stray value above 1 does not") {
+    const auto pixels = messages(withMask(R"({"name": "door", "polygon": [[806, 40], [900, 40], [900, 0.5]]})"));
+    REQUIRE(pixels.size() == 6);  // five "outside 0..1" and the hint
+    CHECK(pixels.back() ==
+          "mask 'door': the points look like pixel coordinates (x up to 900, y up to 40): divide each x by the "
+          "frame width and each y by the frame height, or convert the file with `mimamori mask import --pixels "
+          "WIDTHxHEIGHT`");
+    for (const char* notPixels : {R"([[0.1, 0.1], [1.5, 0.1], [0.5, 0.5]])",   // one typo among fractions
+                                  R"([[806, 40], [900, -40], [900, 500]])",     // negative: not a pixel
+                                  R"([[806, 40], [20000, 40], [900, 500]])"}) { // beyond any frame
+        CAPTURE(notPixels);
+        for (const auto& m : messages(withMask(std::string(R"({"name": "door", "polygon": )") + notPixels + "}")))
+            CHECK(m.find("look like pixel") == std::string::npos);
+    }
+}
+
+TEST_CASE("a pixel mask file converts to fractions of the frame, keeping names and order; points outside refuse") {
+    const std::string json = R"({"version": 1, "camera": "kakogawa-0001", "masks": [
+        {"name": "東側の窓", "polygon": [[480, 54], [1920, 54], [1920, 1080], [480.5, 1080]]}]})";
+    const std::string converted = maskJsonFromPixels(json, "px.json", 1920, 1080);
+    const MaskSet set = parseMaskJson(converted, "converted");
+    REQUIRE(set.masks.size() == 1);
+    CHECK(set.masks[0].name == "東側の窓");
+    const std::vector<std::pair<double, double>> expected = {{0.25, 0.05}, {1, 0.05}, {1, 1}, {480.5 / 1920, 1}};
+    REQUIRE(set.masks[0].polygon.size() == expected.size());
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        CHECK(set.masks[0].polygon[i].x == expected[i].first);
+        CHECK(set.masks[0].polygon[i].y == expected[i].second);
+    }
+    CHECK(converted.find("\"version\": 1,\n  \"camera\"") != std::string::npos);  // member order kept
+
+    try {
+        (void)maskJsonFromPixels(json, "px.json", 1280, 720);
+        FAIL("a point outside a 1280x720 frame was converted");
+    } catch (const MaskFileError& e) {
+        std::vector<std::string> found;
+        for (const auto& f : e.findings()) found.push_back(f.toString());
+        CHECK(found == std::vector<std::string>{
+                           "mask '東側の窓' point 1: x is 1920, outside the frame's 0..1280 pixels",
+                           "mask '東側の窓' point 2: x is 1920, outside the frame's 0..1280 pixels",
+                           "mask '東側の窓' point 2: y is 1080, outside the frame's 0..720 pixels",
+                           "mask '東側の窓' point 3: y is 1080, outside the frame's 0..720 pixels",
+                       });
+    }
+    CHECK_THROWS_AS((void)maskJsonFromPixels("{\"version\": 1,", "px.json", 1920, 1080), MaskFileError);
+}

@@ -10,6 +10,8 @@
 
 #include <sys/wait.h>
 
+#include <array>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -229,4 +231,117 @@ TEST_CASE("mask show lists each polygon in pixels and the share of the frame mas
     CHECK(r.out.find("mask 'left half': 4 points, 1036800 pixels masked (50.00% of the frame)") != std::string::npos);
     CHECK(r.out.find("(960.0, 0.0) (960.0, 1080.0)") != std::string::npos);
     CHECK(r.out.find("masked in total: 1555200 of 2073600 pixels (75.00% of the frame") != std::string::npos);
+}
+
+TEST_CASE("preview --outline draws Japanese mask names as Japanese, not as '?' glyphs") {
+    TempDir dir;
+    // The same polygon under three names; only the label differs between the three previews.
+    const auto render = [&](const std::string& name, const std::string& file) {
+        writeText(dir.path / "masks.json",
+                  fmt::format(R"({{"version": 1, "camera": "kakogawa-test", "masks": [
+                     {{"name": "{}", "polygon": [[0.4206, 0.0503], [0.7513, 0.0503], [0.7513, 0.1493], [0.4206, 0.1493]]}}]}})",
+                              name));
+        const Result r = cli(dir, fmt::format("mask preview '{}' --input '{}' --out '{}' --outline",
+                                              (dir.path / "masks.json").string(), kClip, (dir.path / file).string()));
+        CAPTURE(r.err);
+        REQUIRE(r.status == 0);
+        return cv::imread((dir.path / file).string());
+    };
+    const cv::Mat japanese = render("東側の窓", "ja.png");
+    const cv::Mat perCharacter = render("????", "q4.png");           // one '?' per character
+    const cv::Mat perByte = render("????????????", "q12.png");      // one '?' per UTF-8 byte
+    // The label sits inside the polygon's top-left corner (x 323.., y 29..86).
+    const cv::Rect label(323, 29, 200, 57);
+    const auto differing = [&](const cv::Mat& other) {
+        cv::Mat diff;
+        cv::absdiff(japanese(label), other(label), diff);
+        return cv::countNonZero(diff.reshape(1));
+    };
+    CHECK(differing(perCharacter) > 100);
+    CHECK(differing(perByte) > 100);
+    // And the Japanese label is drawn at all: yellow text pixels in the black mask.
+    int yellow = 0;
+    for (int y = label.y; y < label.y + label.height; ++y)
+        for (int x = label.x; x < label.x + label.width; ++x) {
+            const cv::Vec3b px = japanese.at<cv::Vec3b>(y, x);
+            yellow += px[2] > 200 && px[1] > 180 && px[0] < 80 ? 1 : 0;
+        }
+    CHECK(yellow > 100);
+}
+
+TEST_CASE("mask import --pixels converts a pixel file that mask validate hinted at; a point outside writes nothing") {
+    TempDir dir;
+    const fs::path pixels = dir.path / "pixels.json", out = dir.path / "masks.json";
+    writeText(pixels, R"({"version": 1, "camera": "kakogawa-test", "masks": [
+        {"name": "building windows", "polygon": [[323, 29], [577, 29], [577, 86], [323, 86]]}]})");
+    const Result hinted = cli(dir, fmt::format("mask validate '{}'", pixels.string()));
+    CHECK(hinted.status == 1);
+    CHECK(hinted.err.find("look like pixel coordinates (x up to 577, y up to 86)") != std::string::npos);
+
+    const Result r = cli(dir, fmt::format("mask import '{}' --pixels 768x576 --out '{}'", pixels.string(), out.string()));
+    CAPTURE(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(r.out.find("1 mask converted from 768x576 pixels") != std::string::npos);
+    const MaskSet set = parseMaskJson(slurp(out), "converted");
+    REQUIRE(set.masks.size() == 1);
+    CHECK(set.masks[0].polygon[1].x == 577.0 / 768);
+    CHECK(set.masks[0].polygon[2].y == 86.0 / 576);
+    CHECK(cli(dir, fmt::format("mask validate '{}'", out.string())).status == 0);
+
+    const fs::path refused = dir.path / "refused.json";
+    const Result outside = cli(dir, fmt::format("mask import '{}' --pixels 320x240 --out '{}'", pixels.string(),
+                                                refused.string()));
+    CHECK(outside.status == 1);
+    CHECK(outside.err.find("point 1: x is 577, outside the frame's 0..320 pixels") != std::string::npos);
+    CHECK_FALSE(fs::exists(refused));
+    CHECK(cli(dir, fmt::format("mask import '{}' --pixels 768 --out '{}'", pixels.string(), refused.string())).status == 2);
+}
+
+TEST_CASE("mask check measures a known shift and rotation of the street scene and says which masks no longer fit") {
+    TempDir dir;
+    writeText(dir.path / "masks.json", kWindowsJson);
+    const cv::Mat reference = decodeFrame(0);
+    cv::imwrite((dir.path / "reference.png").string(), reference);
+    const auto stillMoved = [&](const cv::Mat& matrix, const std::string& file) {
+        cv::Mat moved;
+        cv::warpAffine(reference, moved, matrix, reference.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+        cv::imwrite((dir.path / file).string(), moved);
+        return cli(dir, fmt::format("mask check --still '{}' --reference '{}' --masks '{}'", (dir.path / file).string(),
+                                    (dir.path / "reference.png").string(), (dir.path / "masks.json").string()));
+    };
+    // "scene moved: shift +12.0, -7.0 px, rotation ..." -> {12, -7, rotation}
+    const auto measured = [](const std::string& out) {
+        double dx = 1e9, dy = 1e9, rotation = 1e9;
+        REQUIRE(std::sscanf(out.c_str(), "scene moved: shift %lf, %lf px, rotation %lf", &dx, &dy, &rotation) == 3);
+        return std::array<double, 3>{dx, dy, rotation};
+    };
+
+    const Result same = stillMoved((cv::Mat_<double>(2, 3) << 1, 0, 0, 0, 1, 0), "same.png");
+    CAPTURE(same.err);
+    REQUIRE(same.status == 0);
+    CHECK(std::abs(measured(same.out)[0]) < 0.5);
+    CHECK(same.out.find("every mask fits within 4 px") != std::string::npos);
+
+    const Result small = stillMoved((cv::Mat_<double>(2, 3) << 1, 0, 2, 0, 1, -1), "small.png");
+    CHECK(small.status == 0);  // 2.2 px: within the default tolerance of 4
+
+    const Result shifted = stillMoved((cv::Mat_<double>(2, 3) << 1, 0, 12, 0, 1, -7), "shifted.png");
+    CHECK(shifted.status == 1);
+    const auto shift = measured(shifted.out);
+    CHECK(std::abs(shift[0] - 12) <= 2);
+    CHECK(std::abs(shift[1] + 7) <= 2);
+    CHECK(shifted.out.find("mask 'building windows': NO LONGER FITS") != std::string::npos);
+
+    const Result turned = stillMoved(cv::getRotationMatrix2D({384, 288}, -2.0, 1.0), "turned.png");  // 2 degrees clockwise
+    CHECK(turned.status == 1);
+    CHECK(std::abs(measured(turned.out)[2] - 2.0) < 0.2);
+
+    // A still of something else cannot be compared: exit 1 with the reason, not a guess.
+    cv::Mat blank(reference.size(), reference.type(), cv::Scalar(40, 40, 40));
+    cv::imwrite((dir.path / "blank.png").string(), blank);
+    const Result unrelated = cli(dir, fmt::format("mask check --still '{}' --reference '{}' --masks '{}'",
+                                                  (dir.path / "blank.png").string(), (dir.path / "reference.png").string(),
+                                                  (dir.path / "masks.json").string()));
+    CHECK(unrelated.status == 1);
+    CHECK(unrelated.err.find("too few features") != std::string::npos);
 }

@@ -58,6 +58,13 @@ std::vector<Finding> validateMaskJson(std::string_view json);
 MaskSet parseMaskJson(std::string_view json, std::string_view source);
 MaskSet loadMaskFile(const std::filesystem::path& path);
 
+// Converts a mask file whose points are pixel coordinates of a width x height frame (pixel
+// edges, 0..width and 0..height, as `mimamori mask show` prints them) into the file format's
+// fractions, keeping everything else as it is (member order included). Throws MaskFileError
+// naming every coordinate outside the frame, or every finding of the converted file; the text
+// it returns is a valid mask file. width and height: 1..16384.
+std::string maskJsonFromPixels(std::string_view json, std::string_view source, int width, int height);
+
 enum class PixelFormat { I420, NV12, BGR, RGB };
 
 // A borrowed view of one frame's planes; strides in bytes, may exceed the row width (padding).
