@@ -1,11 +1,16 @@
 // `mimamori`: the city staff's and police's command line. Dispatches to registered commands.
 #include "cli.hpp"
 
+#include "mimamori/common/manpage.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <map>
+#include <string>
+#include <vector>
 
 namespace mimamori::cli {
 namespace {
@@ -17,18 +22,107 @@ std::vector<Command>& registry() {
 
 std::string fullName(const Command& c) { return c.group.empty() ? c.name : c.group + " " + c.name; }
 
+std::vector<Command> sortedCommands();
+
 void printOverview(std::FILE* out) {
     fmt::print(out, "mimamori {} — watch camera tools for city staff and police\n\n"
                     "usage: mimamori COMMAND [ARGS...]   (mimamori COMMAND --help for details)\n\n",
                MIMAMORI_VERSION);
-    auto commands = registry();
-    std::sort(commands.begin(), commands.end(),
-              [](const Command& a, const Command& b) { return fullName(a) < fullName(b); });
-    for (const auto& c : commands) fmt::print(out, "  {:<22} {}\n", fullName(c), c.summary);
+    for (const auto& c : sortedCommands()) fmt::print(out, "  {:<22} {}\n", fullName(c), c.summary);
+    fmt::print(out, "\n  {:<22} {}\n  {:<22} {}\n", "--man", "print the manual page mimamori(1), as roff",
+               "--bash-completion", "print the bash completion script");
 }
 
 bool contains(const std::vector<std::string>& list, const std::string& word) {
     return std::find(list.begin(), list.end(), word) != list.end();
+}
+
+std::vector<Command> sortedCommands() {
+    auto commands = registry();
+    std::sort(commands.begin(), commands.end(),
+              [](const Command& a, const Command& b) { return fullName(a) < fullName(b); });
+    return commands;
+}
+
+// mimamori(1), from the same help texts as `mimamori COMMAND --help`.
+std::string manual() {
+    mimamori::common::ManPage page{"mimamori", 1, MIMAMORI_VERSION, "watch camera tools for city staff and police", {}};
+    page.sections.push_back({"synopsis", "mimamori COMMAND [ARGS...]\nmimamori COMMAND --help\nmimamori --version\n"});
+    page.sections.push_back(
+        {"description",
+         "The command line of the Mimamori watch cameras, for the city staff who place privacy\n"
+         "masks and approve requests, and for the police who fetch footage under the city's\n"
+         "ordinance: masks and their review, keys, requests, fetch, verify, the audit log, the\n"
+         "ring on a camera's card and the BLE detector's records. Each command's options and\n"
+         "exit status follow; `mimamori COMMAND --help` prints the same text.\n"});
+    std::string list;
+    for (const auto& c : sortedCommands()) list += fmt::format("  {:<22} {}\n", fullName(c), c.summary);
+    page.sections.push_back({"commands", list});
+    for (const auto& c : sortedCommands()) page.sections.push_back({"mimamori " + fullName(c), c.help});
+    page.sections.push_back({"exit status", "0  success\n1  the thing checked is bad, or the operation failed\n"
+                                            "2  bad usage (unknown command or option, missing argument)\n"});
+    page.sections.push_back({"see also", "mimamorid(8), and the formats in /usr/share/doc/mimamori/\n"});
+    return mimamori::common::renderManPage(page);
+}
+
+// A bash completion script for every command and option of the registry.
+std::string bashCompletion() {
+    std::map<std::string, std::vector<const Command*>> groups;
+    const auto commands = sortedCommands();
+    std::string firstWords;
+    for (const auto& c : commands) {
+        const std::string first = c.group.empty() ? c.name : c.group;
+        if (groups[first].empty()) firstWords += (firstWords.empty() ? "" : " ") + first;
+        groups[first].push_back(&c);
+    }
+    const auto join = [](const std::vector<std::string>& words) {
+        std::string out;
+        for (const auto& w : words) out += (out.empty() ? "" : " ") + w;
+        return out;
+    };
+    std::string cases;
+    for (const auto& [first, members] : groups) {
+        std::string inner;
+        std::vector<std::string> names;
+        for (const Command* c : members) {
+            std::vector<std::string> all = c->valueOptions;
+            all.insert(all.end(), c->flagOptions.begin(), c->flagOptions.end());
+            all.push_back("--help");
+            const std::string label = c->group.empty() ? "" : c->name;
+            names.push_back(c->name);
+            inner += fmt::format("        {}) opts=\"{}\"; values=\"{}\" ;;\n", label.empty() ? "*" : label, join(all),
+                                 join(c->valueOptions));
+        }
+        const bool grouped = !members.front()->group.empty();
+        cases += fmt::format("    {})\n", first);
+        if (grouped) {
+            cases += fmt::format("      if [[ $COMP_CWORD -eq 2 ]]; then\n"
+                                 "        COMPREPLY=($(compgen -W \"{} --help\" -- \"$cur\")); return\n"
+                                 "      fi\n",
+                                 join(names));
+        }
+        cases += fmt::format("      case \"${{COMP_WORDS[{}]}}\" in\n{}      esac ;;\n", grouped ? 2 : 1, inner);
+    }
+    return fmt::format(
+        "# bash completion for mimamori {} (written by `mimamori --bash-completion`)\n"
+        "_mimamori() {{\n"
+        "  local cur=\"${{COMP_WORDS[COMP_CWORD]}}\" prev=\"${{COMP_WORDS[COMP_CWORD-1]}}\" opts=\"\" values=\"\"\n"
+        "  COMPREPLY=()\n"
+        "  if [[ $COMP_CWORD -eq 1 ]]; then\n"
+        "    COMPREPLY=($(compgen -W \"{} --help --version\" -- \"$cur\")); return\n"
+        "  fi\n"
+        "  case \"${{COMP_WORDS[1]}}\" in\n{}"
+        "    *) return ;;\n"
+        "  esac\n"
+        "  # After an option that takes a value, or for positionals: file names.\n"
+        "  if [[ \" $values \" == *\" $prev \"* || $cur != -* ]]; then\n"
+        "    compopt -o filenames 2>/dev/null\n"
+        "    COMPREPLY=($(compgen -f -- \"$cur\")); return\n"
+        "  fi\n"
+        "  COMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n"
+        "}}\n"
+        "complete -F _mimamori mimamori\n",
+        MIMAMORI_VERSION, firstWords, cases);
 }
 
 }  // namespace
@@ -93,6 +187,10 @@ int main(int argc, char** argv) {
     if (words.empty() || words[0] == "--help" || words[0] == "-h" || words[0] == "help") {
         printOverview(words.empty() ? stderr : stdout);
         return words.empty() ? 2 : 0;
+    }
+    if (words[0] == "--man" || words[0] == "--bash-completion") {  // for the package build
+        fmt::print("{}", words[0] == "--man" ? manual() : bashCompletion());
+        return 0;
     }
     if (words[0] == "--version") {
         fmt::print("mimamori {}\n", MIMAMORI_VERSION);

@@ -3,6 +3,7 @@
 #include "mimamori/ble/service.hpp"
 #include "mimamori/common/file.hpp"
 #include "mimamori/common/log.hpp"
+#include "mimamori/common/manpage.hpp"
 #include "mimamori/masking/mask.hpp"
 #include "mimamori/policy/audit_log.hpp"
 #include "mimamori/policy/keys.hpp"
@@ -214,7 +215,33 @@ void startServices(Services& s, const Loaded& loaded, recorder::Recorder& rec, c
 
 }  // namespace
 
+// mimamorid(8), from the usage text above.
+static std::string manual() {
+    common::ManPage page{"mimamorid", 8, MIMAMORI_VERSION, "the Mimamori watch camera daemon", {}};
+    page.sections.push_back({"synopsis", kUsage});
+    page.sections.push_back(
+        {"description",
+         "Records the camera's video onto the removable card as an encrypted ring of segments,\n"
+         "with the privacy masks applied to every frame before it is encoded; answers the\n"
+         "police's signed and approved requests for footage over HTTPS, recording every\n"
+         "provision and refusal in a signed audit log; and reports registered BLE tags to their\n"
+         "companies. It refuses to start without a valid mask file for this camera.\n"
+         "mimamorid --man prints this page.\n"});
+    page.sections.push_back({"files", "/etc/mimamori/mimamorid.json   the config (docs/config.md)\n"
+                                      "/etc/mimamori/masks.json       the privacy masks (docs/mask-file.md)\n"
+                                      "/var/lib/mimamori/             keys, audit log, nonces, health.json\n"});
+    page.sections.push_back({"exit status", "0  stopped by SIGTERM or SIGINT, or a valid --check-config\n"
+                                            "1  the config, the masks or the start failed\n"
+                                            "2  bad usage\n"});
+    page.sections.push_back({"see also", "mimamori(1), systemctl(1), and the formats in /usr/share/doc/mimamori/\n"});
+    return common::renderManPage(page);
+}
+
 int main(int argc, char** argv) {
+    if (argc == 2 && !std::strcmp(argv[1], "--man")) {  // for the package build
+        std::fputs(manual().c_str(), stdout);
+        return 0;
+    }
     for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
             std::fputs(kUsage, stdout);
