@@ -2,6 +2,7 @@
 #include "cli.hpp"
 
 #include "mimamori/common/file.hpp"
+#include "mimamori/common/text.hpp"
 #include "mimamori/common/time.hpp"
 #include "mimamori/policy/keys.hpp"
 #include "mimamori/policy/request.hpp"
@@ -116,6 +117,12 @@ int runCreate(const Args& args) {
     if (r.to <= r.from) throw UsageError("--to must be after --from");
     r.groundWord = args.required("--ground");
     r.ground = classifyGround(r.groundWord);
+    // A typo or a made-up ground ("theft") would be signed, approved by nobody and refused by
+    // every camera: stop it here, unless a test means it.
+    if (r.ground == Ground::Unknown && !args.flag("--force"))
+        throw UsageError(fmt::format("--ground '{}' is none of law, emergency, criminal-investigation (or disclosure, "
+                                     "which every camera refuses); --force signs it anyway",
+                                     common::escapeControls(r.groundWord)));
     r.reference = args.required("--reference");
     r.purpose = args.required("--purpose");
     r.body = args.required("--body");
@@ -170,11 +177,15 @@ int runApprove(const Args& args) {
         throw std::runtime_error(fmt::format("{}: a {} key; approvals are signed with a city key",
                                              args.required("--key"), roleName(city.role())));
     const std::string out = args.required("--out");
+    // Approving is vouching for the officer: never without checking the police signature
+    // against the keys the cameras trust.
     const auto trust = trustOption(args);
 
     fmt::print("Request {} ({}):\n{}", s.request.requestId, file, describeRequest(s.request));
     const bool signaturesOk = describeSignatures(s, trust);
-    if (!signaturesOk) throw std::runtime_error(fmt::format("{}: signature check against the trust file failed", file));
+    if (!signaturesOk)
+        throw std::runtime_error(fmt::format("{}: not approved: a signature is not valid for a key of the trust file {}",
+                                             file, args.required("--trust")));
     if (!isGrantableGround(s.request.ground))
         throw std::runtime_error(fmt::format("{}: ground '{}' cannot be approved: the ordinance allows only law, "
                                              "emergency and criminal-investigation (Art. 7(1)); {}",
@@ -221,15 +232,17 @@ const Registrar createCommand(Command{
     "request", "create", "write a footage request and sign it with a police key",
     "usage: mimamori request create --camera ID --from TIME --to TIME --ground GROUND\n"
     "         --reference REF --purpose TEXT --body TEXT --officer NAME --key POLICE_SECRET\n"
-    "         --out FILE [--expires-in HOURS] [--recipient POLICE_PUB]\n"
+    "         --out FILE [--expires-in HOURS] [--recipient POLICE_PUB] [--force]\n"
     "\n"
     "Writes a signed request (format: docs/request-format.md) for the footage of camera ID\n"
     "from TIME to TIME. Times need a zone: 2026-11-24T10:00:00Z or 2026-11-24T19:00:00+09:00.\n"
     "The request still needs the city's approval (mimamori request approve).\n"
     "\n"
     "  --ground GROUND     law (ordinance Art. 7(1)(1)), emergency (Art. 7(1)(2)) or\n"
-    "                      criminal-investigation (Art. 7(1)(3)); anything else is refused\n"
-    "                      by every camera (a warning is printed)\n"
+    "                      criminal-investigation (Art. 7(1)(3)). disclosure (Art. 8) is\n"
+    "                      signed with a warning and refused by every camera; any other\n"
+    "                      word is refused here (exit 2) unless --force\n"
+    "  --force             sign a request on an unknown ground (tests of the refusal)\n"
     "  --reference REF     case reference, e.g. the number of the 捜査関係事項照会書\n"
     "  --purpose TEXT      why the footage is needed\n"
     "  --body TEXT         the requesting body, e.g. \"Hyogo Prefectural Police, Kakogawa Station\"\n"
@@ -242,18 +255,19 @@ const Registrar createCommand(Command{
     "exit status: 0 written, 1 failed, 2 bad usage\n",
     {"--camera", "--from", "--to", "--ground", "--reference", "--purpose", "--body", "--officer", "--key", "--out",
      "--expires-in", "--recipient"},
-    {}, runCreate});
+    {"--force"}, runCreate});
 
 const Registrar approveCommand(Command{
     "request", "approve", "show a police request and add the city's approval signature",
-    "usage: mimamori request approve FILE --key CITY_SECRET --out FILE2 [--trust TRUST_FILE] [--yes]\n"
+    "usage: mimamori request approve FILE --key CITY_SECRET --out FILE2 --trust TRUST_FILE [--yes]\n"
     "\n"
     "Shows the request in FILE and asks on the terminal to type 'yes'; then writes FILE2,\n"
     "the same request with the city's approval signature added. Requests on a ground the\n"
     "ordinance does not allow, and expired requests, are not approved.\n"
     "\n"
     "  --key FILE     the city secret key that approves (NAME.secret)\n"
-    "  --trust FILE   a trust file: check the police signature before approving\n"
+    "  --trust FILE   the trust file of the cameras: the police signature must be valid\n"
+    "                 for a police key in it, or nothing is approved (exit 1)\n"
     "  --yes          approve without asking (for scripts). Without --yes and without a\n"
     "                 terminal, nothing is approved.\n"
     "  --out FILE2    where to write the approved request\n"

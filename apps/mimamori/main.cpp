@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -23,6 +24,25 @@ std::vector<Command>& registry() {
 std::string fullName(const Command& c) { return c.group.empty() ? c.name : c.group + " " + c.name; }
 
 std::vector<Command> sortedCommands();
+
+// The options a command's usage line (the help text up to its first blank line) names outside
+// [brackets]: the ones it cannot run without.
+std::vector<std::string> requiredOptions(const std::string& help) {
+    const std::string usage = help.substr(0, help.find("\n\n"));
+    std::vector<std::string> required;
+    int depth = 0;
+    for (std::size_t i = 0; i < usage.size(); ++i) {
+        if (usage[i] == '[') ++depth;
+        else if (usage[i] == ']') depth = std::max(0, depth - 1);
+        else if (depth == 0 && usage.compare(i, 2, "--") == 0 && (i == 0 || usage[i - 1] == ' ')) {
+            std::size_t end = i + 2;
+            while (end < usage.size() && (std::islower(static_cast<unsigned char>(usage[end])) || usage[end] == '-')) ++end;
+            required.push_back(usage.substr(i, end - i));
+            i = end - 1;
+        }
+    }
+    return required;
+}
 
 void printOverview(std::FILE* out) {
     fmt::print(out, "mimamori {} — watch camera tools for city staff and police\n\n"
@@ -228,6 +248,15 @@ int main(int argc, char** argv) {
     }
     try {
         Args args(rest, found->valueOptions, found->flagOptions);
+        // Every missing option at once, not one per attempt: the usage line is the contract.
+        std::vector<std::string> missing;
+        for (const auto& option : requiredOptions(found->help))
+            if (!args.option(option)) missing.push_back(option);
+        if (!missing.empty()) {
+            std::string list;
+            for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+            throw UsageError("missing " + list);
+        }
         return found->run(args);
     } catch (const UsageError& e) {
         fmt::print(stderr, "mimamori {}: {} (see mimamori {} --help)\n", fullName(*found), e.what(),

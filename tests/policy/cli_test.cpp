@@ -105,12 +105,12 @@ TEST_CASE("a request created, approved with --yes, and shown by the tool is gran
     REQUIRE_MESSAGE(created.status == 0, created.output);
 
     // No terminal and no --yes: nothing is approved.
-    const Run refused = runTool(k.dir.path(), "request approve req.json --key keys/kakogawa-city.secret --out ok.json");
+    const Run refused = runTool(k.dir.path(), "request approve req.json --key keys/kakogawa-city.secret --out ok.json --trust trust.json");
     CHECK(refused.status == 1);
     CHECK(refused.output.find("no terminal") != std::string::npos);
     CHECK_FALSE(fs::exists(k.dir / "ok.json"));
     // The police key cannot approve.
-    CHECK(runTool(k.dir.path(), "request approve req.json --key keys/hyogo-pd.secret --out ok.json --yes").status == 1);
+    CHECK(runTool(k.dir.path(), "request approve req.json --key keys/hyogo-pd.secret --out ok.json --yes --trust trust.json").status == 1);
 
     const Run approved = runTool(k.dir.path(),
                                   "request approve req.json --key keys/kakogawa-city.secret --out ok.json --yes "
@@ -155,7 +155,7 @@ TEST_CASE("approval asks on the terminal and approves only on 'yes'") {
     auto onTerminal = [&k](const std::string& typed, const std::string& out) {
         return runShell(k.dir.path(),
                         fmt::format("sh -c \"echo {} | script -qec '{}/apps/mimamori request approve req.json "
-                                    "--key keys/kakogawa-city.secret --out {}' /dev/null\"",
+                                    "--key keys/kakogawa-city.secret --trust trust.json --out {}' /dev/null\"",
                                     typed, MIMAMORI_BINARY_DIR, out));
     };
     const Run no = onTerminal("no", "no.json");
@@ -172,7 +172,7 @@ TEST_CASE("a disclosure request can be written but the city tool will not approv
     const Run created = runTool(k.dir.path(), k.create("disclosure", "req.json"));
     CHECK(created.status == 0);
     CHECK(created.output.find("Art. 8") != std::string::npos);
-    const Run approve = runTool(k.dir.path(), "request approve req.json --key keys/kakogawa-city.secret --out ok.json --yes");
+    const Run approve = runTool(k.dir.path(), "request approve req.json --key keys/kakogawa-city.secret --out ok.json --yes --trust trust.json");
     CHECK(approve.status == 1);
     CHECK(approve.output.find("Art. 8") != std::string::npos);
     CHECK_FALSE(fs::exists(k.dir / "ok.json"));
@@ -251,4 +251,46 @@ TEST_CASE("audit show prints what came from the network escaped, and --json stay
     const std::string fileLine = readFile(log).substr(0, readFile(log).find('\n'));
     CHECK(nlohmann::json::parse(firstLine) == nlohmann::json::parse(fileLine));
     CHECK(nlohmann::json::parse(firstLine)["fields"]["purpose"] == hostile);
+}
+
+TEST_CASE("every missing option is named at once, from the command's usage line, with exit 2") {
+    Keys k;
+    const Run create = runTool(k.dir.path(), "request create");
+    CHECK(create.status == 2);
+    CHECK(create.output.find("missing --camera, --from, --to, --ground, --reference, --purpose, --body, --officer, "
+                             "--key, --out") != std::string::npos);
+    const Run preview = runTool(k.dir.path(), "mask preview masks.json --outline");
+    CHECK(preview.status == 2);
+    CHECK(preview.output.find("missing --input, --out") != std::string::npos);
+    // Options in [brackets] are optional: their absence is never reported.
+    CHECK(create.output.find("--expires-in") == std::string::npos);
+}
+
+TEST_CASE("request approve checks the police signature against a trust file, never without one") {
+    Keys k;
+    REQUIRE(runTool(k.dir.path(), k.create("law", "req.json")).status == 0);
+    const Run noTrust = runTool(k.dir.path(), "request approve req.json --key keys/kakogawa-city.secret --out ok.json --yes");
+    CHECK(noTrust.status == 2);
+    CHECK(noTrust.output.find("missing --trust") != std::string::npos);
+    // A trust file without this police key: the signature is vouched for by nobody.
+    REQUIRE(runTool(k.dir.path(), "trust add city-only.json keys/kakogawa-city.pub").status == 0);
+    const Run untrusted = runTool(k.dir.path(), "request approve req.json --key keys/kakogawa-city.secret --out ok.json "
+                                                "--yes --trust city-only.json");
+    CHECK(untrusted.status == 1);
+    CHECK(untrusted.output.find("not approved") != std::string::npos);
+    CHECK_FALSE(fs::exists(k.dir / "ok.json"));
+    CHECK(runTool(k.dir.path(), "request approve req.json --key keys/kakogawa-city.secret --out ok.json --yes "
+                                "--trust trust.json").status == 0);
+}
+
+TEST_CASE("a request on an unknown ground is refused before signing unless --force") {
+    Keys k;
+    const Run theft = runTool(k.dir.path(), k.create("theft", "theft.json"));
+    CHECK(theft.status == 2);
+    CHECK(theft.output.find("--ground 'theft' is none of law, emergency, criminal-investigation") != std::string::npos);
+    CHECK_FALSE(fs::exists(k.dir / "theft.json"));
+    const Run forced = runTool(k.dir.path(), k.create("theft", "theft.json") + " --force");
+    CHECK(forced.status == 0);
+    CHECK(forced.output.find("warning: ground 'theft'") != std::string::npos);
+    CHECK(fs::exists(k.dir / "theft.json"));
 }

@@ -125,7 +125,7 @@ TEST_CASE("the deployed camera: records masked, serves an approved request, refu
     const common::UtcMicros to = from + 4 * common::kMicrosPerSecond;
     REQUIRE(cli(requestArgs("kakogawa-0042", from, to, dir, dir / "req.json")).status == 0);
     REQUIRE(cli("request approve " + q(dir / "req.json") + " --key " + q(dir / "city/city.secret") +
-                " --out " + q(dir / "approved.json") + " --yes").status == 0);
+                " --trust " + q(dir / "trust.json") + " --out " + q(dir / "approved.json") + " --yes").status == 0);
 
     const CliResult fetched = cli("fetch " + q(dir / "approved.json") + " --camera " + url + " --key " +
                                   q(dir / "police/station.secret") + " --camera-key " +
@@ -160,7 +160,7 @@ TEST_CASE("the deployed camera: records masked, serves an approved request, refu
               " --out " + q(dir / "replay")).status == 1);
     REQUIRE(cli(requestArgs("kakogawa-9999", from, to, dir, dir / "other.json")).status == 0);
     REQUIRE(cli("request approve " + q(dir / "other.json") + " --key " + q(dir / "city/city.secret") +
-                " --out " + q(dir / "other-approved.json") + " --yes").status == 0);
+                " --trust " + q(dir / "trust.json") + " --out " + q(dir / "other-approved.json") + " --yes").status == 0);
     CHECK(cli("fetch " + q(dir / "other-approved.json") + " --camera " + url + " --key " +
               q(dir / "police/station.secret") + " --camera-key " + q(dir / "camera/kakogawa-0042.pub") +
               " --out " + q(dir / "other")).status == 1);
