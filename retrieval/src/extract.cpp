@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
@@ -59,6 +60,12 @@ std::int64_t microsToTicks(UtcMicros us) { return floorDiv(us * 9, 100); }
 
 // Thrown on the reading thread when the muxing side has given up; never leaves the extract.
 struct Abandoned {};
+
+// A replay found footage that differs from its recipe. Not an ExtractError, so that the
+// reader's per-segment damage handling cannot take it for damage and carry on.
+struct Changed : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
 
 // One access unit on its way, length-prefixed, with its times.
 struct Frame {
@@ -371,9 +378,12 @@ private:
 class SegmentReader {
 public:
     // `timeline` scans or emits (see Timeline); only an emitting pass logs the damage it finds.
+    // With `expectedGaps` (a replay), a segment must fail exactly where it failed before.
     SegmentReader(const recorder::SegmentStore& store, const std::vector<recorder::SegmentInfo>& segments,
-                  UtcMicros from, UtcMicros to, Timeline& timeline, bool emitting)
-        : store_(store), segments_(segments), timeline_(timeline), gops_(from, to, timeline_), emitting_(emitting) {}
+                  UtcMicros from, UtcMicros to, Timeline& timeline, bool emitting,
+                  const std::vector<FootageGap>* expectedGaps = nullptr)
+        : store_(store), segments_(segments), timeline_(timeline), gops_(from, to, timeline_), emitting_(emitting),
+          expectedGaps_(expectedGaps) {}
 
     void run(ExtractResult& result) {
         for (std::size_t i = 0; i < segments_.size(); ++i) {
@@ -405,6 +415,15 @@ private:
             // segment is a gap. Only the part inside the requested range is worth naming.
             const UtcMicros lostFrom = std::max(gops_.abandonSegment(index, segment.start), gops_.from());
             const UtcMicros lostTo = std::min(std::max(segment.end, lostFrom), gops_.to());
+            if (expectedGaps_) {
+                const FootageGap now{segment.sequence, lostFrom, lostTo, e.what()};
+                const bool planned = lostTo <= lostFrom ? !expectedGapIn(segment.sequence)
+                                                        : std::find(expectedGaps_->begin(), expectedGaps_->end(),
+                                                                    now) != expectedGaps_->end();
+                if (!planned)
+                    throw Changed(fmt::format("segment {} ({}) no longer reads as when the extract was hashed: {}",
+                                              segment.sequence, common::formatUtc(segment.start), e.what()));
+            }
             if (emitting_)
                 common::logWarning("retrieval", "segment {} ({}) left out of the extract: {}", segment.sequence,
                                    common::formatUtc(segment.start), e.what());
@@ -412,7 +431,16 @@ private:
             damage_ += fmt::format("{}segment {} ({}): {}", damage_.empty() ? "" : "; ", segment.sequence,
                                    common::formatUtc(segment.start), e.what());
             parameterSets_.reset();  // what the damaged segment set is not to be trusted
+            return;
         }
+        if (expectedGaps_ && expectedGapIn(segment.sequence))
+            throw Changed(fmt::format("segment {} ({}) was damaged when the extract was hashed and now reads",
+                                      segment.sequence, common::formatUtc(segment.start)));
+    }
+
+    bool expectedGapIn(std::uint64_t sequence) const {
+        return std::any_of(expectedGaps_->begin(), expectedGaps_->end(),
+                           [&](const FootageGap& g) { return g.segment == sequence; });
     }
 
     void demuxSegment(std::size_t index) {
@@ -499,6 +527,7 @@ private:
     std::int64_t nominal_ = 0;
     std::string damage_;  // every damaged segment, for the error when nothing is sound
     std::vector<std::uint8_t> scratch_;
+    const std::vector<FootageGap>* expectedGaps_;
 };
 
 }  // namespace
@@ -511,12 +540,13 @@ void lowerThreadPriority() {
         common::logWarning("retrieval", "cannot lower the extract thread's priority: {}", std::strerror(errno));
 }
 
-ExtractResult extractMp4(const recorder::SegmentStore& store, UtcMicros from, UtcMicros to,
-                         const ByteSink& sink) {
-    if (to <= from) throw ExtractError("empty range");
-    std::vector<recorder::SegmentInfo> segments = store.list(from, to);
-    if (segments.empty()) throw ExtractError("no footage in the requested range");
+namespace {
 
+// Both passes of an extract (or, with `replay`, only the second), the reading thread beside the
+// calling one.
+ExtractResult runExtract(const recorder::SegmentStore& store, UtcMicros from, UtcMicros to,
+                         const std::vector<recorder::SegmentInfo>& segments, const ExtractRecipe* replay,
+                         const ByteSink& sink) {
     ExtractResult result;
     BatchQueue queue(kQueueBytes);
     std::thread readingThread([&] {
@@ -524,15 +554,25 @@ ExtractResult extractMp4(const recorder::SegmentStore& store, UtcMicros from, Ut
             pthread_setname_np(pthread_self(), "extract-reader");
             lowerThreadPriority();
             // Two passes over the range: the first finds every stream format (the moov lists
-            // them before the first sample), the second hands the samples over.
-            Timeline scan;
-            ExtractResult scanned;
-            SegmentReader(store, segments, from, to, scan, false).run(scanned);
-            Timeline timeline(queue, scan.formats());
-            SegmentReader(store, segments, from, to, timeline, true).run(result);
+            // them before the first sample), the second hands the samples over. A replay takes
+            // the formats from its recipe.
+            std::vector<std::shared_ptr<const ParameterSets>> formats;
+            if (replay) {
+                for (const ParameterSets& f : replay->formats) formats.push_back(std::make_shared<const ParameterSets>(f));
+            } else {
+                Timeline scan;
+                ExtractResult scanned;
+                SegmentReader(store, segments, from, to, scan, false).run(scanned);
+                formats = scan.formats();
+            }
+            for (const auto& f : formats) result.recipe.formats.push_back(*f);
+            Timeline timeline(queue, std::move(formats));
+            SegmentReader(store, segments, from, to, timeline, true, replay ? &replay->gaps : nullptr).run(result);
             queue.close();
         } catch (const Abandoned&) {
             queue.close();
+        } catch (const Changed& e) {
+            queue.close(std::make_exception_ptr(ExtractError(e.what())));
         } catch (...) {
             queue.close(std::current_exception());
         }
@@ -552,7 +592,47 @@ ExtractResult extractMp4(const recorder::SegmentStore& store, UtcMicros from, Ut
     }
     readingThread.join();
     result.bytes = mp4->bytes();
+    result.recipe.segments = segments;
+    result.recipe.gaps = result.gaps;
     return result;
+}
+
+bool sameSegment(const recorder::SegmentInfo& a, const recorder::SegmentInfo& b) {
+    return a.sequence == b.sequence && a.start == b.start && a.end == b.end && a.bytesOnDisk == b.bytesOnDisk;
+}
+
+}  // namespace
+
+ExtractResult extractMp4(const recorder::SegmentStore& store, UtcMicros from, UtcMicros to,
+                         const ByteSink& sink) {
+    if (to <= from) throw ExtractError("empty range");
+    const std::vector<recorder::SegmentInfo> segments = store.list(from, to);
+    if (segments.empty()) throw ExtractError("no footage in the requested range");
+    return runExtract(store, from, to, segments, nullptr, sink);
+}
+
+ExtractResult replayMp4(const recorder::SegmentStore& store, UtcMicros from, UtcMicros to,
+                        const ExtractRecipe& recipe, const ByteSink& sink) {
+    if (to <= from) throw ExtractError("empty range");
+    if (recipe.segments.empty() || recipe.formats.empty()) throw ExtractError("an empty recipe");
+    // The ring must list exactly the recipe's segments, as they were; a segment the recorder
+    // finished since (a range reaching the newest footage) would change the MP4 too.
+    const std::vector<recorder::SegmentInfo> listed = store.list(from, to);
+    for (const recorder::SegmentInfo& planned : recipe.segments) {
+        const auto it = std::find_if(listed.begin(), listed.end(),
+                                     [&](const recorder::SegmentInfo& s) { return s.sequence == planned.sequence; });
+        if (it == listed.end())
+            throw ExtractError(fmt::format("segment {} ({}) is no longer in the ring", planned.sequence,
+                                           common::formatUtc(planned.start)));
+        if (!sameSegment(*it, planned))
+            throw ExtractError(fmt::format("segment {} ({}) is not the one the extract was hashed from",
+                                           planned.sequence, common::formatUtc(planned.start)));
+    }
+    if (listed.size() != recipe.segments.size())
+        throw ExtractError(fmt::format("the ring lists {} segments in the range, the extract was hashed from {}",
+                                       listed.size(), recipe.segments.size()));
+    // Read through the ring's current descriptions (paths), now known to match the recipe's.
+    return runExtract(store, from, to, listed, &recipe, sink);
 }
 
 }  // namespace mimamori::retrieval

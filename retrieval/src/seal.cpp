@@ -35,26 +35,52 @@ std::uint64_t sealedSize(std::uint64_t plainBytes) {
     return kSealHeaderBytes + plainBytes + chunks * kSealChunkOverhead;
 }
 
+SealHeader makeSealHeader(const policy::BoxPublicKey& recipient, std::span<const std::uint8_t> fileKey) {
+    ensureSodium();
+    if (fileKey.size() != crypto_secretstream_xchacha20poly1305_KEYBYTES) throw SealError("the file key has the wrong size");
+    SealHeader h;
+    if (crypto_box_seal(h.sealedKey.data(), fileKey.data(), fileKey.size(), recipient.data()) != 0)
+        throw SealError("cannot seal the file key to the recipient's key");
+    // init_push draws the random header; the state it leaves is rebuilt from the header later.
+    policy::SecureBuffer state(sizeof(StreamState));
+    if (crypto_secretstream_xchacha20poly1305_init_push(reinterpret_cast<StreamState*>(state.data()),
+                                                        h.streamHeader.data(), fileKey.data()) != 0)
+        throw SealError("cannot start the encrypted stream");
+    return h;
+}
+
 Sealer::Sealer(const policy::BoxPublicKey& recipient, SealSink out)
     : out_(std::move(out)), state_(sizeof(StreamState)) {
     ensureSodium();
     policy::SecureBuffer fileKey(crypto_secretstream_xchacha20poly1305_KEYBYTES);
     crypto_secretstream_xchacha20poly1305_keygen(fileKey.data());
+    start(fileKey.bytes(), makeSealHeader(recipient, fileKey.bytes()));
+}
 
-    std::vector<std::uint8_t> header(kSealHeaderBytes);
-    std::uint8_t* p = header.data();
+Sealer::Sealer(std::span<const std::uint8_t> fileKey, const SealHeader& header, SealSink out)
+    : out_(std::move(out)), state_(sizeof(StreamState)) {
+    ensureSodium();
+    start(fileKey, header);
+}
+
+void Sealer::start(std::span<const std::uint8_t> fileKey, const SealHeader& header) {
+    if (fileKey.size() != crypto_secretstream_xchacha20poly1305_KEYBYTES) throw SealError("the file key has the wrong size");
+    std::vector<std::uint8_t> bytes(kSealHeaderBytes);
+    std::uint8_t* p = bytes.data();
     std::memcpy(p, kSealMagic.data(), kSealMagic.size());
     p += kSealMagic.size();
     putU32Le(p, static_cast<std::uint32_t>(kSealChunkBytes));
     p += 4;
-    if (crypto_box_seal(p, fileKey.data(), fileKey.size(), recipient.data()) != 0)
-        throw SealError("cannot seal the file key to the recipient's key");
-    p += kSealedKeyBytes;
+    std::memcpy(p, header.sealedKey.data(), header.sealedKey.size());
+    p += header.sealedKey.size();
+    std::memcpy(p, header.streamHeader.data(), header.streamHeader.size());
+    // libsodium's init_pull derives exactly the state init_push left (HChaCha20 subkey, counter
+    // 1, the header's nonce half), so pushing from it repeats the original stream.
     auto* state = reinterpret_cast<StreamState*>(state_.data());
-    if (crypto_secretstream_xchacha20poly1305_init_push(state, p, fileKey.data()) != 0)
+    if (crypto_secretstream_xchacha20poly1305_init_pull(state, header.streamHeader.data(), fileKey.data()) != 0)
         throw SealError("cannot start the encrypted stream");
-    out_(header);
-    sealedBytes_ = header.size();
+    out_(bytes);
+    sealedBytes_ = bytes.size();
     plain_.reserve(kSealChunkBytes);
     cipher_.resize(kSealChunkBytes + kSealChunkOverhead);
 }

@@ -1,6 +1,7 @@
 // Extracting from a real store: whole GOPs covering the range, an MP4 GStreamer decodes.
 #include "fixture.hpp"
 
+#include "mimamori/common/file.hpp"
 #include "mimamori/retrieval/extract.hpp"
 
 #include <doctest/doctest.h>
@@ -88,18 +89,69 @@ TEST_CASE("a segment cut short by a power cut is extracted up to its last whole 
     CHECK(decodeMp4(clip).frames == static_cast<int>(r.frames));
 }
 
-TEST_CASE("a cancelled sealed extract stops, removes its file and leaves no thread behind") {
+namespace {
+
+std::vector<std::uint8_t> collect(const std::function<void(const ByteSink&)>& run) {
+    std::vector<std::uint8_t> bytes;
+    run([&](std::span<const std::uint8_t> b) { bytes.insert(bytes.end(), b.begin(), b.end()); });
+    return bytes;
+}
+
+long threadCount() { return std::distance(fs::directory_iterator("/proc/self/task"), fs::directory_iterator()); }
+
+}  // namespace
+
+TEST_CASE("a replay from the recipe makes the same MP4 byte for byte, without a scanning pass") {
     StoreOnly s;
     recordSegments(*s.store, kT0, 5);
-    const policy::SecretKey police = policy::generateKey(policy::Role::Police, "hyogo-kakogawa-1");
-    auto threads = [] { return std::distance(fs::directory_iterator("/proc/self/task"), fs::directory_iterator()); };
-    const auto before = threads();
-    const fs::path out = s.dir.path() / "extract.sealed";
-    int polls = 0;
-    CHECK_THROWS_WITH_AS(writeSealedExtract(*s.store, kT0, kT0 + 10 * kMicrosPerSecond, police.boxPublic(), out,
-                                            [&] { return ++polls > 3; }),
-                         doctest::Contains("cancelled"), ExtractError);
-    CHECK(polls == 4);
-    CHECK_FALSE(fs::exists(out));
-    CHECK(threads() == before);
+    const UtcMicros from = kT0 + 1'300'000, to = kT0 + 8'200'000;
+    ExtractResult first;
+    const auto original = collect([&](const ByteSink& sink) { first = extractMp4(*s.store, from, to, sink); });
+    REQUIRE(first.recipe.segments.size() == 5);
+    REQUIRE(first.recipe.formats.size() == 1);
+    ExtractResult again;
+    const auto replayed = collect([&](const ByteSink& sink) { again = replayMp4(*s.store, from, to, first.recipe, sink); });
+    CHECK(replayed == original);
+    CHECK(again.frames == first.frames);
+    CHECK(again.actualFrom == first.actualFrom);
+    CHECK(again.actualTo == first.actualTo);
+}
+
+TEST_CASE("a replay refuses footage that changed since the hash pass and never hands over other bytes") {
+    StoreOnly s;
+    recordSegments(*s.store, kT0, 5);
+    const UtcMicros from = kT0, to = kT0 + 10 * kMicrosPerSecond;
+    ExtractResult first;
+    const auto original = collect([&](const ByteSink& sink) { first = extractMp4(*s.store, from, to, sink); });
+    const auto segments = s.store->all();
+    REQUIRE(segments.size() == 5);
+    const auto before = threadCount();
+
+    SUBCASE("a segment's ciphertext altered on the card: it fails authentication") {
+        std::string bytes = common::readFile(segments[3].path);
+        bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x40);
+        common::writeFileAtomic(segments[3].path, bytes);
+        std::vector<std::uint8_t> sent;
+        CHECK_THROWS_WITH_AS(replayMp4(*s.store, from, to, first.recipe,
+                                       [&](std::span<const std::uint8_t> b) { sent.insert(sent.end(), b.begin(), b.end()); }),
+                             doctest::Contains("no longer reads as when the extract was hashed"), ExtractError);
+        // What went out before the failure is exactly the start of the hashed MP4.
+        REQUIRE(sent.size() < original.size());
+        CHECK(std::equal(sent.begin(), sent.end(), original.begin()));
+    }
+    SUBCASE("a segment gone from the ring: refused before any byte") {
+        fs::remove(segments[2].path);
+        s.reopen();
+        std::size_t sent = 0;
+        CHECK_THROWS_WITH_AS(replayMp4(*s.store, from, to, first.recipe, [&](std::span<const std::uint8_t> b) { sent += b.size(); }),
+                             doctest::Contains("is no longer in the ring"), ExtractError);
+        CHECK(sent == 0);
+    }
+    SUBCASE("the ring lists another segment in the range") {
+        ExtractRecipe fewer = first.recipe;
+        fewer.segments.pop_back();
+        CHECK_THROWS_WITH_AS(replayMp4(*s.store, from, to, fewer, [](std::span<const std::uint8_t>) {}),
+                             doctest::Contains("the ring lists 5 segments"), ExtractError);
+    }
+    CHECK(threadCount() == before);
 }

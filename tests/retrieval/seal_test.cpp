@@ -76,3 +76,26 @@ TEST_CASE("a sealed extract does not open with another key, truncated, extended 
         CHECK_THROWS_AS(unseal(key, bad, 4096), SealError);
     }
 }
+
+TEST_CASE("sealing again with the grant's file key and header repeats the container byte for byte") {
+    const policy::SecretKey police = policy::generateKey(policy::Role::Police, "hyogo-kakogawa-1");
+    const std::vector<std::uint8_t> plain = randomBytes(3 * kSealChunkBytes + 1234);
+    std::vector<std::uint8_t> fileKey(crypto_secretstream_xchacha20poly1305_KEYBYTES);
+    crypto_secretstream_xchacha20poly1305_keygen(fileKey.data());
+    const SealHeader header = makeSealHeader(police.boxPublic(), fileKey);
+    auto sealWith = [&](std::size_t piece) {
+        std::vector<std::uint8_t> out;
+        Sealer sealer(fileKey, header, [&](std::span<const std::uint8_t> b) { out.insert(out.end(), b.begin(), b.end()); });
+        for (std::size_t i = 0; i < plain.size(); i += piece)
+            sealer.write(std::span<const std::uint8_t>(plain).subspan(i, std::min(piece, plain.size() - i)));
+        sealer.finish();
+        return out;
+    };
+    const std::vector<std::uint8_t> first = sealWith(65536);
+    CHECK(sealWith(777) == first);  // however the plaintext arrives
+    CHECK(first.size() == sealedSize(plain.size()));
+    CHECK(unseal(police, first, 4096) == plain);
+    // A fresh header (another grant) gives another container.
+    const SealHeader other = makeSealHeader(police.boxPublic(), fileKey);
+    CHECK_FALSE(other == header);
+}

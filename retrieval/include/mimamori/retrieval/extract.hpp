@@ -5,6 +5,7 @@
 #include "mimamori/policy/keys.hpp"
 #include "mimamori/recorder/segment_store.hpp"
 #include "mimamori/retrieval/extract_error.hpp"
+#include "mimamori/retrieval/h264.hpp"
 #include "mimamori/retrieval/manifest.hpp"
 
 #include <cstdint>
@@ -17,6 +18,15 @@ namespace mimamori::retrieval {
 
 using common::UtcMicros;
 
+// What an extract found, enough to produce the same MP4 again without looking for it: the
+// segments it read (in order), the stream formats its scan found (the moov's sample entries),
+// and the damaged footage it left out.
+struct ExtractRecipe {
+    std::vector<recorder::SegmentInfo> segments;  // sequence, start, end and bytesOnDisk identify each
+    std::vector<ParameterSets> formats;
+    std::vector<FootageGap> gaps;
+};
+
 struct ExtractResult {
     UtcMicros actualFrom = 0;  // UTC of the first frame in the MP4 (a keyframe at or before `from`)
     UtcMicros actualTo = 0;    // UTC just after the last frame (the end of the GOP reaching `to`)
@@ -27,6 +37,7 @@ struct ExtractResult {
     // before their decode time) in the recording and was moved (docs/extract-format.md).
     std::uint64_t timestampRepairs = 0;
     std::vector<FootageGap> gaps;  // damaged footage in the range, left out of the MP4
+    ExtractRecipe recipe;          // for replayMp4
 };
 
 // Receives the MP4 in order, in pieces. It may throw; the extract then fails with that message.
@@ -54,20 +65,12 @@ ExtractResult extractMp4(const recorder::SegmentStore& store, UtcMicros from, Ut
 // only on threads that exist for retrieval work.
 void lowerThreadPriority();
 
-// The MP4 with its hashes, as sealed into a file by writeSealedExtract.
-struct SealedExtract {
-    ExtractResult extract;
-    std::string mp4Sha256;
-    std::uint64_t mp4Bytes = 0;
-    std::uint64_t sealedBytes = 0;
-};
-
-// extractMp4 straight into the sealed container (seal.hpp) at `file` (created 0600, must not
-// exist, fsync'd): the MP4 exists only in memory, a chunk at a time. `cancelled` is polled as
-// bytes flow; when it answers true the extract fails. On failure `file` is removed.
-// Throws ExtractError, SealError, common::FileError.
-SealedExtract writeSealedExtract(const recorder::SegmentStore& store, UtcMicros from, UtcMicros to,
-                                 const policy::BoxPublicKey& recipient, const std::filesystem::path& file,
-                                 const std::function<bool()>& cancelled = {});
+// The MP4 of an earlier extractMp4 again, byte for byte, from its recipe: the formats come
+// from the recipe (no scanning pass), and the footage must read exactly as it did. Throws
+// ExtractError before handing over any byte of a segment that the ring no longer lists as it
+// was (deleted, replaced, another size) or that reads differently (a failure where there was
+// none, or none where there was one): an MP4 other than the one that was hashed is never made.
+ExtractResult replayMp4(const recorder::SegmentStore& store, UtcMicros from, UtcMicros to,
+                        const ExtractRecipe& recipe, const ByteSink& sink);
 
 }  // namespace mimamori::retrieval

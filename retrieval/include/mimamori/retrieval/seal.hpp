@@ -39,12 +39,28 @@ public:
 
 using SealSink = std::function<void(std::span<const std::uint8_t>)>;
 
+// What a container's header holds besides its constants, fixed when an extract is granted: the
+// file key sealed to the recipient (crypto_box_seal is randomised) and the secretstream header
+// (a random nonce). With these and the file key, Sealer produces the same container again.
+struct SealHeader {
+    std::array<std::uint8_t, kSealedKeyBytes> sealedKey{};
+    std::array<std::uint8_t, crypto_secretstream_xchacha20poly1305_HEADERBYTES> streamHeader{};
+    bool operator==(const SealHeader&) const = default;
+};
+
+// Seals `fileKey` (crypto_secretstream_xchacha20poly1305_KEYBYTES) to `recipient` and draws a
+// fresh stream header. Throws SealError.
+SealHeader makeSealHeader(const policy::BoxPublicKey& recipient, std::span<const std::uint8_t> fileKey);
+
 // Encrypts a stream to a recipient: a fresh random file key (sodium_malloc'd), sealed with
 // crypto_box_seal, then crypto_secretstream_xchacha20poly1305 in 64 KiB chunks.
 // Output goes to `out` as it is produced. Not thread-safe (one writer).
 class Sealer {
 public:
     Sealer(const policy::BoxPublicKey& recipient, SealSink out);
+    // Seals with a file key and header chosen earlier (makeSealHeader): the same plaintext gives
+    // the same container, byte for byte. `fileKey` is copied into sodium memory.
+    Sealer(std::span<const std::uint8_t> fileKey, const SealHeader& header, SealSink out);
     ~Sealer();
     Sealer(const Sealer&) = delete;
     Sealer& operator=(const Sealer&) = delete;
@@ -56,6 +72,7 @@ public:
     std::uint64_t sealedBytes() const { return sealedBytes_; }
 
 private:
+    void start(std::span<const std::uint8_t> fileKey, const SealHeader& header);
     void emitChunk(unsigned char tag);
 
     SealSink out_;
