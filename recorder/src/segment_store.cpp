@@ -546,12 +546,24 @@ public:
         }
     }
 
+    void setHoldProvider(HoldProvider provider) override {
+        std::lock_guard lock(holdMutex_);
+        holdProvider_ = std::move(provider);
+    }
+
     Enforcement enforce() override {
         requireWritable("enforce");
         Enforcement out;
+        std::set<std::uint64_t> held;
+        {
+            // Asked before the ring's lock: the provider takes locks of its own.
+            std::lock_guard lock(holdMutex_);
+            if (holdProvider_)
+                for (const std::uint64_t sequence : holdProvider_()) held.insert(sequence);
+        }
         {
             std::lock_guard lock(core_->mutex);
-            enforceLocked(out);
+            enforceLocked(out, held);
         }
         // The files go outside the lock: a long backlog of deletions (after a long downtime)
         // must not hold up the recording thread's finish().
@@ -582,30 +594,45 @@ private:
         if (core_->readOnly) throw std::logic_error(fmt::format("segment store opened read-only: no {}", what));
     }
 
-    void enforceLocked(Enforcement& out) {
+    void enforceLocked(Enforcement& out, const std::set<std::uint64_t>& held) {
         recoverOrphansLocked();
         const UtcMicros now = core_->storeNow();
         const int days = std::min(core_->config.retentionDays, policy::kRetentionCeilingDays);
         const UtcMicros cutoff = now - days * kMicrosPerDay;
+        const UtcMicros ceiling = now - policy::kRetentionCeilingDays * kMicrosPerDay;
         std::vector<std::string> reasons;
-        auto dropOldest = [&](const char* reason) {
-            auto it = core_->segments.begin();
+        auto drop = [&](std::map<std::uint64_t, Entry>::iterator it, const char* reason) {
             if (std::find(reasons.begin(), reasons.end(), reason) == reasons.end()) reasons.emplace_back(reason);
             out.deleted.push_back(core_->info(it->second));
             core_->totalBytes -= it->second.bytes;
-            core_->segments.erase(it);
+            return core_->segments.erase(it);
         };
-        // Store time only grows along the sequence, so what has expired is a prefix of the ring;
-        // deleting strictly from the front keeps the ring gap-free and ordered.
-        while (!core_->segments.empty() && core_->segments.begin()->second.storeTime <= cutoff) dropOldest("retention");
+        // The oldest segment not under an evidence hold; past the ceiling a hold no longer counts.
+        // Without holds this is the front: what has expired is a prefix of the ring (store time
+        // only grows along the sequence), and deleting from the front keeps it ordered.
+        auto oldestUnheld = [&] {
+            auto it = core_->segments.begin();
+            while (it != core_->segments.end() && held.count(it->first) && it->second.storeTime > ceiling) ++it;
+            return it;
+        };
+        auto dropOldest = [&](const char* reason) {
+            auto it = oldestUnheld();
+            if (it == core_->segments.end()) it = core_->segments.begin();  // capacity wins over a hold
+            const std::uint64_t bytes = it->second.bytes;
+            drop(it, reason);
+            return bytes;
+        };
+        for (auto it = oldestUnheld(); it != core_->segments.end() && it->second.storeTime <= cutoff;) {
+            if (held.count(it->first) && it->second.storeTime > ceiling) ++it;
+            else it = drop(it, "retention");
+        }
         const std::uint64_t limit = core_->config.byteLimit;
         while (limit > 0 && !core_->segments.empty() && core_->totalBytes > limit) dropOldest("byte limit");
         if (core_->config.freeSpaceFloor > 0) {
             if (auto free = freeBytes(core_->config.storageDir)) {
                 std::uint64_t available = *free;
                 while (available < core_->config.freeSpaceFloor && !core_->segments.empty()) {
-                    available += core_->segments.begin()->second.bytes;
-                    dropOldest("free-space floor");
+                    available += dropOldest("free-space floor");
                 }
                 if (available < core_->config.freeSpaceFloor && core_->segments.empty())
                     common::logError(kLog, "free space on {} is below the floor of {} bytes with the ring empty",
@@ -722,6 +749,8 @@ private:
     }
 
     std::shared_ptr<Core> core_;
+    std::mutex holdMutex_;  // the provider; taken before core_->mutex, never inside it
+    HoldProvider holdProvider_;
 };
 
 std::shared_ptr<Core> openCore(const StoreConfig& config, const common::Clock& clock, bool readOnly) {

@@ -80,6 +80,14 @@ public:
         const SegmentInfo& segment,
         const std::function<void(std::span<const std::uint8_t>)>& sink) const = 0;
 
+    // An evidence hold (docs/extract-plan.md): the sequence numbers of segments retention must
+    // keep, asked at the start of every enforce(), on its thread. Held segments are deleted only
+    // past the policy's 14-day ceiling, or for capacity when nothing unheld is left to delete;
+    // their day keys stay while they do. An empty function withdraws it; set/withdraw wait for
+    // a call in progress, so the provider may go once withdrawn.
+    using HoldProvider = std::function<std::vector<std::uint64_t>()>;
+    virtual void setHoldProvider(HoldProvider provider) = 0;
+
     // Deletes what is past retention or over capacity (oldest first) and advances the day key
     // ratchet. Call at least once a minute. Returns what it deleted, for the log and audit.
     struct Enforcement {
