@@ -28,17 +28,6 @@ namespace {
 constexpr UtcMicros kSec = kMicrosPerSecond;
 const std::string kVictimBytes = "the victim's own bytes\n";
 
-FetchOptions fetchOptions(const World& w, const fs::path& requestFile, const fs::path& out) {
-    FetchOptions o;
-    o.requestFile = requestFile;
-    o.cameraUrl = w.url();
-    o.policeKeyFile = w.keys() / "hyogo-kakogawa-1.secret";
-    o.cameraKeyFile = w.keys() / "camera-0042.pub";
-    o.outDir = out;
-    o.insecureHttp = true;  // the World's endpoint speaks plain HTTP; TLS fronts set https:// URLs
-    return o;
-}
-
 // The message of the FetchError `fetchExtract(o)` throws ("" when it succeeds or throws another type).
 std::string fetchFailure(const FetchOptions& o) {
     try {

@@ -1,5 +1,6 @@
 // The endpoint over real HTTP on 127.0.0.1 with a real store: grants, the refusal matrix (each
 // refused AND audited), 503 when busy, resumed downloads, and verify catching tampering.
+#include "endpoint_http.hpp"
 #include "fixture.hpp"
 #include "../support/run_command.hpp"
 
@@ -50,19 +51,6 @@ Answer post(const World& w, const std::string& bytes) {
     return a;
 }
 
-// Polls until the extract is built (the camera answers 202 while building).
-void waitReady(const World& w, const std::string& extractId) {
-    httplib::Client cli("127.0.0.1", w.endpoint->port());
-    for (int i = 0; i < 600; ++i) {
-        const auto res = cli.Get("/v1/extracts/" + extractId + "/manifest");
-        REQUIRE(res);
-        if (res->status == 200) return;
-        REQUIRE(res->status == 202);
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    FAIL("extract never became ready");
-}
-
 // The last two audit entries are "request_received" then "request_refused" with this reason.
 void checkRefusalAudited(const World& w, const std::string& reason) {
     const auto entries = w.auditEntries();
@@ -73,29 +61,6 @@ void checkRefusalAudited(const World& w, const std::string& reason) {
     CHECK(refused.type == "request_refused");
     const Json fields = Json::parse(refused.fieldsJson);
     CHECK(fields.value("reason", "") == reason);
-}
-
-int countEntries(const World& w, const std::string& type) {
-    int n = 0;
-    for (const auto& e : w.auditEntries()) n += e.type == type;
-    return n;
-}
-
-// extract_delivered is written by the camera after its last byte went out, which may be just
-// after the client has finished: wait for it rather than race it.
-void waitForEntries(const World& w, const std::string& type, int count) {
-    for (int i = 0; i < 250 && countEntries(w, type) < count; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-}
-
-FetchOptions fetchOptions(const World& w, const fs::path& requestFile, const fs::path& out) {
-    FetchOptions o;
-    o.requestFile = requestFile;
-    o.cameraUrl = w.url();
-    o.policeKeyFile = w.keys() / "hyogo-kakogawa-1.secret";
-    o.cameraKeyFile = w.keys() / "camera-0042.pub";
-    o.outDir = out;
-    o.insecureHttp = true;  // the endpoint here speaks plain HTTP
-    return o;
 }
 
 // A store whose reads wait until released, so an extract can be held "in progress".
@@ -113,6 +78,7 @@ public:
         lock.unlock();
         return inner_.read(s, sink);
     }
+    void setHoldProvider(HoldProvider provider) override { inner_.setHoldProvider(std::move(provider)); }
     Enforcement enforce() override { return inner_.enforce(); }
     Usage usage() const override { return inner_.usage(); }
     std::vector<std::string> openFindings() const override { return inner_.openFindings(); }
@@ -165,13 +131,15 @@ TEST_CASE("end to end: a granted request yields a verified clip that decodes and
     const VerifyResult v = verifyExtractDir(out, w.camera->publicKey().signKey);
     CHECK_MESSAGE(v.ok, v.reason);
 
-    // Audit: received, granted, delivered with the clip's hash; the sealed file is all that is at rest.
-    waitForEntries(w, "extract_delivered", 1);
+    // Audit: received, granted, the hold, delivered with the clip's hash, the hold released;
+    // the plan is all that is at rest.
+    waitForEntries(w, "evidence_hold_released", 1);
     const auto entries = w.auditEntries();
     std::vector<std::string> types;
     for (const auto& e : entries)
         if (e.type != "checkpoint") types.push_back(e.type);
-    CHECK(types == std::vector<std::string>{"request_received", "request_granted", "extract_delivered"});
+    CHECK(types == std::vector<std::string>{"request_received", "request_granted", "evidence_hold", "extract_delivered",
+                                            "evidence_hold_released"});
     // Grant and delivery name the request by its hash (ids need not be unique), the delivery
     // the range that actually left the camera and the peer that took it.
     const std::string requestSha = sha256Hex(common::readFile(requestFile));
@@ -187,8 +155,8 @@ TEST_CASE("end to end: a granted request yields a verified clip that decodes and
     }
     for (const auto& f : fs::directory_iterator(w.config.extractDir)) {
         const std::string name = f.path().filename().string();
-        CHECK((name.ends_with(".sealed") || name.ends_with(".manifest.json") || name.ends_with(".manifest.sig") ||
-               name.ends_with(".delivered")));
+        CHECK((name.ends_with(".plan") || name.ends_with(".delivered")));
+        CHECK(fs::file_size(f.path()) < 16 * 1024);  // no footage: segments, formats, manifest
         CHECK(name.find(".mp4") == std::string::npos);
     }
 
@@ -617,8 +585,9 @@ TEST_CASE("every refusal is audited, also for routes that do not exist, and unau
         types.push_back(e.type);
         fields.push_back(Json::parse(e.fieldsJson));
     }
-    const std::vector<std::string> expected = {"http_refused", "http_refused", "request_received", "request_refused",
-                                               "request_received", "request_granted", "unauthenticated_suppressed"};
+    const std::vector<std::string> expected = {"http_refused",     "http_refused",    "request_received",
+                                               "request_refused",  "request_received", "request_granted",
+                                               "evidence_hold",    "unauthenticated_suppressed"};
     CHECK(types == expected);
     REQUIRE(fields.size() == expected.size());
     CHECK(fields[0].value("method", "") == "PUT");
@@ -629,5 +598,5 @@ TEST_CASE("every refusal is audited, also for routes that do not exist, and unau
     CHECK(fields[1].value("status", 0) == 404);
     CHECK(fields[3].value("reason", "") == "malformed");
     CHECK(fields[3].value("request_sha256", "") == sha256Hex(std::string_view("not a request")));
-    CHECK(fields[6].value("count", 0) == 5);  // the five GETs, counted at stop
+    CHECK(fields[7].value("count", 0) == 5);  // the five GETs, counted at stop
 }

@@ -276,6 +276,18 @@ struct World {
     std::vector<policy::AuditEntry> auditEntries() const { return policy::readAuditLog(auditPath()); }
 };
 
+// What `mimamori fetch` is given for `w`'s police key and camera, over plain HTTP.
+inline FetchOptions fetchOptions(const World& w, const fs::path& requestFile, const fs::path& out) {
+    FetchOptions o;
+    o.requestFile = requestFile;
+    o.cameraUrl = w.url();
+    o.policeKeyFile = w.keys() / "hyogo-kakogawa-1.secret";
+    o.cameraKeyFile = w.keys() / "camera-0042.pub";
+    o.outDir = out;
+    o.insecureHttp = true;  // the World's endpoint speaks plain HTTP; TLS fronts set https:// URLs
+    return o;
+}
+
 // Mean and maximum luma inside [x0, x1) x [y0, y1) of every decoded frame.
 struct Luma {
     int frames = 0;

@@ -23,13 +23,13 @@ struct EndpointConfig {
     int port = 8750;                       // 0: any free port (tests)
     std::filesystem::path trustFile;       // police and city keys the camera accepts
     std::filesystem::path cameraKeyFile;   // the camera's secret key (signs manifests)
-    std::filesystem::path extractDir;      // sealed extracts waiting for download
+    std::filesystem::path extractDir;      // plans of granted extracts (docs/extract-plan.md)
     common::UtcMicros maxRange = 6 * 3600 * common::kMicrosPerSecond;
     common::UtcMicros maxLifetime = 30 * common::kMicrosPerDay;  // expires-at - issued-at, at most
-    int maxConcurrentExtracts = 1;         // K: more requests while K extracts build get 503
+    int maxConcurrentExtracts = 1;         // K: more requests while K extracts are hashed get 503
     std::size_t maxRequestBytes = 32 * 1024;
     int retryAfterSeconds = 30;            // Retry-After of a 503
-    common::UtcMicros extractTtl = 24 * 3600 * common::kMicrosPerSecond;  // then the sealed file is deleted
+    common::UtcMicros extractTtl = 24 * 3600 * common::kMicrosPerSecond;  // then the plan and its hold go
     int httpThreads = 8;
     // The network side's budget (docs/retrieval-http.md, "Budgets").
     int maxConnections = 64;               // open connections, all peers together
@@ -57,13 +57,16 @@ EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const std::fi
 // Answers the hash of the mask file in force (hex), asked once per extract.
 using MaskHashProvider = std::function<std::string()>;
 
-// The running endpoint. The store, audit log, nonce store, clock and provider are borrowed and
-// must outlive it. Handlers run on the HTTP server's threads; extracts build on threads of their
-// own at lower CPU priority. stop() (or destruction) ends both.
+// The running endpoint: an HTTP layer (routes to handlers) in front of the request service
+// (decide, audit, grant a build slot) and the extract service (plan, hash, hold, stream, expire).
+// The store, audit log, nonce store, clock and provider are borrowed and must outlive it; the
+// store's hold provider is set while it runs. Handlers run on the HTTP server's threads;
+// extracts are hashed and streamed on threads of their own at lower CPU priority. stop() (or
+// destruction) ends all of them.
 class Endpoint {
 public:
-    // Loads the trust file and camera key, reopens extracts left in extractDir (deleting
-    // unfinished ones), binds and starts serving. Throws std::runtime_error (bind failure,
+    // Loads the trust file and camera key, reopens the plans in extractDir (hashing again those
+    // not yet hashed, holding their footage), binds and starts serving. Throws std::runtime_error (bind failure,
     // policy::KeyError, common::FileError) naming what failed.
     static std::unique_ptr<Endpoint> start(const EndpointConfig& config, const std::string& cameraId,
                                            recorder::SegmentStore& store, policy::AuditLog& audit,

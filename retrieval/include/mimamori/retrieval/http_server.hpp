@@ -65,7 +65,9 @@ struct HttpResponse {
     std::string contentType = "application/json";
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
-    // Fills `buffer` with the bytes at `offset`; returns how many (0: end of data, error).
+    // Fills `buffer` with the bytes at `offset`, called with consecutive offsets; returns how
+    // many (0: end of data, error). It may wait for bytes being produced: it holds one server
+    // thread meanwhile. Destroyed with the response when the connection ends.
     std::function<std::size_t(std::uint64_t offset, std::span<char> buffer)> stream;
     std::uint64_t streamBegin = 0;
     std::uint64_t streamEnd = 0;
