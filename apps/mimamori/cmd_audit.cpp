@@ -134,8 +134,9 @@ int runShow(const Args& args) {
             if (key == "signature") continue;  // 88 characters of noise; `--json` keeps it
             fields += fmt::format(" {}={}", key, value.is_string() ? value.get<std::string>() : value.dump());
         }
-        fmt::print("{}\n", common::escapeControls(fmt::format("{:>6}  {:<27} {:<19}{}", e.seq,
-                                                                common::formatUtc(e.time), e.type, fields)));
+        fmt::print("{}\n", common::escapeControls(fmt::format("{:>6}  {:<27} {:<23} {:<19}{}", e.seq,
+                                                                common::formatUtc(e.time), common::formatJst(e.time),
+                                                                e.type, fields)));
     }
     if (shown == 0) fmt::print(stderr, "no entries match\n");
     return 0;

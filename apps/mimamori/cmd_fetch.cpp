@@ -54,8 +54,9 @@ int runFetch(const Args& args) {
         fmt::print("{}: verified clip of camera {} for request {}\n", r.clip.string(),
                    common::escapeControls(m.cameraId), common::escapeControls(m.requestId));
         fmt::print("  requested {} .. {}\n  actual    {} .. {} ({} frames)\n  sha256    {} ({} bytes)\n",
-                   common::formatUtc(m.requestedFrom), common::formatUtc(m.requestedTo), common::formatUtc(m.actualFrom),
-                   common::formatUtc(m.actualTo), m.frames, m.mp4Sha256, m.mp4Bytes);
+                   common::formatUtcAndJst(m.requestedFrom), common::formatUtcAndJst(m.requestedTo),
+                   common::formatUtcAndJst(m.actualFrom), common::formatUtcAndJst(m.actualTo), m.frames, m.mp4Sha256,
+                   m.mp4Bytes);
         fmt::print("  manifest  {} (+ {})\n", (options.outDir / retrieval::kManifestFile).string(),
                    retrieval::kSignatureFile);
         return 0;
@@ -80,8 +81,8 @@ int runVerify(const Args& args) {
     const retrieval::Manifest& m = *r.manifest;
     fmt::print("{}: OK: clip.mp4 is the extract camera {} ({}) signed for request {}\n", dir.string(), m.cameraId,
                camera.name, m.requestId);
-    fmt::print("  actual range {} .. {}, {} frames, sha256 {}\n", common::formatUtc(m.actualFrom),
-               common::formatUtc(m.actualTo), m.frames, m.mp4Sha256);
+    fmt::print("  actual range {} .. {}, {} frames, sha256 {}\n", common::formatUtcAndJst(m.actualFrom),
+               common::formatUtcAndJst(m.actualTo), m.frames, m.mp4Sha256);
     return 0;
 }
 

@@ -147,7 +147,7 @@ int runCreate(const Args& args) {
     const std::string out = args.required("--out");
     writeRequestFile(out, signedRequest);
     fmt::print("{}: request {} signed by '{}' ({}); valid until {}; now needs the city's approval\n", out,
-               r.requestId, police.name(), police.keyId(), common::formatUtc(r.expiresAt));
+               r.requestId, police.name(), police.keyId(), common::formatUtcAndJst(r.expiresAt));
     return 0;
 }
 
@@ -194,7 +194,7 @@ int runApprove(const Args& args) {
                                                                                     : "this is none of them"));
     const common::SystemClock clock;
     if (clock.nowUtc() > s.request.expiresAt)
-        throw std::runtime_error(fmt::format("{}: the request expired at {}", file, common::formatUtc(s.request.expiresAt)));
+        throw std::runtime_error(fmt::format("{}: the request expired at {}", file, common::formatUtcAndJst(s.request.expiresAt)));
     if (s.approval) fmt::print("note: this request already carries an approval; it will be replaced\n");
 
     if (!args.flag("--yes")) {

@@ -76,8 +76,8 @@ int runLs(const Args& args) {
                usage.partial ? fmt::format(", {} being written", usage.partial) : "");
     fmt::print("bytes       {}\n", bytes(usage.bytes));
     if (usage.oldest && usage.newest) {
-        fmt::print("oldest      {}\n", common::formatUtc(*usage.oldest));
-        fmt::print("newest      {}\n", common::formatUtc(*usage.newest));
+        fmt::print("oldest      {}\n", common::formatUtcAndJst(*usage.oldest));
+        fmt::print("newest      {}\n", common::formatUtcAndJst(*usage.newest));
         fmt::print("coverage    {} of footage over a span of {}\n", duration(covered),
                    duration(*usage.newest - *usage.oldest));
     } else {
@@ -90,7 +90,7 @@ int runLs(const Args& args) {
     std::sort(largest.begin(), largest.end(), [](const Gap& a, const Gap& b) { return a.to - a.from > b.to - b.from; });
     const bool listAll = args.flag("--segments");
     for (std::size_t i = 0; i < largest.size() && (listAll || i < 5); ++i)
-        fmt::print("            {} .. {} ({})\n", common::formatUtc(largest[i].from), common::formatUtc(largest[i].to),
+        fmt::print("            {} .. {} ({})\n", common::formatUtcAndJst(largest[i].from), common::formatUtcAndJst(largest[i].to),
                    duration(largest[i].to - largest[i].from));
     if (!listAll && largest.size() > 5) fmt::print("            ... {} more (--segments lists all)\n", largest.size() - 5);
     if (clockSteps) fmt::print("clock steps {} (segments labelled before their predecessor ended)\n", clockSteps);

@@ -73,6 +73,18 @@ std::string formatUtc(UtcMicros t) {
     return out;
 }
 
+std::string formatJst(UtcMicros t) {
+    constexpr UtcMicros kJstOffset = 9 * 3600 * kMicrosPerSecond;
+    const UtcMicros local = t + kJstOffset;
+    UtcMicros whole = local - ((local % kMicrosPerSecond) + kMicrosPerSecond) % kMicrosPerSecond;  // floor
+    std::string text = formatUtc(whole);  // "YYYY-MM-DDTHH:MM:SSZ" of the shifted instant
+    text[10] = ' ';
+    text.back() = ' ';
+    return text + "JST";
+}
+
+std::string formatUtcAndJst(UtcMicros t) { return fmt::format("{} ({})", formatUtc(t), formatJst(t)); }
+
 std::optional<UtcMicros> parseUtc(std::string_view s) {
     std::size_t pos = 0;
     int year, month, day, hour, minute, second;

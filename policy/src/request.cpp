@@ -393,8 +393,8 @@ std::string describeRequest(const Request& r) {
     };
     row("request id", r.requestId);
     row("camera", r.cameraId);
-    row("from", common::formatUtc(r.from));
-    row("to", common::formatUtc(r.to));
+    row("from", common::formatUtcAndJst(r.from));
+    row("to", common::formatUtcAndJst(r.to));
     const double seconds = static_cast<double>(r.to - r.from) / static_cast<double>(common::kMicrosPerSecond);
     row("duration", fmt::format("{:.0f} s", seconds));
     row("ground", fmt::format("{} ({}{})", r.groundWord, groundArticle(r.ground),
@@ -404,8 +404,8 @@ std::string describeRequest(const Request& r) {
     row("requesting body", r.body);
     row("officer", r.officer);
     row("recipient key", toBase64(r.recipient));
-    row("issued at", common::formatUtc(r.issuedAt));
-    row("expires at", common::formatUtc(r.expiresAt));
+    row("issued at", common::formatUtcAndJst(r.issuedAt));
+    row("expires at", common::formatUtcAndJst(r.expiresAt));
     row("nonce", common::toHex(r.nonce));
     return out;
 }

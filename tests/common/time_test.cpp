@@ -37,3 +37,11 @@ TEST_CASE("a wall-clock step moves the wall clock only") {
     CHECK(clock.nowUtc() == 510);
     CHECK(clock.monotonicMicros() == 10);
 }
+
+TEST_CASE("JST beside UTC: nine hours ahead, across midnight and the year, seconds truncated") {
+    const auto t = *parseUtc("2026-12-31T15:38:18.999999Z");
+    CHECK(formatJst(t) == "2027-01-01 00:38:18 JST");
+    CHECK(formatUtcAndJst(t) == "2026-12-31T15:38:18.999999Z (2027-01-01 00:38:18 JST)");
+    CHECK(formatJst(*parseUtc("2026-11-24T10:00:00+09:00")) == "2026-11-24 10:00:00 JST");
+    CHECK(formatJst(-1) == "1970-01-01 08:59:59 JST");  // before the epoch: floor, not toward zero
+}

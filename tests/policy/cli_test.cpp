@@ -119,6 +119,8 @@ TEST_CASE("a request created, approved with --yes, and shown by the tool is gran
     const Run shown = runTool(k.dir.path(), "request show ok.json --trust trust.json");
     CHECK(shown.status == 0);
     CHECK(shown.output.find("2026-11-24T10:00:00Z") != std::string::npos);  // +09:00 read as UTC
+    // and shown in the city's own time beside it
+    CHECK(shown.output.find("2026-11-24T10:00:00Z (2026-11-24 19:00:00 JST)") != std::string::npos);
     CHECK(shown.output.find("city key 'kakogawa-city': valid") != std::string::npos);
     CHECK(shown.output.find("Art. 7(1)(3)") != std::string::npos);
 
@@ -205,6 +207,7 @@ TEST_CASE("audit verify passes an intact log and names the first bad line of a t
     CHECK(shown.status == 0);
     CHECK(shown.output.find("reason=expired") != std::string::npos);
     CHECK(shown.output.find("12:01:00Z") == std::string::npos);  // before --from
+    CHECK(shown.output.find("2026-11-24 21:03:00 JST request_refused") != std::string::npos);  // JST beside UTC
     CHECK(shown.output.find("daemon_start") == std::string::npos);
 
     const Run interop = runInterop(k.dir.path(), "audit audit.log keys/cam-0412.pub");

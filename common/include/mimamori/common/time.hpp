@@ -17,6 +17,12 @@ constexpr UtcMicros kMicrosPerDay = 86'400 * kMicrosPerSecond;
 
 // "2026-11-24T15:38:18Z", with ".123456" when the value has a fraction.
 std::string formatUtc(UtcMicros t);
+// Japan Standard Time for the people who read it (UTC+9, no daylight saving):
+// "2026-11-25 00:38:18 JST", seconds truncated.
+std::string formatJst(UtcMicros t);
+// "2026-11-24T15:38:18Z (2026-11-25 00:38:18 JST)": UTC, which files and logs keep, with the
+// city's own time beside it wherever a person reads a time.
+std::string formatUtcAndJst(UtcMicros t);
 // Accepts YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM); a space may stand for 'T'.
 // Returns nullopt on anything else (no time zone means no answer: never guess local time).
 std::optional<UtcMicros> parseUtc(std::string_view text);
