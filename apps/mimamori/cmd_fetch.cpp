@@ -16,24 +16,42 @@
 namespace mimamori::cli {
 namespace {
 
-// A one-line progress bar redrawn in place, at most five times a second.
+// A one-line progress bar redrawn in place, at most five times a second, with the speed and
+// the time left over an LTE link (measured from the first byte of this run: a resumed download
+// starts counting where it resumed).
 class ProgressBar {
 public:
     bool update(std::uint64_t done, std::uint64_t total) {
         const auto now = std::chrono::steady_clock::now();
+        if (!started_) {
+            started_ = true;
+            start_ = now;
+            startDone_ = done;
+        }
         if (done < total && now - last_ < std::chrono::milliseconds(200)) return true;
         last_ = now;
         const double fraction = total ? static_cast<double>(done) / static_cast<double>(total) : 1.0;
         const int width = 30;
         const int filled = static_cast<int>(fraction * width);
-        fmt::print(stderr, "\r[{}{}] {:5.1f}%  {:.1f} / {:.1f} MB", std::string(static_cast<std::size_t>(filled), '#'),
-                   std::string(static_cast<std::size_t>(width - filled), ' '), fraction * 100.0, static_cast<double>(done) / 1e6, static_cast<double>(total) / 1e6);
+        const double seconds = std::chrono::duration<double>(now - start_).count();
+        const double rate = seconds > 0 ? static_cast<double>(done - startDone_) / seconds : 0;  // bytes/s
+        std::string pace = "  -- MB/s";
+        if (rate > 0) {
+            const auto left = static_cast<std::uint64_t>(static_cast<double>(total - done) / rate + 0.5);
+            pace = fmt::format("  {:.1f} MB/s, {}:{:02}:{:02} left", rate / 1e6, left / 3600, left / 60 % 60, left % 60);
+        }
+        fmt::print(stderr, "\r[{}{}] {:5.1f}%  {:.1f} / {:.1f} MB{}", std::string(static_cast<std::size_t>(filled), '#'),
+                   std::string(static_cast<std::size_t>(width - filled), ' '), fraction * 100.0,
+                   static_cast<double>(done) / 1e6, static_cast<double>(total) / 1e6, pace);
         if (done >= total) fmt::print(stderr, "\n");
         return true;
     }
 
 private:
     std::chrono::steady_clock::time_point last_{};
+    std::chrono::steady_clock::time_point start_{};
+    std::uint64_t startDone_ = 0;
+    bool started_ = false;
 };
 
 int runFetch(const Args& args) {
@@ -96,7 +114,7 @@ const Registrar fetchCommand({
     "the camera key CAMERA_PUB signed (docs/keys.md); any other camera, or anyone else on the\n"
     "path, is refused before a byte of the request is sent. Then submits the approved request\n"
     "FILE, waits while the\n"
-    "camera builds the extract, downloads it (a progress bar on a terminal), decrypts it with the\n"
+    "camera builds the extract, downloads it (on a terminal: progress, speed, time left), decrypts it with the\n"
     "police key, checks the camera's signature and every hash, and writes DIR/clip.mp4,\n"
     "DIR/manifest.json and DIR/manifest.sig (DIR/extract.sealed keeps the bytes as received).\n"
     "An interrupted download resumes where it stopped when the same command is run again; the\n"

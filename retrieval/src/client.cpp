@@ -387,7 +387,10 @@ FetchResult fetchExtract(const FetchOptions& o) {
                     have = 0;
                     return true;
                 }
-                return (have == 0 && status == 200) || (have > 0 && status == 206);
+                const bool accepted = (have == 0 && status == 200) || (have > 0 && status == 206);
+                // The transfer starts now: a progress display times its speed from here.
+                if (accepted && o.onProgress) (void)o.onProgress(have, manifest.sealedBytes);
+                return accepted;
             },
             [&](const char* data, std::size_t n) {
                 common::writeAll(fd.get(), asBytes(data, n), partPath.string());

@@ -259,12 +259,15 @@ TEST_CASE("fetch over HTTPS gets the clip from a camera whose key signed the TLS
     HttpsCamera camera(w);
     const fs::path request = w.writeRequest(w.approved(w.request(kT0 + 2 * kSec, kT0 + 5 * kSec)));
     const fs::path out = w.dir.path() / "case";
+    // On a terminal (script(1) gives it one), as an officer runs it: progress, speed, time left.
     const auto run = testing::runCommand(fmt::format(
-        "{}/apps/mimamori fetch {} --camera {} --key {} --camera-key {} --out {} 2>&1", MIMAMORI_BINARY_DIR,
-        request.string(), camera.url(), (w.keys() / "hyogo-kakogawa-1.secret").string(),
+        "script -qec '{}/apps/mimamori fetch {} --camera {} --key {} --camera-key {} --out {}' /dev/null 2>&1",
+        MIMAMORI_BINARY_DIR, request.string(), camera.url(), (w.keys() / "hyogo-kakogawa-1.secret").string(),
         (w.keys() / "camera-0042.pub").string(), out.string()));
     INFO(run.output);
     CHECK(run.status == 0);
+    CHECK(contains(run.output, "100.0%"));
+    CHECK(contains(run.output, " MB/s, 0:00:00 left"));
     CHECK(contains(run.output, "the camera's TLS key is the one camera camera-0042 signed (SPKI SHA-256 " +
                                    spkiHex(spkiSha256OfCertFile(camera.tls.cert)).substr(0, 16)));
     CHECK(contains(run.output, "verified clip"));
