@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <condition_variable>
+#include <optional>
 #include <random>
 #include <sstream>
 
