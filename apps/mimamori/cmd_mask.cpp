@@ -14,6 +14,9 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace mimamori::cli {
@@ -35,22 +38,33 @@ std::optional<MaskSet> loadOrReport(const std::string& file) {
     }
 }
 
-int parseDimension(const Args& args, const std::string& name) {
-    const std::string text = args.required(name);
-    int value = 0;
+// The number `text` spells, all of it and nothing else (and finite), or nullopt. The callers
+// check the range and word their own refusal.
+template <typename T>
+std::optional<T> parseWhole(std::string_view text) {
+    T value{};
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size() || value < 1 || value > kMaxDimension)
-        throw UsageError(fmt::format("{} must be a whole number of pixels from 1 to {}, not '{}'", name,
-                                     kMaxDimension, text));
+    if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+    if constexpr (std::is_floating_point_v<T>) {
+        if (!std::isfinite(value)) return std::nullopt;
+    }
     return value;
 }
 
+int parseDimension(const Args& args, const std::string& name) {
+    const std::string text = args.required(name);
+    const auto value = parseWhole<int>(text);
+    if (!value || *value < 1 || *value > kMaxDimension)
+        throw UsageError(fmt::format("{} must be a whole number of pixels from 1 to {}, not '{}'", name,
+                                     kMaxDimension, text));
+    return *value;
+}
+
 double parseSeconds(const std::string& text) {
-    double value = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value) || value < 0)
+    const auto value = parseWhole<double>(text);
+    if (!value || *value < 0)
         throw UsageError(fmt::format("--at must be a number of seconds (0 or more), not '{}'", text));
-    return value;
+    return *value;
 }
 
 int runValidate(const Args& args) {
@@ -110,18 +124,13 @@ int runPreview(const Args& args) {
 
 // "1920x1080" -> {1920, 1080}.
 std::pair<int, int> parseFrameSize(const std::string& text) {
-    const auto whole = [](const char* begin, const char* end, int& value) {
-        const auto [ptr, ec] = std::from_chars(begin, end, value);
-        return ec == std::errc() && ptr == end;
-    };
     const auto x = text.find('x');
-    int w = 0, h = 0;
-    const bool ok = x != std::string::npos && whole(text.data(), text.data() + x, w) &&
-                    whole(text.data() + x + 1, text.data() + text.size(), h);
-    if (!ok || w < 1 || h < 1 || w > kMaxDimension || h > kMaxDimension)
+    const auto w = x == std::string::npos ? std::nullopt : parseWhole<int>(std::string_view(text).substr(0, x));
+    const auto h = x == std::string::npos ? std::nullopt : parseWhole<int>(std::string_view(text).substr(x + 1));
+    if (!w || !h || *w < 1 || *h < 1 || *w > kMaxDimension || *h > kMaxDimension)
         throw UsageError(fmt::format("--pixels must be WIDTHxHEIGHT in pixels (1 to {} each), e.g. 1920x1080, not '{}'",
                                      kMaxDimension, common::escapeControls(text)));
-    return {w, h};
+    return {*w, *h};
 }
 
 int runImport(const Args& args) {
@@ -146,12 +155,11 @@ int runImport(const Args& args) {
 }
 
 double parseTolerance(const std::string& text) {
-    double value = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value) || value < 0 || value > 1000)
+    const auto value = parseWhole<double>(text);
+    if (!value || *value < 0 || *value > 1000)
         throw UsageError(fmt::format("--tolerance must be a number of pixels from 0 to 1000, not '{}'",
                                      common::escapeControls(text)));
-    return value;
+    return *value;
 }
 
 int runCheck(const Args& args) {
