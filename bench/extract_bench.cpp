@@ -181,8 +181,8 @@ int main(int argc, char** argv) {
             return timed([&] {
                 plainBytes = 0;
                 for (const auto& s : segments) {
-                    auto error = store->read(s, [&](std::span<const std::uint8_t> b) { plainBytes += b.size(); });
-                    if (error) throw std::runtime_error(*error);
+                    const auto read = store->read(s, [&](std::span<const std::uint8_t> b) { plainBytes += b.size(); });
+                    if (!read) throw std::runtime_error(read.error());
                 }
             });
         };

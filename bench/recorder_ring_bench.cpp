@@ -25,10 +25,10 @@ int main(int argc, char** argv) {
         for (const auto& s : segments) {
             disk += s.bytesOnDisk;
             footage += s.end - s.start;
-            auto error = store->read(s, [&](std::span<const std::uint8_t> chunk) {
+            const auto read = store->read(s, [&](std::span<const std::uint8_t> chunk) {
                 plaintext += chunk.size();
             });
-            if (error) ++bad;
+            if (!read) ++bad;
         }
         std::printf("{\"segments\": %zu, \"bad\": %zu, \"plaintext_bytes\": %llu, "
                     "\"disk_bytes\": %llu, \"footage_seconds\": %.3f}\n",

@@ -36,11 +36,11 @@ int main(int argc, char** argv) {
         std::size_t bad = 0;
         bool writeFailed = false;
         for (const auto& s : store->list(INT64_MIN, INT64_MAX)) {
-            auto error = store->read(s, [&](std::span<const std::uint8_t> chunk) {
+            const auto read = store->read(s, [&](std::span<const std::uint8_t> chunk) {
                 if (std::fwrite(chunk.data(), 1, chunk.size(), stdout) != chunk.size()) writeFailed = true;
             });
-            if (error) {
-                std::fprintf(stderr, "ring_export_bench: segment %s: %s\n", s.path.c_str(), error->c_str());
+            if (!read) {
+                std::fprintf(stderr, "ring_export_bench: segment %s: %s\n", s.path.c_str(), read.error().c_str());
                 ++bad;
             }
         }

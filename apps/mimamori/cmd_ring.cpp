@@ -123,11 +123,11 @@ int runVerify(const Args& args) {
     std::uint64_t plaintextBytes = 0;
     for (const auto& s : segments) {
         // The plaintext is counted and dropped: verify never writes footage anywhere.
-        const auto error = store->read(s, [&](std::span<const std::uint8_t> b) { plaintextBytes += b.size(); });
-        if (error) {
+        const auto read = store->read(s, [&](std::span<const std::uint8_t> b) { plaintextBytes += b.size(); });
+        if (!read) {
             ++bad;
             // The error text starts with the file name.
-            fmt::print("BAD  {}\n", *error);
+            fmt::print("BAD  {}\n", read.error());
         }
     }
     // Files the read-only open could not list are bad too.

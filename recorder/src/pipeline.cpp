@@ -642,14 +642,14 @@ CapturePipeline::CapturePipeline(const DaemonConfig& config, std::shared_ptr<Mas
 
 CapturePipeline::~CapturePipeline() { stop(); }
 
-std::optional<std::string> CapturePipeline::start() {
+common::Result<void> CapturePipeline::start() {
     GstElement* p = impl_->pipeline.get();
     if (impl_->loop) {
         // A flushing segment seek after preroll arms the SEGMENT_DONE looping.
         if (gst_element_set_state(p, GST_STATE_PAUSED) == GST_STATE_CHANGE_FAILURE ||
             gst_element_get_state(p, nullptr, nullptr, 10 * GST_SECOND) == GST_STATE_CHANGE_FAILURE) {
             impl_->stopReported = true;
-            return pendingError(p);
+            return common::Error{pendingError(p)};
         }
         gst_element_seek(p, 1.0, GST_FORMAT_TIME,
                          static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_SEGMENT),
@@ -657,9 +657,9 @@ std::optional<std::string> CapturePipeline::start() {
     }
     if (gst_element_set_state(p, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
         impl_->stopReported = true;  // the caller handles it; the bus watch must not repeat it
-        return pendingError(p);
+        return common::Error{pendingError(p)};
     }
-    return std::nullopt;
+    return common::success();
 }
 
 bool CapturePipeline::drain(int timeoutMs) {

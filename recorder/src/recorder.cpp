@@ -432,13 +432,14 @@ struct Recorder::Impl {
         UtcMicros floor = time.floor();
         time.reset(floor);
         framesFlowing = false;
-        std::optional<std::string> failure;
+        std::optional<std::string> failure;  // why the source could not start
         try {
             pipeline = std::make_unique<CapturePipeline>(
                 config, masks, counters,
                 [this](std::span<const std::uint8_t> b, std::int64_t ns, bool key) { onTs(b, ns, key); },
                 [this](bool eos, const std::string& reason) { onPipelineStopped(eos, reason); });
-            failure = pipeline->start();
+            const common::Result<void> started = pipeline->start();
+            if (!started) failure = started.error();
         } catch (const std::exception& e) {
             failure = e.what();
         }

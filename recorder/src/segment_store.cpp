@@ -253,7 +253,8 @@ std::optional<Entry> recoverFile(const Core& core, const fs::path& source) {
     if (::lseek(in.get(), 0, SEEK_SET) != 0) throw common::FileError(fmt::format("{}: seek: {}", name, errnoText()));
     std::uint64_t copied = 0;
     format::ChunkPrefix last{};
-    format::decodeSegment(in.get(), name, keys,
+    // What this second pass finds was judged by the scan above; only the count copied matters.
+    (void)format::decodeSegment(in.get(), name, keys,
                           [&](const format::ChunkPrefix& prefix, std::span<const std::uint8_t> payload) {
                               if (copied == scan.dataChunks) return;
                               encryptor.writeChunk(prefix, payload);
@@ -511,11 +512,11 @@ public:
         return out;
     }
 
-    std::optional<std::string> read(const SegmentInfo& segment,
-                                    const std::function<void(std::span<const std::uint8_t>)>& sink) const override {
+    common::Result<void> read(const SegmentInfo& segment,
+                              const std::function<void(std::span<const std::uint8_t>)>& sink) const override {
         const std::string name = segment.path.filename().string();
         common::UniqueFd fd(::open(segment.path.c_str(), O_RDONLY | O_CLOEXEC));
-        if (!fd.valid()) return fmt::format("{}: cannot open: {}", segment.path.string(), errnoText());
+        if (!fd.valid()) return common::Error{fmt::format("{}: cannot open: {}", segment.path.string(), errnoText())};
         std::optional<std::string> mismatch;
         auto keys = [&](const format::FileHeader& h) -> std::optional<SecretKey> {
             // Check what the header says before a byte reaches the sink.
@@ -535,14 +536,15 @@ public:
                 [&](const format::ChunkPrefix&, std::span<const std::uint8_t> payload) {
                     if (sink && !payload.empty()) sink(payload);
                 });
-            if (mismatch) return mismatch;
-            if (result.error) return result.error;
+            if (mismatch) return common::Error{*mismatch};
+            if (result.error) return common::Error{*result.error};
             if (result.final->end != segment.end)
-                return fmt::format("{}: sealed end time {} differs from the listed {}", name,
-                                   common::formatUtc(result.final->end), common::formatUtc(segment.end));
-            return std::nullopt;
+                return common::Error{fmt::format("{}: sealed end time {} differs from the listed {}", name,
+                                                 common::formatUtc(result.final->end),
+                                                 common::formatUtc(segment.end))};
+            return common::success();
         } catch (const std::exception& e) {
-            return fmt::format("{}: {}", name, e.what());
+            return common::Error{fmt::format("{}: {}", name, e.what())};
         }
     }
 

@@ -504,7 +504,7 @@ private:
             f.parameterSets = parameterSets_;
             gops_.add(std::move(f));
         });
-        const std::optional<std::string> readError = store_.read(segment, [&](std::span<const std::uint8_t> ts) {
+        const common::Result<void> read = store_.read(segment, [&](std::span<const std::uint8_t> ts) {
             if (failure) return;  // the rest of a segment that already failed
             try {
                 demuxer.push(ts);
@@ -513,7 +513,7 @@ private:
             }
         });
         if (failure) std::rethrow_exception(failure);
-        if (readError) throw ExtractError(*readError);
+        if (!read) throw ExtractError(read.error());
         demuxer.finish(segment.recovered);
         gops_.endSegment(segment.end);
     }

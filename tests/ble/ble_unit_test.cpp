@@ -427,7 +427,7 @@ TEST_CASE("the ble config parses every documented key") {
 
 TEST_CASE("a bad ble config reports every problem with its key") {
     try {
-        parseServiceConfig(R"({"silence_seconds": "long", "retention_days": 30, "colour": 1,
+        (void)parseServiceConfig(R"({"silence_seconds": "long", "retention_days": 30, "colour": 1,
             "companies": [{"name": "Acme Corp", "endpoint": "ftp://x", "ibeacon": [{"uuid": "1234"}]},
                           {"name": "beta"}]})");
         FAIL("expected a ConfigError");

@@ -174,7 +174,7 @@ TEST_CASE("a concave polygon and a 200-point star are valid") {
 TEST_CASE("an invalid file never yields a mask set: parse throws with every finding") {
     const std::string json = withMask(R"({"name": "a", "polygon": [[0.1,0.1],[2,0.1],[0.5,0.5]]})");
     try {
-        parseMaskJson(json, "cam.json");
+        (void)parseMaskJson(json, "cam.json");
         FAIL("parseMaskJson accepted an invalid file");
     } catch (const MaskFileError& e) {
         CHECK(e.source() == "cam.json");

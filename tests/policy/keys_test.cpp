@@ -80,8 +80,8 @@ TEST_CASE("a police key receives what is sealed to its X25519 public key") {
     CHECK(opened == message);
 
     const SecretKey city = generateKey(Role::City, "city");
-    CHECK_THROWS_AS(city.boxSecret(), KeyError);
-    CHECK_THROWS_AS(city.boxPublic(), KeyError);
+    CHECK_THROWS_AS((void)city.boxSecret(), KeyError);
+    CHECK_THROWS_AS((void)city.boxPublic(), KeyError);
 }
 
 TEST_CASE("a secret key file readable by others is refused, and an existing one is never overwritten") {

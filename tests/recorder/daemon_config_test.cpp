@@ -24,7 +24,7 @@ json minimal() {
 
 std::vector<std::string> problemsOf(const json& doc) {
     try {
-        parseConfig(doc.dump(), "/etc/mimamori/mimamorid.json");
+        (void)parseConfig(doc.dump(), "/etc/mimamori/mimamorid.json");
     } catch (const ConfigError& e) {
         return e.problems();
     }
@@ -159,7 +159,7 @@ TEST_CASE("required keys and source locations are checked") {
 
 TEST_CASE("malformed JSON is one error with its position") {
     try {
-        parseConfig("{\"camera_id\": ", "broken.json");
+        (void)parseConfig("{\"camera_id\": ", "broken.json");
         FAIL("no error");
     } catch (const ConfigError& e) {
         REQUIRE(e.problems().size() == 1);

@@ -165,10 +165,10 @@ inline std::vector<std::vector<std::uint8_t>> readSegments(
     std::vector<std::vector<std::uint8_t>> out;
     for (const auto& s : segments) {
         std::vector<std::uint8_t> bytes;
-        auto error = store.read(s, [&](std::span<const std::uint8_t> chunk) {
+        const auto read = store.read(s, [&](std::span<const std::uint8_t> chunk) {
             bytes.insert(bytes.end(), chunk.begin(), chunk.end());
         });
-        if (error) throw std::runtime_error("segment " + s.path.string() + ": " + *error);
+        if (!read) throw std::runtime_error("segment " + s.path.string() + ": " + read.error());
         out.push_back(std::move(bytes));
     }
     return out;

@@ -98,8 +98,8 @@ inline std::optional<std::size_t> findPlaintext(std::span<const std::uint8_t> by
 inline std::vector<std::uint8_t> readAll(const StoreConfig&, SegmentStore& store, const SegmentInfo& s,
                                          std::optional<std::string>* error = nullptr) {
     std::vector<std::uint8_t> out;
-    auto result = store.read(s, [&](std::span<const std::uint8_t> b) { out.insert(out.end(), b.begin(), b.end()); });
-    if (error != nullptr) *error = result;
+    const auto read = store.read(s, [&](std::span<const std::uint8_t> b) { out.insert(out.end(), b.begin(), b.end()); });
+    if (error != nullptr) *error = read.ok() ? std::nullopt : std::optional<std::string>(read.error());
     return out;
 }
 

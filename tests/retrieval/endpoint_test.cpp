@@ -70,8 +70,8 @@ public:
     explicit GatedStore(recorder::SegmentStore& inner) : inner_(inner) {}
     std::unique_ptr<recorder::SegmentWriter> beginSegment(UtcMicros start) override { return inner_.beginSegment(start); }
     std::vector<recorder::SegmentInfo> list(UtcMicros from, UtcMicros to) const override { return inner_.list(from, to); }
-    std::optional<std::string> read(const recorder::SegmentInfo& s,
-                                    const std::function<void(std::span<const std::uint8_t>)>& sink) const override {
+    common::Result<void> read(const recorder::SegmentInfo& s,
+                              const std::function<void(std::span<const std::uint8_t>)>& sink) const override {
         std::unique_lock lock(mutex_);
         ++waiting_;
         cond_.notify_all();

@@ -70,8 +70,8 @@ void record(const Case& c, Recorded& r, double segmentSeconds = 1.0) {
     REQUIRE(!r.segments.empty());
     std::vector<std::uint8_t> ts;
     for (const auto& s : r.segments) {
-        const auto error = store->read(s, [&](std::span<const std::uint8_t> b) { ts.insert(ts.end(), b.begin(), b.end()); });
-        REQUIRE_MESSAGE(!error, *error);
+        const auto read = store->read(s, [&](std::span<const std::uint8_t> b) { ts.insert(ts.end(), b.begin(), b.end()); });
+        REQUIRE_MESSAGE(read.ok(), (read.ok() ? "" : read.error()));
     }
     r.tsFile = writeBytes(r.dir.path() / "recorded.ts", ts);
 }

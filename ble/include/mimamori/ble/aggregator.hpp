@@ -28,12 +28,12 @@ public:
     // Returns true when the sighting counted (above the floor).
     bool observe(const TagSighting& s);
     // Closes the visits silent for at least the configured silence at monotonic time `now`.
-    std::vector<Passage> closeIdle(std::int64_t nowMonotonic);
+    [[nodiscard]] std::vector<Passage> closeIdle(std::int64_t nowMonotonic);
     // Closes every open visit (shutdown).
-    std::vector<Passage> closeAll();
+    [[nodiscard]] std::vector<Passage> closeAll();
 
-    std::size_t openVisits() const { return open_.size(); }
-    std::size_t pendingClosed() const { return closed_.size(); }
+    [[nodiscard]] std::size_t openVisits() const { return open_.size(); }
+    [[nodiscard]] std::size_t pendingClosed() const { return closed_.size(); }
 
 private:
     struct Visit {

@@ -17,7 +17,7 @@ struct DeliveryConfig {
 };
 
 // The body of one batch (docs/ble.md, "Delivery").
-std::string batchToJson(const std::string& cameraId, const std::string& company,
+[[nodiscard]] std::string batchToJson(const std::string& cameraId, const std::string& company,
                         const std::vector<Passage>& passages);
 
 // What one delivery attempt did; failures are values, never exceptions.
@@ -29,12 +29,12 @@ struct DeliveryResult {
 
 // POSTs batches until the queue is empty, a batch fails, or `cancelled` (checked between
 // batches) returns true. Blocks for the HTTP exchange.
-DeliveryResult deliverPending(PassageQueue& queue, const std::string& endpoint,
+[[nodiscard]] DeliveryResult deliverPending(PassageQueue& queue, const std::string& endpoint,
                               const std::string& cameraId, const DeliveryConfig& config,
                               common::UtcMicros now, const std::function<bool()>& cancelled = {});
 
 // Splits "http[s]://host[:port]/path" into the client's "scheme://host:port" and the path.
 // Returns false when the URL is not http or https with a host.
-bool splitEndpoint(const std::string& url, std::string& schemeHostPort, std::string& path);
+[[nodiscard]] bool splitEndpoint(const std::string& url, std::string& schemeHostPort, std::string& path);
 
 }  // namespace mimamori::ble

@@ -22,8 +22,8 @@ struct Passage {
 };
 
 // One JSON object on one line (no newline), as documented in docs/ble.md.
-std::string passageToJson(const Passage& p);
+[[nodiscard]] std::string passageToJson(const Passage& p);
 // nullopt when the text is not a complete passage object (e.g. a line torn by a power cut).
-std::optional<Passage> passageFromJson(std::string_view line);
+[[nodiscard]] std::optional<Passage> passageFromJson(std::string_view line);
 
 }  // namespace mimamori::ble

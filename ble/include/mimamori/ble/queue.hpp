@@ -40,8 +40,8 @@ public:
     // under the lock (so the daemon neither delivers nor adds to them meanwhile). Returns the count.
     std::size_t drain(const std::function<void(const std::vector<Passage>&)>& write, common::UtcMicros now);
     QueueCounters counters();
-    std::size_t size(common::UtcMicros now) { return peek(static_cast<std::size_t>(-1), now).size(); }
-    const std::string& company() const { return company_; }
+    [[nodiscard]] std::size_t size(common::UtcMicros now) { return peek(static_cast<std::size_t>(-1), now).size(); }
+    [[nodiscard]] const std::string& company() const { return company_; }
 
 private:
     struct Locked;

@@ -38,14 +38,14 @@ public:
     // (to complete later partial updates). The Advertisement lives for the call only.
     using Sink = std::function<bool(const Advertisement&)>;
 
-    static std::unique_ptr<Scanner> start(ScannerConfig config, const common::Clock& clock, Sink sink);
+    [[nodiscard]] static std::unique_ptr<Scanner> start(ScannerConfig config, const common::Clock& clock, Sink sink);
     ~Scanner();
     Scanner(const Scanner&) = delete;
     Scanner& operator=(const Scanner&) = delete;
 
     // Stops discovery (best effort) and joins the thread. Idempotent.
     void stop();
-    ScannerStats stats() const;
+    [[nodiscard]] ScannerStats stats() const;
 
     class Impl;
 

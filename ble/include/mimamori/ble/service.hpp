@@ -36,17 +36,17 @@ struct ServiceConfig {
 class ConfigError : public std::runtime_error {
 public:
     explicit ConfigError(std::vector<std::string> problems);
-    const std::vector<std::string>& problems() const { return problems_; }
+    [[nodiscard]] const std::vector<std::string>& problems() const { return problems_; }
 
 private:
     std::vector<std::string> problems_;
 };
 
 // "" (no "ble" object) gives a disabled config. Throws ConfigError.
-ServiceConfig parseServiceConfig(std::string_view bleJson);
+[[nodiscard]] ServiceConfig parseServiceConfig(std::string_view bleJson);
 
 // <stateDir>/ble/<company>: where a company's queue lives.
-std::filesystem::path companyQueueDir(const std::filesystem::path& stateDir, const std::string& company);
+[[nodiscard]] std::filesystem::path companyQueueDir(const std::filesystem::path& stateDir, const std::string& company);
 
 struct ServiceStats {
     ScannerStats scanner;
@@ -63,7 +63,7 @@ struct ServiceStats {
 // retried. Thread-safe: stats() and stop() from any thread; the destructor stops.
 class Service {
 public:
-    static std::unique_ptr<Service> start(const ServiceConfig& config, const std::string& cameraId,
+    [[nodiscard]] static std::unique_ptr<Service> start(const ServiceConfig& config, const std::string& cameraId,
                                           const std::filesystem::path& stateDir,
                                           const common::Clock& clock);
     ~Service();
@@ -72,7 +72,7 @@ public:
 
     // Stops scanning, queues every open visit as a passage, joins the threads. Idempotent.
     void stop();
-    ServiceStats stats() const;
+    [[nodiscard]] ServiceStats stats() const;
 
     class Impl;
 

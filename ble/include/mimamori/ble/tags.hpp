@@ -54,9 +54,9 @@ public:
 
     // The registered tag this advertisement carries, or nullopt (then nothing about it is kept).
     // Malformed payloads (short, wrong lengths) simply do not match.
-    std::optional<TagSighting> decode(const Advertisement& ad) const;
+    [[nodiscard]] std::optional<TagSighting> decode(const Advertisement& ad) const;
 
-    const std::vector<CompanyRules>& companies() const { return companies_; }
+    [[nodiscard]] const std::vector<CompanyRules>& companies() const { return companies_; }
 
 private:
     std::vector<CompanyRules> companies_;
@@ -64,7 +64,7 @@ private:
 
 // Validation of a rule set: every overlap between two companies' rules (an advertisement that
 // could be claimed by both), each named. Empty when the rules are disjoint.
-std::vector<std::string> findRuleOverlaps(const std::vector<CompanyRules>& companies);
+[[nodiscard]] std::vector<std::string> findRuleOverlaps(const std::vector<CompanyRules>& companies);
 
 inline constexpr std::uint16_t kAppleCompanyId = 0x004C;
 inline constexpr const char* kEddystoneServiceUuid = "0000feaa-0000-1000-8000-00805f9b34fb";

@@ -27,9 +27,9 @@ public:
     UniqueFd& operator=(const UniqueFd&) = delete;
     ~UniqueFd();
 
-    int get() const { return fd_; }
-    bool valid() const { return fd_ >= 0; }
-    int release();
+    [[nodiscard]] int get() const { return fd_; }
+    [[nodiscard]] bool valid() const { return fd_ >= 0; }
+    [[nodiscard]] int release();
     void reset(int fd = -1);
 
 private:
@@ -37,7 +37,7 @@ private:
 };
 
 // Reads a whole file; throws FileError naming the path.
-std::string readFile(const std::filesystem::path& path);
+[[nodiscard]] std::string readFile(const std::filesystem::path& path);
 
 // Writes all bytes, retrying on EINTR and short writes; throws FileError naming `what`.
 void writeAll(int fd, std::span<const std::uint8_t> bytes, std::string_view what);
@@ -46,7 +46,7 @@ void writeAll(int fd, std::span<const std::uint8_t> bytes, std::string_view what
 // nothing planted at that name (a file, a symlink, a hard link) is ever written through: an
 // existing entry is unlinked first (a symlink itself is removed, never its target), and a name
 // planted again between the unlink and the create fails it. Throws FileError naming the path.
-UniqueFd createExclusive(const std::filesystem::path& path, std::filesystem::perms mode);
+[[nodiscard]] UniqueFd createExclusive(const std::filesystem::path& path, std::filesystem::perms mode);
 
 // Replaces `path` atomically: write "<path>.tmp" (through createExclusive), fsync it, rename
 // over, fsync the directory. After a power cut the file holds either the old or the new
@@ -58,8 +58,8 @@ void writeFileAtomic(const std::filesystem::path& path, std::string_view content
 // fsync(2) on a directory, so a rename or unlink inside it survives a power cut.
 void fsyncDirectory(const std::filesystem::path& dir);
 
-std::string toHex(std::span<const std::uint8_t> bytes);
+[[nodiscard]] std::string toHex(std::span<const std::uint8_t> bytes);
 // Returns false on odd length or a non-hex character.
-bool fromHex(std::string_view hex, std::string& out);
+[[nodiscard]] bool fromHex(std::string_view hex, std::string& out);
 
 }  // namespace mimamori::common

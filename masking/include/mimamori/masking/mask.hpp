@@ -37,15 +37,15 @@ struct Finding {
     int maskIndex = -1;    // position in "masks", or -1 for file-level problems
     // "mask 'house 12 windows' point 3: x is 1.2, outside 0..1"; an unnamed mask shows as
     // "masks[2]", a file-level finding as its bare message.
-    std::string toString() const;
+    [[nodiscard]] std::string toString() const;
 };
 
 class MaskFileError : public std::runtime_error {
 public:
     // what() is one line: the source and every finding, joined by "; ".
     MaskFileError(std::string source, std::vector<Finding> findings);
-    const std::vector<Finding>& findings() const { return findings_; }
-    const std::string& source() const { return source_; }
+    [[nodiscard]] const std::vector<Finding>& findings() const { return findings_; }
+    [[nodiscard]] const std::string& source() const { return source_; }
 
 private:
     std::string source_;
@@ -53,10 +53,10 @@ private:
 };
 
 // Every finding in `json`, in file order; empty means valid. Pure, thread-safe.
-std::vector<Finding> validateMaskJson(std::string_view json);
+[[nodiscard]] std::vector<Finding> validateMaskJson(std::string_view json);
 // Throws MaskFileError (every finding) or common::FileError (unreadable file).
-MaskSet parseMaskJson(std::string_view json, std::string_view source);
-MaskSet loadMaskFile(const std::filesystem::path& path);
+[[nodiscard]] MaskSet parseMaskJson(std::string_view json, std::string_view source);
+[[nodiscard]] MaskSet loadMaskFile(const std::filesystem::path& path);
 
 // Converts a mask file whose points are pixel coordinates of a width x height frame (pixel
 // edges, 0..width and 0..height, as `mimamori mask show` prints them) into the file format's
@@ -100,13 +100,13 @@ public:
     // plane is missing or its stride is shorter than a row: never masks in the wrong place.
     void apply(FrameView& frame) const;
 
-    int width() const { return width_; }
-    int height() const { return height_; }
-    PixelFormat format() const { return format_; }
+    [[nodiscard]] int width() const { return width_; }
+    [[nodiscard]] int height() const { return height_; }
+    [[nodiscard]] PixelFormat format() const { return format_; }
     // Masked luma (or packed) pixels / all pixels, 0..1.
-    double coverage() const;
+    [[nodiscard]] double coverage() const;
     // Sorted by row, then x; disjoint and not touching. Plane 2 of I420 equals plane 1.
-    const std::vector<Span>& spans(int plane) const { return spans_[plane]; }
+    [[nodiscard]] const std::vector<Span>& spans(int plane) const { return spans_[plane]; }
 
 private:
     int width_ = 0;

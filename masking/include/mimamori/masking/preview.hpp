@@ -26,12 +26,12 @@ struct BgrImage {
 
 // The frame at `atSeconds` of a video, or the image itself (then atSeconds must be 0).
 // Images are recognised by their content (PNG, JPEG, ...); anything else is opened as video.
-BgrImage readFrame(const std::filesystem::path& input, double atSeconds);
+[[nodiscard]] BgrImage readFrame(const std::filesystem::path& input, double atSeconds);
 
 // The frame as the recorder will encode it: converted to I420 (odd sizes included), masked
 // in I420 with RasterMask, converted back to BGR. With `outline`, each polygon's edge and
 // name are drawn on top so staff can check the placement (not part of any recording).
-BgrImage renderPreview(const MaskSet& masks, const BgrImage& frame, bool outline);
+[[nodiscard]] BgrImage renderPreview(const MaskSet& masks, const BgrImage& frame, bool outline);
 
 // Writes a PNG atomically (a crash leaves the old file or the new one, never half of one).
 void writePng(const BgrImage& image, const std::filesystem::path& out);

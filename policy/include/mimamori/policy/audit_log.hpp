@@ -55,8 +55,8 @@ public:
 struct AuditCheckpoint {
     std::uint64_t seq = 0;
     std::string lineHash;
-    std::string toString() const;
-    static std::optional<AuditCheckpoint> parse(std::string_view text);
+    [[nodiscard]] std::string toString() const;
+    [[nodiscard]] static std::optional<AuditCheckpoint> parse(std::string_view text);
 };
 
 struct AuditOptions {
@@ -94,13 +94,13 @@ public:
     // or a line over kMaxAuditLineBytes, AuditError after close().
     std::uint64_t append(std::string_view type, const AuditFields& fields);
     // Writes a signed checkpoint now (unless the last entry already is one). Returns it.
-    AuditCheckpoint checkpoint();
+    [[nodiscard]] AuditCheckpoint checkpoint();
     // Writes a final checkpoint and closes the file. Idempotent.
     void close();
 
-    std::uint64_t lastSeq() const;
-    const AuditRecovery& recovery() const { return recovery_; }
-    const std::filesystem::path& path() const { return path_; }
+    [[nodiscard]] std::uint64_t lastSeq() const;
+    [[nodiscard]] const AuditRecovery& recovery() const { return recovery_; }
+    [[nodiscard]] const std::filesystem::path& path() const { return path_; }
 
 private:
     void appendLocked(std::string_view type, const std::string& fieldsJson);
@@ -132,7 +132,7 @@ struct AuditEntry {
 };
 
 // Parses every line; throws AuditError naming the first line that is not an entry.
-std::vector<AuditEntry> readAuditLog(const std::filesystem::path& path);
+[[nodiscard]] std::vector<AuditEntry> readAuditLog(const std::filesystem::path& path);
 
 struct AuditVerifyResult {
     bool ok = false;
@@ -148,10 +148,10 @@ struct AuditVerifyResult {
 // that the log still contains exactly that checkpoint. Without `expected`, a log cut back to an
 // earlier checkpoint cannot be told from a log that ended there (docs/audit-log.md).
 // Never throws for bad content; throws common::FileError when unreadable.
-AuditVerifyResult verifyAuditLog(const std::filesystem::path& path, const SignPublicKey& cameraKey,
+[[nodiscard]] AuditVerifyResult verifyAuditLog(const std::filesystem::path& path, const SignPublicKey& cameraKey,
                                  const std::optional<AuditCheckpoint>& expected = std::nullopt);
 
 // The bytes a checkpoint signature covers: "mimamori-audit-checkpoint-v1\n" SEQ "\n" TIME "\n" PREV.
-std::string checkpointMessage(std::uint64_t seq, std::string_view time, std::string_view prevHash);
+[[nodiscard]] std::string checkpointMessage(std::uint64_t seq, std::string_view time, std::string_view prevHash);
 
 }  // namespace mimamori::policy

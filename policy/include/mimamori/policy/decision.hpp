@@ -40,7 +40,7 @@ enum class RefusalReason {
 };
 
 // Stable snake_case word for logs and the audit log ("bad_police_signature").
-std::string_view reasonCode(RefusalReason reason);
+[[nodiscard]] std::string_view reasonCode(RefusalReason reason);
 
 // [start, end) in UTC microseconds.
 struct TimeRange {
@@ -85,12 +85,12 @@ struct Decision {
 // approval, camera id, validity window (inverted, too long, not yet valid, expired), nonce,
 // range (empty, future, too long, not held).
 // The first failing check is the reason. Pure: no I/O, no clock, no global state.
-Decision decide(const DecisionInput& input);
+[[nodiscard]] Decision decide(const DecisionInput& input);
 
 // decide() with the nonce store as the replay check; on a grant it records the nonce durably
 // (until the request expires) before returning, atomically with the check, so two copies of
 // one request racing on two threads cannot both be granted; then prunes long-expired nonces
 // (NonceStore::prune(input.now)). `input.nonceSeen` is ignored.
-Decision decideAndRecord(const DecisionInput& input, NonceStore& nonces);
+[[nodiscard]] Decision decideAndRecord(const DecisionInput& input, NonceStore& nonces);
 
 }  // namespace mimamori::policy

@@ -19,8 +19,8 @@ namespace mimamori::policy {
 // the camera signs extract manifests and audit checkpoints.
 enum class Role { Police, City, Camera };
 
-std::string_view roleName(Role role);  // "police", "city", "camera"
-std::optional<Role> parseRole(std::string_view text);
+[[nodiscard]] std::string_view roleName(Role role);  // "police", "city", "camera"
+[[nodiscard]] std::optional<Role> parseRole(std::string_view text);
 
 constexpr std::size_t kSignPublicKeyBytes = 32;  // Ed25519 (crypto_sign_PUBLICKEYBYTES)
 constexpr std::size_t kSignatureBytes = 64;      // Ed25519 (crypto_sign_BYTES)
@@ -51,11 +51,11 @@ public:
     SecureBuffer& operator=(const SecureBuffer&) = delete;
     ~SecureBuffer();
 
-    std::uint8_t* data() { return data_; }
-    const std::uint8_t* data() const { return data_; }
-    std::size_t size() const { return size_; }
-    bool empty() const { return size_ == 0; }
-    std::span<const std::uint8_t> bytes() const { return {data_, size_}; }
+    [[nodiscard]] std::uint8_t* data() { return data_; }
+    [[nodiscard]] const std::uint8_t* data() const { return data_; }
+    [[nodiscard]] std::size_t size() const { return size_; }
+    [[nodiscard]] bool empty() const { return size_ == 0; }
+    [[nodiscard]] std::span<const std::uint8_t> bytes() const { return {data_, size_}; }
 
 private:
     std::uint8_t* data_ = nullptr;
@@ -68,7 +68,7 @@ struct PublicKey {
     std::string name;                      // 1..64 printable characters, no whitespace at the ends
     SignPublicKey signKey{};               // Ed25519
     std::optional<BoxPublicKey> boxKey;    // X25519; present exactly for police keys
-    KeyId keyId() const;
+    [[nodiscard]] KeyId keyId() const;
 };
 
 // A secret key (NAME.secret): the Ed25519 seed, and for police also the X25519 secret key,
@@ -82,17 +82,17 @@ public:
     SecretKey(const SecretKey&) = delete;
     SecretKey& operator=(const SecretKey&) = delete;
 
-    const PublicKey& publicKey() const { return public_; }
-    Role role() const { return public_.role; }
-    const std::string& name() const { return public_.name; }
-    KeyId keyId() const { return public_.keyId(); }
+    [[nodiscard]] const PublicKey& publicKey() const { return public_; }
+    [[nodiscard]] Role role() const { return public_.role; }
+    [[nodiscard]] const std::string& name() const { return public_.name; }
+    [[nodiscard]] KeyId keyId() const { return public_.keyId(); }
 
     // libsodium's 64-byte Ed25519 secret key (seed || public key), for crypto_sign_detached.
-    std::span<const std::uint8_t> signSecret() const { return signSecret_.bytes(); }
+    [[nodiscard]] std::span<const std::uint8_t> signSecret() const { return signSecret_.bytes(); }
     // The X25519 secret key (32 bytes) for crypto_box_seal_open; throws KeyError unless police.
-    std::span<const std::uint8_t> boxSecret() const;
+    [[nodiscard]] std::span<const std::uint8_t> boxSecret() const;
     // The X25519 public key; throws KeyError unless police.
-    const BoxPublicKey& boxPublic() const;
+    [[nodiscard]] const BoxPublicKey& boxPublic() const;
 
 private:
     PublicKey public_;
@@ -102,30 +102,30 @@ private:
 
 // Fresh random keys. `name` must be 1..64 characters of [A-Za-z0-9._-] (it becomes a file name).
 // Throws KeyError for a bad name.
-SecretKey generateKey(Role role, std::string_view name);
+[[nodiscard]] SecretKey generateKey(Role role, std::string_view name);
 
 // Writes DIR/NAME.secret (mode 0600, atomically) and DIR/NAME.pub (0644). Refuses (KeyError)
 // to overwrite an existing secret file: losing a key is worse than a failed command.
 void writeKeyFiles(const SecretKey& key, const std::filesystem::path& dir);
 
 // Text forms (docs/keys.md). The secret text is returned in a SecureBuffer, never a std::string.
-std::string formatPublicKey(const PublicKey& key);
-SecureBuffer formatSecretKey(const SecretKey& key);
+[[nodiscard]] std::string formatPublicKey(const PublicKey& key);
+[[nodiscard]] SecureBuffer formatSecretKey(const SecretKey& key);
 // `what` names the source in errors ("police.pub"). Throw KeyError.
-PublicKey parsePublicKey(std::string_view text, std::string_view what);
-SecretKey parseSecretKey(std::span<const std::uint8_t> text, std::string_view what);
+[[nodiscard]] PublicKey parsePublicKey(std::string_view text, std::string_view what);
+[[nodiscard]] SecretKey parseSecretKey(std::span<const std::uint8_t> text, std::string_view what);
 
 // Throw KeyError (or common::FileError when unreadable). loadSecretKey also refuses a secret
 // file readable by group or others, like ssh does.
-SecretKey loadSecretKey(const std::filesystem::path& path);
-PublicKey loadPublicKey(const std::filesystem::path& path);
+[[nodiscard]] SecretKey loadSecretKey(const std::filesystem::path& path);
+[[nodiscard]] PublicKey loadPublicKey(const std::filesystem::path& path);
 
-Signature sign(const SecretKey& key, std::span<const std::uint8_t> message);
-Signature sign(const SecretKey& key, std::string_view message);
-bool verify(const SignPublicKey& key, std::span<const std::uint8_t> message, const Signature& signature);
-bool verify(const SignPublicKey& key, std::string_view message, const Signature& signature);
+[[nodiscard]] Signature sign(const SecretKey& key, std::span<const std::uint8_t> message);
+[[nodiscard]] Signature sign(const SecretKey& key, std::string_view message);
+[[nodiscard]] bool verify(const SignPublicKey& key, std::span<const std::uint8_t> message, const Signature& signature);
+[[nodiscard]] bool verify(const SignPublicKey& key, std::string_view message, const Signature& signature);
 
-KeyId keyIdOf(const SignPublicKey& key);
+[[nodiscard]] KeyId keyIdOf(const SignPublicKey& key);
 
 // Standard base64 with padding (RFC 4648 section 4), as used in every file format here.
 std::string toBase64(std::span<const std::uint8_t> bytes);
@@ -151,16 +151,16 @@ public:
     explicit TrustStore(std::vector<TrustedKey> keys);  // throws KeyError on a duplicate key id
 
     // Throws KeyError naming the file and the entry, or common::FileError when unreadable.
-    static TrustStore load(const std::filesystem::path& path);
-    static TrustStore parse(std::string_view json, std::string_view what);
+    [[nodiscard]] static TrustStore load(const std::filesystem::path& path);
+    [[nodiscard]] static TrustStore parse(std::string_view json, std::string_view what);
 
     // The key with this id, or nullptr. The pointer lives as long as the store.
-    const TrustedKey* find(const KeyId& id) const;
-    const std::vector<TrustedKey>& keys() const { return keys_; }
+    [[nodiscard]] const TrustedKey* find(const KeyId& id) const;
+    [[nodiscard]] const std::vector<TrustedKey>& keys() const { return keys_; }
 
     // Adds a police or city public key (KeyError for camera keys or a duplicate id).
     void add(const PublicKey& key);
-    std::string toJson() const;
+    [[nodiscard]] std::string toJson() const;
 
 private:
     std::vector<TrustedKey> keys_;

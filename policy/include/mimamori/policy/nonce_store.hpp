@@ -39,10 +39,10 @@ public:
     explicit NonceStore(std::filesystem::path path);
 
     // True when the nonce is remembered.
-    bool seen(std::span<const std::uint8_t> nonce) const;
+    [[nodiscard]] bool seen(std::span<const std::uint8_t> nonce) const;
     // True when a grant of this nonce cannot be ruled out: remembered, or expiring at or before
     // the horizon. This is the replay check.
-    bool mayHaveBeenGranted(std::span<const std::uint8_t> nonce, common::UtcMicros expiresAt) const;
+    [[nodiscard]] bool mayHaveBeenGranted(std::span<const std::uint8_t> nonce, common::UtcMicros expiresAt) const;
     // Records the nonce durably. Returns false (and records nothing) when it was already known.
     bool remember(std::span<const std::uint8_t> nonce, common::UtcMicros expiresAt);
     // Holds the store's lock across check and record: `check` runs with the answer of
@@ -63,12 +63,12 @@ public:
     // expiring up to the horizon, never a replay.
     std::size_t prune(common::UtcMicros now);
     // The latest expiry forgotten so far; nullopt before the first prune that dropped a nonce.
-    std::optional<common::UtcMicros> horizon() const;
-    std::size_t size() const;
-    const std::filesystem::path& path() const { return path_; }
+    [[nodiscard]] std::optional<common::UtcMicros> horizon() const;
+    [[nodiscard]] std::size_t size() const;
+    [[nodiscard]] const std::filesystem::path& path() const { return path_; }
 
 private:
-    bool seenLocked(std::span<const std::uint8_t> nonce) const;
+    [[nodiscard]] bool seenLocked(std::span<const std::uint8_t> nonce) const;
     void recordLocked(std::span<const std::uint8_t> nonce, common::UtcMicros expiresAt);
 
     std::filesystem::path path_;

@@ -28,10 +28,10 @@ enum class Ground {
     Unknown,                // any other well-formed word
 };
 
-Ground classifyGround(std::string_view word);
+[[nodiscard]] Ground classifyGround(std::string_view word);
 // "Art. 7(1)(3)" etc.; "Art. 8" for Disclosure; "none" for Unknown.
-std::string_view groundArticle(Ground ground);
-bool isGrantableGround(Ground ground);
+[[nodiscard]] std::string_view groundArticle(Ground ground);
+[[nodiscard]] bool isGrantableGround(Ground ground);
 
 constexpr std::size_t kNonceMinBytes = 16;
 constexpr std::size_t kNonceMaxBytes = 64;
@@ -67,13 +67,13 @@ public:
 };
 
 // The canonical body bytes (docs/request-format.md). Throws RequestError naming the bad field.
-std::string serializeRequest(const Request& request);
+[[nodiscard]] std::string serializeRequest(const Request& request);
 // Parses canonical body bytes strictly. Returns the error text (naming the line) on failure.
 struct ParsedBody {
     std::optional<Request> request;
     std::string error;
 };
-ParsedBody parseRequestBody(std::string_view bytes);
+[[nodiscard]] ParsedBody parseRequestBody(std::string_view bytes);
 
 struct SignatureBlock {
     KeyId keyId;
@@ -90,15 +90,15 @@ struct SignedRequest {
 };
 
 // The bytes the city signs: "mimamori-approval-v1\n" || body || police signature (64 raw bytes).
-std::string approvalMessage(std::string_view body, const Signature& policeSignature);
+[[nodiscard]] std::string approvalMessage(std::string_view body, const Signature& policeSignature);
 
 // Serialises and signs with a police key (RequestError unless `key` is a police key).
-SignedRequest signRequest(const Request& request, const SecretKey& policeKey);
+[[nodiscard]] SignedRequest signRequest(const Request& request, const SecretKey& policeKey);
 // Adds (or replaces) the approval signature (RequestError unless `key` is a city key).
 void approveRequest(SignedRequest& request, const SecretKey& cityKey);
 
 // The JSON envelope (docs/request-format.md), ending in one '\n'.
-std::string serializeSignedRequest(const SignedRequest& request);
+[[nodiscard]] std::string serializeSignedRequest(const SignedRequest& request);
 
 // Never throws for bad input: truncated, garbled, oversized (> kMaxSignedRequestBytes) or
 // otherwise malformed input yields `request` empty and one clear line in `error`.
@@ -107,13 +107,13 @@ struct ParsedSignedRequest {
     std::optional<SignedRequest> request;
     std::string error;
 };
-ParsedSignedRequest parseSignedRequest(std::string_view bytes);
+[[nodiscard]] ParsedSignedRequest parseSignedRequest(std::string_view bytes);
 
 // A fresh request with a random id and nonce, issued now and expiring after `validFor`.
-Request newRequest(UtcMicros now, UtcMicros validFor);
+[[nodiscard]] Request newRequest(UtcMicros now, UtcMicros validFor);
 
 // Human-readable multi-line description (request show / approve prompt). Never contains secrets;
 // every value goes through common::escapeControls (a bidi override shows as \u202e).
-std::string describeRequest(const Request& request);
+[[nodiscard]] std::string describeRequest(const Request& request);
 
 }  // namespace mimamori::policy

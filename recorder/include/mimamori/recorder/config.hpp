@@ -47,20 +47,20 @@ struct DaemonConfig {
 class ConfigError : public std::runtime_error {
 public:
     ConfigError(std::string source, std::vector<std::string> problems);
-    const std::vector<std::string>& problems() const { return problems_; }
+    [[nodiscard]] const std::vector<std::string>& problems() const { return problems_; }
 
 private:
     std::vector<std::string> problems_;
 };
 
 // `path` made absolute and normal, with every symlink in the part that exists resolved.
-std::filesystem::path resolvedPath(const std::filesystem::path& path);
+[[nodiscard]] std::filesystem::path resolvedPath(const std::filesystem::path& path);
 // True when `inner` is `outer` or lies below it, both resolved as by resolvedPath(): a symlink
 // (of the path or of a parent) into the card counts as on the card.
-bool liesInside(const std::filesystem::path& inner, const std::filesystem::path& outer);
+[[nodiscard]] bool liesInside(const std::filesystem::path& inner, const std::filesystem::path& outer);
 
 // Throws ConfigError with every problem, or common::FileError when unreadable.
-DaemonConfig loadConfig(const std::filesystem::path& path);
-DaemonConfig parseConfig(std::string_view json, const std::filesystem::path& source);
+[[nodiscard]] DaemonConfig loadConfig(const std::filesystem::path& path);
+[[nodiscard]] DaemonConfig parseConfig(std::string_view json, const std::filesystem::path& source);
 
 }  // namespace mimamori::recorder

@@ -52,7 +52,7 @@ public:
     void openGap(UtcMicros start, const std::string& reason);
     // Closes the open gap, if any, at `end`.
     void closeGap(UtcMicros end);
-    bool gapOpen() const;
+    [[nodiscard]] bool gapOpen() const;
     // Records a gap known whole (start and end), e.g. footage dropped between two keyframes,
     // in time order among the others. An open gap stays the open one.
     void addGap(UtcMicros start, UtcMicros end, const std::string& reason);
@@ -66,13 +66,13 @@ public:
     void setMasks(std::string sha256Hex, std::size_t count);
     void setState(std::string state);  // "recording", "waiting for source", "stopped"
     void setKeyRatchet(KeyRatchetHealth ratchet);
-    KeyRatchetHealth keyRatchet() const;
+    [[nodiscard]] KeyRatchetHealth keyRatchet() const;
 
-    std::string toJson(const FrameCounts& frames, UtcMicros now) const;
+    [[nodiscard]] std::string toJson(const FrameCounts& frames, UtcMicros now) const;
     // Atomic replace (temp file, fsync, rename). Throws common::FileError.
     void write(const FrameCounts& frames, UtcMicros now) const;
 
-    std::vector<Gap> gaps() const;
+    [[nodiscard]] std::vector<Gap> gaps() const;
 
 private:
     mutable std::mutex mutex_;

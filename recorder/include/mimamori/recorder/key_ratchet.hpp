@@ -25,20 +25,20 @@ public:
     SecretKey(const SecretKey&) = delete;
     SecretKey& operator=(const SecretKey&) = delete;
 
-    std::uint8_t* data() { return bytes_; }
-    const std::uint8_t* data() const { return bytes_; }
+    [[nodiscard]] std::uint8_t* data() { return bytes_; }
+    [[nodiscard]] const std::uint8_t* data() const { return bytes_; }
 
 private:
     std::uint8_t* bytes_ = nullptr;
 };
 
 // UTC day index since 1970-01-01 (floor division, so it is right for times before 1970 too).
-std::int64_t dayIndex(common::UtcMicros t);
+[[nodiscard]] std::int64_t dayIndex(common::UtcMicros t);
 
 // next = crypto_kdf_derive_from_key(id = nextDay, ctx "MMdayrat", key = previous): one-way.
-SecretKey nextDayKey(const SecretKey& previous, std::int64_t nextDay);
+[[nodiscard]] SecretKey nextDayKey(const SecretKey& previous, std::int64_t nextDay);
 // crypto_kdf_derive_from_key(id = sequence, ctx "MMsegkey", key = day key).
-SecretKey deriveSegmentKey(const SecretKey& dayKey, std::uint64_t sequence);
+[[nodiscard]] SecretKey deriveSegmentKey(const SecretKey& dayKey, std::uint64_t sequence);
 
 // The key file keyDir/day.key (layout in docs/segment-format.md). Not thread-safe: the store
 // serialises access. Never logs key bytes.
@@ -48,22 +48,22 @@ public:
 
     // Loads keyDir/day.key; nullopt when there is none. Throws common::FileError when the file
     // is unreadable, has the wrong size or fails its checksum.
-    static std::optional<KeyRatchet> load(const std::filesystem::path& keyDir);
+    [[nodiscard]] static std::optional<KeyRatchet> load(const std::filesystem::path& keyDir);
     // Creates a random root key for `day` and stores it durably (mode 0600).
-    static KeyRatchet create(const std::filesystem::path& keyDir, std::int64_t day,
+    [[nodiscard]] static KeyRatchet create(const std::filesystem::path& keyDir, std::int64_t day,
                              common::UtcMicros storeTime);
 
     KeyRatchet(KeyRatchet&&) noexcept = default;
     KeyRatchet& operator=(KeyRatchet&&) noexcept = default;
 
     // The oldest day whose key the device still holds.
-    std::int64_t day() const { return day_; }
+    [[nodiscard]] std::int64_t day() const { return day_; }
     // Store time (see docs) when the key file was last written.
-    common::UtcMicros writtenAt() const { return writtenAt_; }
+    [[nodiscard]] common::UtcMicros writtenAt() const { return writtenAt_; }
 
     // The key of `day` by ratcheting forward; nullopt when `day` < day() (shredded).
-    std::optional<SecretKey> dayKey(std::int64_t day) const;
-    std::optional<SecretKey> segmentKey(std::int64_t day, std::uint64_t sequence) const;
+    [[nodiscard]] std::optional<SecretKey> dayKey(std::int64_t day) const;
+    [[nodiscard]] std::optional<SecretKey> segmentKey(std::int64_t day, std::uint64_t sequence) const;
 
     // Replaces the stored key by the one of `newDay` (> day()): atomic replace + fsync, and the
     // old key is wiped from memory. Afterwards nothing here derives a key of a day < newDay.

@@ -2,6 +2,7 @@
 // GStreamer types stay inside recorder/src; this header speaks in plain structs and callbacks.
 #pragma once
 
+#include "mimamori/common/result.hpp"
 #include "mimamori/masking/mask.hpp"
 #include "mimamori/recorder/config.hpp"
 
@@ -29,10 +30,10 @@ public:
 
     // The raster for this geometry; rebuilt (on the calling streaming thread) only when the
     // negotiated caps changed. Never null.
-    std::shared_ptr<const masking::RasterMask> rasterFor(int width, int height,
+    [[nodiscard]] std::shared_ptr<const masking::RasterMask> rasterFor(int width, int height,
                                                          masking::PixelFormat format);
     std::string sha256Hex() const;
-    std::size_t maskCount() const;
+    [[nodiscard]] std::size_t maskCount() const;
 
 private:
     mutable std::mutex mutex_;
@@ -63,9 +64,9 @@ using StopCallback = std::function<void(bool endOfStream, const std::string& rea
 // The gst-launch description of the source followed by `downstream` (which receives raw video;
 // the test source appends its branches after it). Tests use it to produce reference frames,
 // the benchmark to build its baseline.
-std::string sourceDescription(const SourceConfig& source, const std::string& downstream);
+[[nodiscard]] std::string sourceDescription(const SourceConfig& source, const std::string& downstream);
 // The encoder part: "<element> <properties>" with the defaults filled in for x264enc.
-std::string encoderDescription(const EncoderConfig& encoder);
+[[nodiscard]] std::string encoderDescription(const EncoderConfig& encoder);
 // The default x264enc settings for a watch camera (see docs/config.md).
 extern const char* const kDefaultX264Properties;
 // Seconds between keyframes when encoder.keyframe_interval_frames is 0. A static street scene
@@ -87,16 +88,16 @@ public:
     CapturePipeline(const CapturePipeline&) = delete;
     CapturePipeline& operator=(const CapturePipeline&) = delete;
 
-    // Sets the pipeline playing. Returns an error text when it cannot start (e.g. the camera
-    // device is missing); the caller then treats it as a lost source.
-    std::optional<std::string> start();
+    // Sets the pipeline playing. Returns an error when it cannot start (e.g. the camera device
+    // is missing); the caller then treats it as a lost source.
+    [[nodiscard]] common::Result<void> start();
     // Sends end-of-stream and waits (up to `timeoutMs`) until the last TS bytes were delivered,
     // so the current segment can be finished cleanly. Returns false on timeout.
-    bool drain(int timeoutMs);
+    [[nodiscard]] bool drain(int timeoutMs);
     // Stops at once (state NULL); no callback runs after this returns.
     void stop();
     // Running time just after the last encoded frame seen, or -1.
-    std::int64_t lastFrameEndNs() const { return lastFrameEndNs_.load(); }
+    [[nodiscard]] std::int64_t lastFrameEndNs() const { return lastFrameEndNs_.load(); }
 
     struct Impl;
 

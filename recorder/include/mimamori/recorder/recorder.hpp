@@ -36,7 +36,7 @@ public:
     // Records until SIGTERM/SIGINT (finishing the current segment) or, with
     // exitAtEndOfStream, until the source ends. SIGHUP reloads the mask file. Returns the exit
     // code for main.
-    int run();
+    [[nodiscard]] int run();
 
     // SHA-256 (hex) of the mask file in force. Thread-safe.
     std::string maskSha256() const;
@@ -47,7 +47,7 @@ public:
 
     // The ring this recorder writes, for in-process readers (retrieval) started alongside.
     // Thread-safe (see SegmentStore); valid for the recorder's lifetime.
-    SegmentStore& store();
+    [[nodiscard]] SegmentStore& store();
 
     struct Impl;
 

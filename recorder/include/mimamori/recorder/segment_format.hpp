@@ -74,13 +74,13 @@ inline constexpr std::string_view kPartialSuffix = ".part";
 inline constexpr std::string_view kRecoverySuffix = ".rec";
 
 // "<sequence, 16 lower-case hex digits>-<UTC start, YYYYMMDDTHHMMSS.ffffffZ><suffix>".
-std::string segmentFileName(std::uint64_t sequence, common::UtcMicros start, std::string_view suffix);
+[[nodiscard]] std::string segmentFileName(std::uint64_t sequence, common::UtcMicros start, std::string_view suffix);
 // The sequence of a name made by segmentFileName with this suffix; nullopt for anything else.
-std::optional<std::uint64_t> parseSegmentFileName(std::string_view name, std::string_view suffix);
+[[nodiscard]] std::optional<std::uint64_t> parseSegmentFileName(std::string_view name, std::string_view suffix);
 
-FileHeader makeHeader(std::string_view cameraId, std::uint64_t sequence, common::UtcMicros start,
+[[nodiscard]] FileHeader makeHeader(std::string_view cameraId, std::uint64_t sequence, common::UtcMicros start,
                       std::int64_t keyDay, std::uint32_t flags);
-std::string cameraIdOf(const FileHeader& header);
+[[nodiscard]] std::string cameraIdOf(const FileHeader& header);
 
 // Encrypts a segment into an open file: header on construction, then chunks. Each chunk is one
 // write(2) of length + ciphertext. Not thread-safe. The stream state lives in sodium_malloc'd
@@ -95,7 +95,7 @@ public:
     // payload.size() <= kMaxPayloadPerChunk.
     void writeChunk(const ChunkPrefix& prefix, std::span<const std::uint8_t> payload);
     void writeFinal(const FinalRecord& record);
-    std::uint64_t bytesWritten() const { return bytesWritten_; }
+    [[nodiscard]] std::uint64_t bytesWritten() const { return bytesWritten_; }
 
 private:
     void push(std::span<const std::uint8_t> plaintext, std::uint8_t tag);
@@ -130,6 +130,6 @@ using ChunkSink = std::function<void(const ChunkPrefix&, std::span<const std::ui
 
 // Reads the file from offset 0 and authenticates chunk by chunk. Never throws for bad content:
 // every problem ends up in `error`. `what` names the file in messages.
-DecodeResult decodeSegment(int fd, std::string_view what, const KeyLookup& keys, const ChunkSink& sink);
+[[nodiscard]] DecodeResult decodeSegment(int fd, std::string_view what, const KeyLookup& keys, const ChunkSink& sink);
 
 }  // namespace mimamori::recorder::format

@@ -2,6 +2,7 @@
 // Plaintext exists only in memory: writers encrypt before write(2), readers decrypt into a sink.
 #pragma once
 
+#include "mimamori/common/result.hpp"
 #include "mimamori/common/time.hpp"
 
 #include <cstdint>
@@ -47,10 +48,10 @@ public:
     // sync interval has passed (then fdatasync). `mediaEnd` is the UTC just after these bytes.
     virtual void write(std::span<const std::uint8_t> ts, UtcMicros mediaEnd) = 0;
     // Seals the final chunk, fsyncs, renames to the final name. Throws common::FileError.
-    virtual SegmentInfo finish(UtcMicros end) = 0;
+    [[nodiscard]] virtual SegmentInfo finish(UtcMicros end) = 0;
     // The media end of the last chunk written whole: what recovering this segment keeps if it
     // is abandoned now (its start when no chunk is written yet).
-    virtual UtcMicros writtenEnd() const = 0;
+    [[nodiscard]] virtual UtcMicros writtenEnd() const = 0;
 };
 
 // Thread-safe: the recorder writes while retrieval lists and reads.
@@ -62,21 +63,21 @@ public:
     // left by a crash, and drops files that cannot be authenticated from the listing.
     // Takes an exclusive lock on storageDir/ring.lock (one writer per ring). Throws
     // common::FileError / std::runtime_error with one line naming what is wrong.
-    static std::unique_ptr<SegmentStore> open(const StoreConfig& config, const common::Clock& clock);
+    [[nodiscard]] static std::unique_ptr<SegmentStore> open(const StoreConfig& config, const common::Clock& clock);
     // Lists and reads without changing anything on disk, for `mimamori ring ls/verify` while the
     // daemon records: no recovery, no key creation, no lock. Partial segments are not listed;
     // beginSegment() and enforce() throw std::logic_error.
-    static std::unique_ptr<SegmentStore> openReadOnly(const StoreConfig& config, const common::Clock& clock);
+    [[nodiscard]] static std::unique_ptr<SegmentStore> openReadOnly(const StoreConfig& config, const common::Clock& clock);
 
-    virtual std::unique_ptr<SegmentWriter> beginSegment(UtcMicros start) = 0;
+    [[nodiscard]] virtual std::unique_ptr<SegmentWriter> beginSegment(UtcMicros start) = 0;
 
     // Segments overlapping [from, to), oldest first.
-    virtual std::vector<SegmentInfo> list(UtcMicros from, UtcMicros to) const = 0;
-    std::vector<SegmentInfo> all() const { return list(INT64_MIN, INT64_MAX); }
+    [[nodiscard]] virtual std::vector<SegmentInfo> list(UtcMicros from, UtcMicros to) const = 0;
+    [[nodiscard]] std::vector<SegmentInfo> all() const { return list(INT64_MIN, INT64_MAX); }
 
-    // Decrypts one segment into `sink` chunk by chunk. Returns an error text instead of
-    // throwing when the segment fails authentication (sink may have seen the good prefix).
-    virtual std::optional<std::string> read(
+    // Decrypts one segment into `sink` chunk by chunk. Returns an error instead of throwing
+    // when the segment fails authentication (sink may have seen the good prefix).
+    [[nodiscard]] virtual common::Result<void> read(
         const SegmentInfo& segment,
         const std::function<void(std::span<const std::uint8_t>)>& sink) const = 0;
 
@@ -102,7 +103,7 @@ public:
         std::int64_t keyTargetDay = 0;
         std::optional<std::string> keyError;
     };
-    virtual Enforcement enforce() = 0;
+    [[nodiscard]] virtual Enforcement enforce() = 0;
 
     struct Usage {
         std::uint64_t bytes = 0;
@@ -113,10 +114,10 @@ public:
         std::size_t partial = 0;       // segments being written (or left for recovery)
         std::uint64_t capacityBytes = 0;  // what the ring may use: byte limit / free space above the floor
     };
-    virtual Usage usage() const = 0;
+    [[nodiscard]] virtual Usage usage() const = 0;
 
     // What open() found wrong and what it did (recovered, removed, not listed), one line each.
-    virtual std::vector<std::string> openFindings() const = 0;
+    [[nodiscard]] virtual std::vector<std::string> openFindings() const = 0;
 };
 
 }  // namespace mimamori::recorder
