@@ -128,13 +128,13 @@ void writeKeyFiles(const SecretKey& key, const std::filesystem::path& dir);
 [[nodiscard]] KeyId keyIdOf(const SignPublicKey& key);
 
 // Standard base64 with padding (RFC 4648 section 4), as used in every file format here.
-std::string toBase64(std::span<const std::uint8_t> bytes);
+[[nodiscard]] std::string toBase64(std::span<const std::uint8_t> bytes);
 // False on any character outside the alphabet, bad padding, or whitespace.
-bool fromBase64(std::string_view text, std::vector<std::uint8_t>& out);
+[[nodiscard]] bool fromBase64(std::string_view text, std::vector<std::uint8_t>& out);
 
 // BLAKE2b-256 (unkeyed) as 64 lowercase hex characters.
-std::string blake2b256Hex(std::span<const std::uint8_t> bytes);
-std::string blake2b256Hex(std::string_view bytes);
+[[nodiscard]] std::string blake2b256Hex(std::span<const std::uint8_t> bytes);
+[[nodiscard]] std::string blake2b256Hex(std::string_view bytes);
 
 // The camera's list of accepted police and city keys (JSON, docs/keys.md). Immutable after
 // load, so concurrent lookups are safe.

@@ -32,7 +32,7 @@ public:
     // negotiated caps changed. Never null.
     [[nodiscard]] std::shared_ptr<const masking::RasterMask> rasterFor(int width, int height,
                                                          masking::PixelFormat format);
-    std::string sha256Hex() const;
+    [[nodiscard]] std::string sha256Hex() const;
     [[nodiscard]] std::size_t maskCount() const;
 
 private:

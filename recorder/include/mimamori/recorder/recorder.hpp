@@ -39,7 +39,7 @@ public:
     [[nodiscard]] int run();
 
     // SHA-256 (hex) of the mask file in force. Thread-safe.
-    std::string maskSha256() const;
+    [[nodiscard]] std::string maskSha256() const;
     // Records mask changes, recording gaps, retention deletions and key advances in `audit`
     // (borrowed; must outlive the Recorder). Call before run(). Audit write failures are
     // logged and never stop recording.
