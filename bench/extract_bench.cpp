@@ -23,7 +23,7 @@
 #include "mimamori/policy/keys.hpp"
 #include "mimamori/policy/nonce_store.hpp"
 #include "mimamori/policy/request.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/segment_store.hpp"
 #include "mimamori/retrieval/endpoint.hpp"
 #include "mimamori/retrieval/manifest.hpp"
 #include "mimamori/retrieval/seal.hpp"
@@ -130,11 +130,11 @@ int main(int argc, char** argv) {
     try {
         const std::string ts = encodeSegment(dir, source);
         const common::SystemClock clock;
-        recorder::StoreConfig sc;
+        store::StoreConfig sc;
         sc.cameraId = "bench";
         sc.storageDir = dir / "card";
         sc.keyDir = dir / "keys";
-        auto store = recorder::SegmentStore::open(sc, clock);
+        auto store = store::SegmentStore::open(sc, clock);
         const int count = minutes * 6;
         const common::UtcMicros segment = 10 * common::kMicrosPerSecond;
         const common::UtcMicros start = clock.nowUtc() - (count + 60) * segment;

@@ -2,7 +2,7 @@
 // through the read API, bytes on disk, seconds of footage) and prints them as one JSON line.
 #include "mimamori/common/time.hpp"
 #include "mimamori/recorder/config.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/segment_store.hpp"
 
 #include <cstdio>
 #include <exception>
@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
         using namespace mimamori;
         auto config = recorder::loadConfig(argv[2]);
         common::SystemClock clock;
-        auto store = recorder::SegmentStore::openReadOnly(config.store, clock);
+        auto store = store::SegmentStore::openReadOnly(config.store, clock);
         std::uint64_t plaintext = 0, disk = 0;
         common::UtcMicros footage = 0;
         std::size_t bad = 0;

@@ -2,7 +2,7 @@
 // writes its MPEG-TS to stdout so the benchmark can decode it for SSIM. Never installed.
 #include "mimamori/common/time.hpp"
 #include "mimamori/recorder/config.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/segment_store.hpp"
 
 #include <cstdio>
 #include <exception>
@@ -13,7 +13,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: ring_export_bench --config FILE > out.ts\n"
     "BENCHMARK ONLY (bench/motion_compare.py): decrypts every segment of the ring named by a\n"
-    "mimamorid config through recorder::SegmentStore::openReadOnly/list/read and writes the\n"
+    "mimamorid config through store::SegmentStore::openReadOnly/list/read and writes the\n"
     "plaintext MPEG-TS to stdout, oldest first, so the benchmark can measure SSIM. It is not\n"
     "installed and is not a product command: Mimamori has no plaintext export by design.\n";
 
@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
         using namespace mimamori;
         auto config = recorder::loadConfig(argv[2]);
         common::SystemClock clock;
-        auto store = recorder::SegmentStore::openReadOnly(config.store, clock);
+        auto store = store::SegmentStore::openReadOnly(config.store, clock);
         std::size_t bad = 0;
         bool writeFailed = false;
         for (const auto& s : store->list(INT64_MIN, INT64_MAX)) {

@@ -7,7 +7,7 @@
 //   ring_startup_bench --dir /var/tmp/ringbench   (built once, kept, timed on later runs)
 #include "mimamori/common/log.hpp"
 #include "mimamori/common/time.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/segment_store.hpp"
 
 #include <stdlib.h>
 
@@ -30,8 +30,8 @@ using Clock = std::chrono::steady_clock;
 constexpr common::UtcMicros kStart = 1'793'491'200LL * common::kMicrosPerSecond;  // 2026-11-01T00:00:00Z
 constexpr std::int64_t kSegment = 10 * common::kMicrosPerSecond;
 
-recorder::StoreConfig configFor(const fs::path& dir) {
-    recorder::StoreConfig c;
+store::StoreConfig configFor(const fs::path& dir) {
+    store::StoreConfig c;
     c.cameraId = "bench-camera";
     c.storageDir = dir / "card";
     c.keyDir = dir / "keys";
@@ -40,8 +40,8 @@ recorder::StoreConfig configFor(const fs::path& dir) {
 }
 
 // Small segments with real encryption and the real write path; the content does not matter.
-void build(const recorder::StoreConfig& config, int days, common::ManualClock& clock) {
-    auto store = recorder::SegmentStore::open(config, clock);
+void build(const store::StoreConfig& config, int days, common::ManualClock& clock) {
+    auto store = store::SegmentStore::open(config, clock);
     std::vector<std::uint8_t> ts(2 * 188, 0);
     for (std::size_t i = 0; i < ts.size(); i += 188) ts[i] = 0x47;
     const long count = static_cast<long>(days) * 86400 / 10;
@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
         std::size_t segments = 0;
         auto timeOpen = [&] {
             const auto t = Clock::now();
-            auto store = recorder::SegmentStore::open(config, clock);
+            auto store = store::SegmentStore::open(config, clock);
             auto writer = store->beginSegment(clock.nowUtc());  // ready to record
             const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t).count();
             segments = store->all().size();

@@ -8,8 +8,8 @@
 #include "mimamori/policy/audit_log.hpp"
 #include "mimamori/policy/keys.hpp"
 #include "mimamori/policy/request.hpp"
-#include "mimamori/recorder/key_ratchet.hpp"
-#include "mimamori/recorder/segment_format.hpp"
+#include "mimamori/store/key_ratchet.hpp"
+#include "mimamori/store/segment_format.hpp"
 #include "mimamori/retrieval/manifest.hpp"
 
 #include <fcntl.h>
@@ -40,23 +40,23 @@ std::string readAll(const fs::path& path) {
 }
 
 void segmentSeed(const fs::path& path, std::string_view ts, bool withFinal) {
-    const recorder::SecretKey dayKey;  // zero-filled, as in targets/segment.cpp
+    const store::SecretKey dayKey;  // zero-filled, as in targets/segment.cpp
     const std::uint64_t sequence = 7;
     const common::UtcMicros start = 1'764'547'200'000'000;  // 2025-12-01T00:00:00Z
-    const recorder::SecretKey key = recorder::deriveSegmentKey(dayKey, sequence);
+    const store::SecretKey key = store::deriveSegmentKey(dayKey, sequence);
     fs::create_directories(path.parent_path());
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw std::runtime_error("cannot create " + path.string());
     {
-        recorder::format::SegmentEncryptor enc(fd, path.string(),
-                                               recorder::format::makeHeader("fuzz-cam", sequence, start,
-                                                                            recorder::dayIndex(start), 0),
+        store::format::SegmentEncryptor enc(fd, path.string(),
+                                               store::format::makeHeader("fuzz-cam", sequence, start,
+                                                                            store::dayIndex(start), 0),
                                                key);
         // Two data chunks, as a sync in the middle of a segment makes.
-        const std::size_t half = std::min(ts.size() / 2 / 188 * 188, recorder::format::kMaxPayloadPerChunk);
+        const std::size_t half = std::min(ts.size() / 2 / 188 * 188, store::format::kMaxPayloadPerChunk);
         const auto* p = reinterpret_cast<const std::uint8_t*>(ts.data());
         enc.writeChunk({start + 500'000, start + 500'000}, {p, half});
-        const std::size_t rest = std::min(ts.size() - half, recorder::format::kMaxPayloadPerChunk);
+        const std::size_t rest = std::min(ts.size() - half, store::format::kMaxPayloadPerChunk);
         enc.writeChunk({start + 1'000'000, start + 1'000'000}, {p + half, rest});
         if (withFinal) enc.writeFinal({start + 1'000'000, start + 1'000'000, half + rest, 2});
     }

@@ -3,7 +3,7 @@
 
 #include "mimamori/common/time.hpp"
 #include "mimamori/recorder/config.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/segment_store.hpp"
 
 #include <fmt/format.h>
 
@@ -38,12 +38,12 @@ std::string bytes(std::uint64_t b) {
     return fmt::format("{}", b);
 }
 
-std::unique_ptr<recorder::SegmentStore> openRing(const Args& args, recorder::DaemonConfig& config,
+std::unique_ptr<store::SegmentStore> openRing(const Args& args, recorder::DaemonConfig& config,
                                                  const common::Clock& clock) {
     args.expectPositionals(0, "");
     config = recorder::loadConfig(args.required("--config"));
     // Read-only: the daemon may be recording; its partial segment is left alone.
-    return recorder::SegmentStore::openReadOnly(config.store, clock);
+    return store::SegmentStore::openReadOnly(config.store, clock);
 }
 
 int runLs(const Args& args) {

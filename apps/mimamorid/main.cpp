@@ -90,7 +90,7 @@ std::optional<Loaded> load(const std::string& path, bool listEveryProblem) {
     recorder::DaemonConfig config;
     try {
         config = recorder::loadConfig(path);
-    } catch (const recorder::ConfigError& e) {
+    } catch (const common::ConfigError& e) {
         if (listEveryProblem) {
             for (const auto& p : e.problems()) std::fprintf(stderr, "%s: %s\n", path.c_str(), p.c_str());
         } else {
@@ -133,7 +133,7 @@ std::optional<Loaded> load(const std::string& path, bool listEveryProblem) {
         try {
             endpointConfig = retrieval::parseEndpointConfig(config.retrievalJson, config.path.parent_path(),
                                                             config.stateDir);
-        } catch (const recorder::ConfigError& e) {
+        } catch (const common::ConfigError& e) {
             problems.insert(problems.end(), e.problems().begin(), e.problems().end());
         }
     }
@@ -152,7 +152,7 @@ std::optional<Loaded> load(const std::string& path, bool listEveryProblem) {
     }
     try {
         bleConfig = ble::parseServiceConfig(config.bleJson);
-    } catch (const ble::ConfigError& e) {
+    } catch (const common::ConfigError& e) {
         problems.insert(problems.end(), e.problems().begin(), e.problems().end());
     }
     if (!problems.empty()) {

@@ -1,6 +1,7 @@
 // The daemon config's "ble" object: parsed and validated in one place, every problem named.
 #include "mimamori/ble/service.hpp"
 
+#include "mimamori/common/config_error.hpp"
 #include "mimamori/common/file.hpp"
 #include "mimamori/policy/retention.hpp"
 
@@ -13,6 +14,9 @@
 namespace mimamori::ble {
 
 namespace {
+
+// What a ConfigError of this section names as its source.
+constexpr const char* kSection = "invalid \"ble\" configuration";
 
 using nlohmann::json;
 
@@ -166,14 +170,6 @@ CompanyConfig parseCompany(const Reader& r) {
 
 }  // namespace
 
-ConfigError::ConfigError(std::vector<std::string> problems)
-    : std::runtime_error([&] {
-          std::string text = "invalid \"ble\" configuration:";
-          for (const auto& p : problems) text += "\n  " + p;
-          return text;
-      }()),
-      problems_(std::move(problems)) {}
-
 ServiceConfig parseServiceConfig(std::string_view bleJson) {
     ServiceConfig config;
     if (bleJson.empty()) return config;
@@ -182,9 +178,9 @@ ServiceConfig parseServiceConfig(std::string_view bleJson) {
     try {
         root = json::parse(bleJson);
     } catch (const json::exception& e) {  // parse_error, or out_of_range for a number beyond a double
-        throw ConfigError({fmt::format("ble: not valid JSON: {}", e.what())});
+        throw common::ConfigError(kSection, {fmt::format("ble: not valid JSON: {}", e.what())});
     }
-    if (!root.is_object()) throw ConfigError({"ble: must be an object"});
+    if (!root.is_object()) throw common::ConfigError(kSection, {"ble: must be an object"});
     const Reader r(root, "ble", problems);
     r.rejectUnknown({"enabled", "bus_address", "adapter", "silence_seconds", "rssi_floor_dbm",
                      "rssi_smoothing", "device_sweep_seconds", "reattach_min_seconds",
@@ -228,7 +224,7 @@ ServiceConfig parseServiceConfig(std::string_view bleJson) {
     std::vector<CompanyRules> rules;
     for (const auto& c : config.companies) rules.push_back(c.rules);
     for (auto& overlap : findRuleOverlaps(rules)) problems.push_back("ble.companies: " + overlap);
-    if (!problems.empty()) throw ConfigError(std::move(problems));
+    if (!problems.empty()) throw common::ConfigError(kSection, std::move(problems));
     return config;
 }
 

@@ -11,13 +11,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     try {
         // A directory that does not exist: relative paths resolve under it, nothing is found there.
         config = mimamori::recorder::parseConfig(text, "/nonexistent/mimamori-fuzz/mimamorid.json");
-    } catch (const mimamori::recorder::ConfigError& e) {
+    } catch (const mimamori::common::ConfigError& e) {
         (void)e.what();
         return 0;
     }
     try {
         (void)mimamori::ble::parseServiceConfig(config.bleJson);
-    } catch (const mimamori::ble::ConfigError& e) {
+    } catch (const mimamori::common::ConfigError& e) {
         (void)e.what();
     }
     return 0;

@@ -3,8 +3,8 @@
 // header into chunk lengths, authentication, tags and the final record.
 #include "../fuzz_support.hpp"
 
-#include "mimamori/recorder/key_ratchet.hpp"
-#include "mimamori/recorder/segment_format.hpp"
+#include "mimamori/store/key_ratchet.hpp"
+#include "mimamori/store/segment_format.hpp"
 #include "mimamori/retrieval/ts_demux.hpp"
 
 #include <cstdint>
@@ -12,7 +12,7 @@
 #include <optional>
 
 using namespace mimamori;
-using namespace mimamori::recorder;
+using namespace mimamori::store;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     static const SecretKey dayKey;  // zero-filled: the fixed day key of the seeds

@@ -17,15 +17,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string joinProblems(const std::string& source, const std::vector<std::string>& problems) {
-    std::string text = source + ": ";
-    for (std::size_t i = 0; i < problems.size(); ++i) {
-        if (i) text += "; ";
-        text += problems[i];
-    }
-    return text;
-}
-
 // Short rendering of a bad value for an error line, so the operator sees what was read.
 std::string shown(const json& value) {
     std::string text = value.dump();
@@ -316,9 +307,6 @@ bool liesInside(const std::filesystem::path& inner, const std::filesystem::path&
     return end == b.end() || (std::next(end) == b.end() && end->empty());
 }
 
-ConfigError::ConfigError(std::string source, std::vector<std::string> problems)
-    : std::runtime_error(joinProblems(source, problems)), problems_(std::move(problems)) {}
-
 DaemonConfig parseConfig(std::string_view text, const std::filesystem::path& source) {
     const std::string name = source.empty() ? "config" : source.string();
     json root;
@@ -326,9 +314,9 @@ DaemonConfig parseConfig(std::string_view text, const std::filesystem::path& sou
         root = json::parse(text);
     } catch (const json::exception& e) {  // parse_error, or out_of_range for a number beyond a double
         // nlohmann's message carries the byte offset ("at line 3, column 7").
-        throw ConfigError(name, {std::string("not valid JSON: ") + e.what()});
+        throw common::ConfigError(name, {std::string("not valid JSON: ") + e.what()});
     }
-    if (!root.is_object()) throw ConfigError(name, {"the top level must be a JSON object"});
+    if (!root.is_object()) throw common::ConfigError(name, {"the top level must be a JSON object"});
 
     std::vector<std::string> problems;
     Reader r(problems);
@@ -374,7 +362,7 @@ DaemonConfig parseConfig(std::string_view text, const std::filesystem::path& sou
     if (r.object(root, "retrieval", "retrieval")) out.retrievalJson = root["retrieval"].dump();
     if (r.object(root, "ble", "ble")) out.bleJson = root["ble"].dump();
 
-    if (!problems.empty()) throw ConfigError(name, std::move(problems));
+    if (!problems.empty()) throw common::ConfigError(name, std::move(problems));
     return out;
 }
 

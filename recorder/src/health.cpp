@@ -74,7 +74,7 @@ void Health::addGap(UtcMicros start, UtcMicros end, const std::string& reason) {
     gaps_.insert(at, std::move(gap));
 }
 
-void Health::segmentWritten(const SegmentInfo& segment) {
+void Health::segmentWritten(const store::SegmentInfo& segment) {
     std::lock_guard lock(mutex_);
     ++segmentsWritten_;
     recordedMicros_ += segment.end - segment.start;
@@ -86,7 +86,7 @@ void Health::segmentFailed() {
     ++segmentsFailed_;
 }
 
-void Health::setStorage(const SegmentStore::Usage& usage) {
+void Health::setStorage(const store::SegmentStore::Usage& usage) {
     std::lock_guard lock(mutex_);
     storage_ = usage;
 }

@@ -7,7 +7,7 @@
 #include "mimamori/common/log.hpp"
 #include "mimamori/recorder/health.hpp"
 #include "mimamori/recorder/pipeline.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/segment_store.hpp"
 
 #include <fmt/format.h>
 #include <glib-unix.h>
@@ -253,7 +253,7 @@ struct Recorder::Impl {
     DaemonConfig config;
     const common::Clock& clock;
     RecorderOptions options;
-    std::unique_ptr<SegmentStore> store;
+    std::unique_ptr<store::SegmentStore> store;
     std::shared_ptr<MaskState> masks;
     PipelineCounters counters;
     Health health;
@@ -276,7 +276,7 @@ struct Recorder::Impl {
 
     // Writing thread only.
     std::thread writerThread;
-    std::unique_ptr<SegmentWriter> writer;
+    std::unique_ptr<store::SegmentWriter> writer;
     UtcMicros segmentStart = 0;
     UtcMicros segmentLastEnd = 0;
     // While the store refuses writes (EMFILE, ENOSPC, EIO): where the lost footage starts and
@@ -317,7 +317,7 @@ struct Recorder::Impl {
     void finishSegment(UtcMicros end) {
         if (!writer) return;
         auto open = std::move(writer);  // on a throw the writer is abandoned as after a crash
-        SegmentInfo info;
+        store::SegmentInfo info;
         try {
             info = open->finish(std::max(end, segmentLastEnd));
         } catch (...) {
@@ -567,7 +567,7 @@ struct Recorder::Impl {
     // A ratchet that cannot advance leaves expired footage decryptable: never silently. The
     // health record says so at once, the audit log once per episode (when it can still be
     // written), the daemon's log once an hour; every enforcement retries.
-    void keyRatchetChecked(const SegmentStore::Enforcement& result) {
+    void keyRatchetChecked(const store::SegmentStore::Enforcement& result) {
         const KeyRatchetHealth before = health.keyRatchet();
         KeyRatchetHealth now;
         now.day = result.keyDay;
@@ -689,7 +689,7 @@ Recorder::Recorder(DaemonConfig config, masking::MaskSet masks, const common::Cl
     impl_ = std::make_unique<Impl>(std::move(config), std::move(masks), clock, options);
     Impl& r = *impl_;
     r.health.setMasks(r.masks->sha256Hex(), r.masks->maskCount());
-    r.store = SegmentStore::open(r.config.store, clock);
+    r.store = store::SegmentStore::open(r.config.store, clock);
 
     // Continue after what the ring holds; the time the recorder was down is a gap.
     auto segments = r.store->all();
@@ -717,7 +717,7 @@ Recorder::~Recorder() {
     if (impl_->writerThread.joinable()) impl_->writerThread.join();
 }
 
-SegmentStore& Recorder::store() { return *impl_->store; }
+store::SegmentStore& Recorder::store() { return *impl_->store; }
 
 std::string Recorder::maskSha256() const { return impl_->masks->sha256Hex(); }
 

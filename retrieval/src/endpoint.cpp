@@ -9,7 +9,7 @@
 
 #include "mimamori/common/log.hpp"
 #include "mimamori/policy/keys.hpp"
-#include "mimamori/recorder/config.hpp"
+#include "mimamori/common/config_error.hpp"
 #include "mimamori/retrieval/http_server.hpp"
 #include "mimamori/retrieval/tls.hpp"
 
@@ -42,7 +42,7 @@ EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const fs::pat
     c.extractDir = stateDir / "extracts";
     std::vector<std::string> problems;
     const Json j = Json::parse(retrievalJson.begin(), retrievalJson.end(), nullptr, false);
-    if (j.is_discarded() || !j.is_object()) throw recorder::ConfigError("retrieval", {"retrieval: must be a JSON object"});
+    if (j.is_discarded() || !j.is_object()) throw common::ConfigError("retrieval", {"retrieval: must be a JSON object"});
 
     auto text = [&](const char* key, auto apply, bool required) {
         if (!j.contains(key)) {
@@ -112,7 +112,7 @@ EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const fs::pat
         c.tlsCertFile = fs::path(c.cameraKeyFile).replace_extension(kTlsCertSuffix);
     if (c.tlsKeyFile.empty() && !c.cameraKeyFile.empty())
         c.tlsKeyFile = fs::path(c.cameraKeyFile).replace_extension(kTlsKeySuffix);
-    if (!problems.empty()) throw recorder::ConfigError("retrieval", problems);
+    if (!problems.empty()) throw common::ConfigError("retrieval", problems);
     return c;
 }
 
@@ -155,7 +155,7 @@ policy::SecretKey loadCameraKey(const fs::path& file) {
 // first, so no handler runs while the services go.
 class EndpointImpl final : public Endpoint {
 public:
-    EndpointImpl(const EndpointConfig& config, const std::string& cameraId, recorder::SegmentStore& store,
+    EndpointImpl(const EndpointConfig& config, const std::string& cameraId, store::SegmentStore& store,
                  policy::AuditLog& audit, policy::NonceStore& nonces, const common::Clock& clock,
                  MaskHashProvider maskSha256)
         : config_(config),
@@ -217,7 +217,7 @@ private:
 }  // namespace
 
 std::unique_ptr<Endpoint> Endpoint::start(const EndpointConfig& config, const std::string& cameraId,
-                                          recorder::SegmentStore& store, policy::AuditLog& audit,
+                                          store::SegmentStore& store, policy::AuditLog& audit,
                                           policy::NonceStore& nonces, const common::Clock& clock,
                                           MaskHashProvider maskSha256) {
     return std::make_unique<EndpointImpl>(config, cameraId, store, audit, nonces, clock, std::move(maskSha256));

@@ -379,7 +379,7 @@ class SegmentReader {
 public:
     // `timeline` scans or emits (see Timeline); only an emitting pass logs the damage it finds.
     // With `expectedGaps` (a replay), a segment must fail exactly where it failed before.
-    SegmentReader(const recorder::SegmentStore& store, const std::vector<recorder::SegmentInfo>& segments,
+    SegmentReader(const store::SegmentStore& store, const std::vector<store::SegmentInfo>& segments,
                   UtcMicros from, UtcMicros to, Timeline& timeline, bool emitting,
                   const std::vector<FootageGap>* expectedGaps = nullptr)
         : store_(store), segments_(segments), timeline_(timeline), gops_(from, to, timeline_), emitting_(emitting),
@@ -406,7 +406,7 @@ public:
 
 private:
     void readSegment(std::size_t index, ExtractResult& result) {
-        const recorder::SegmentInfo& segment = segments_[index];
+        const store::SegmentInfo& segment = segments_[index];
         gops_.beginSegment(segment.start);
         try {
             demuxSegment(index);
@@ -444,7 +444,7 @@ private:
     }
 
     void demuxSegment(std::size_t index) {
-        const recorder::SegmentInfo& segment = segments_[index];
+        const store::SegmentInfo& segment = segments_[index];
         const std::int64_t startTicks = microsToTicks(segment.start);
         std::optional<std::int64_t> firstPts;
         std::optional<std::int64_t> lastDts;
@@ -518,8 +518,8 @@ private:
         gops_.endSegment(segment.end);
     }
 
-    const recorder::SegmentStore& store_;
-    const std::vector<recorder::SegmentInfo>& segments_;
+    const store::SegmentStore& store_;
+    const std::vector<store::SegmentInfo>& segments_;
     Timeline& timeline_;
     GopFilter gops_;
     bool emitting_;
@@ -544,8 +544,8 @@ namespace {
 
 // Both passes of an extract (or, with `replay`, only the second), the reading thread beside the
 // calling one.
-ExtractResult runExtract(const recorder::SegmentStore& store, UtcMicros from, UtcMicros to,
-                         const std::vector<recorder::SegmentInfo>& segments, const ExtractRecipe* replay,
+ExtractResult runExtract(const store::SegmentStore& store, UtcMicros from, UtcMicros to,
+                         const std::vector<store::SegmentInfo>& segments, const ExtractRecipe* replay,
                          const ByteSink& sink) {
     ExtractResult result;
     BatchQueue queue(kQueueBytes);
@@ -597,30 +597,30 @@ ExtractResult runExtract(const recorder::SegmentStore& store, UtcMicros from, Ut
     return result;
 }
 
-bool sameSegment(const recorder::SegmentInfo& a, const recorder::SegmentInfo& b) {
+bool sameSegment(const store::SegmentInfo& a, const store::SegmentInfo& b) {
     return a.sequence == b.sequence && a.start == b.start && a.end == b.end && a.bytesOnDisk == b.bytesOnDisk;
 }
 
 }  // namespace
 
-ExtractResult extractMp4(const recorder::SegmentStore& store, UtcMicros from, UtcMicros to,
+ExtractResult extractMp4(const store::SegmentStore& store, UtcMicros from, UtcMicros to,
                          const ByteSink& sink) {
     if (to <= from) throw ExtractError("empty range");
-    const std::vector<recorder::SegmentInfo> segments = store.list(from, to);
+    const std::vector<store::SegmentInfo> segments = store.list(from, to);
     if (segments.empty()) throw ExtractError("no footage in the requested range");
     return runExtract(store, from, to, segments, nullptr, sink);
 }
 
-ExtractResult replayMp4(const recorder::SegmentStore& store, UtcMicros from, UtcMicros to,
+ExtractResult replayMp4(const store::SegmentStore& store, UtcMicros from, UtcMicros to,
                         const ExtractRecipe& recipe, const ByteSink& sink) {
     if (to <= from) throw ExtractError("empty range");
     if (recipe.segments.empty() || recipe.formats.empty()) throw ExtractError("an empty recipe");
     // The ring must list exactly the recipe's segments, as they were; a segment the recorder
     // finished since (a range reaching the newest footage) would change the MP4 too.
-    const std::vector<recorder::SegmentInfo> listed = store.list(from, to);
-    for (const recorder::SegmentInfo& planned : recipe.segments) {
+    const std::vector<store::SegmentInfo> listed = store.list(from, to);
+    for (const store::SegmentInfo& planned : recipe.segments) {
         const auto it = std::find_if(listed.begin(), listed.end(),
-                                     [&](const recorder::SegmentInfo& s) { return s.sequence == planned.sequence; });
+                                     [&](const store::SegmentInfo& s) { return s.sequence == planned.sequence; });
         if (it == listed.end())
             throw ExtractError(fmt::format("segment {} ({}) is no longer in the ring", planned.sequence,
                                            common::formatUtc(planned.start)));

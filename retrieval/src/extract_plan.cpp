@@ -99,7 +99,7 @@ std::string serializePlan(const ExtractPlan& p) {
     j["sealed_key"] = policy::toBase64(p.seal.sealedKey);
     j["stream_header"] = policy::toBase64(p.seal.streamHeader);
     j["segments"] = Json::array();
-    for (const recorder::SegmentInfo& s : p.recipe.segments)
+    for (const store::SegmentInfo& s : p.recipe.segments)
         j["segments"].push_back(
             {{"sequence", s.sequence}, {"start_us", s.start}, {"end_us", s.end}, {"bytes", s.bytesOnDisk}});
     j["formats"] = Json::array();
@@ -144,7 +144,7 @@ ParsedPlan parsePlan(std::string_view text) {
     if (r.error.empty()) {
         for (const Json& s : j["segments"]) {
             r.members(s, "segments[]", {"sequence", "start_us", "end_us", "bytes"});
-            recorder::SegmentInfo info;
+            store::SegmentInfo info;
             info.sequence = r.whole(s, "sequence");
             info.start = r.micros(s, "start_us");
             info.end = r.micros(s, "end_us");

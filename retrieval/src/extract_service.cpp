@@ -153,7 +153,7 @@ struct ExtractService::Extract {
     bool forgotten = false;  // expired and removed while a stream or pass still held it
 };
 
-ExtractService::ExtractService(ExtractServiceConfig config, std::string cameraId, recorder::SegmentStore& store,
+ExtractService::ExtractService(ExtractServiceConfig config, std::string cameraId, store::SegmentStore& store,
                                policy::AuditLog& audit, const common::Clock& clock,
                                const policy::SecretKey& cameraKey, MaskHashProvider maskSha256,
                                UnauthenticatedAudit& unauthenticated)

@@ -10,7 +10,7 @@
 #include "mimamori/common/time.hpp"
 #include "mimamori/policy/audit_log.hpp"
 #include "mimamori/policy/keys.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/segment_store.hpp"
 #include "mimamori/retrieval/endpoint.hpp"
 #include "mimamori/retrieval/extract_plan.hpp"
 
@@ -40,7 +40,7 @@ class ExtractService final : public Grants {
 public:
     // Reopens the plans in extractDir (restarting the hash pass of those granted but not yet
     // hashed, forgetting expired ones), then holds their footage. Throws on an unusable dir.
-    ExtractService(ExtractServiceConfig config, std::string cameraId, recorder::SegmentStore& store,
+    ExtractService(ExtractServiceConfig config, std::string cameraId, store::SegmentStore& store,
                    policy::AuditLog& audit, const common::Clock& clock, const policy::SecretKey& cameraKey,
                    MaskHashProvider maskSha256, UnauthenticatedAudit& unauthenticated);
     ~ExtractService() override;
@@ -88,7 +88,7 @@ private:
 
     const ExtractServiceConfig config_;
     const std::string cameraId_;
-    recorder::SegmentStore& store_;
+    store::SegmentStore& store_;
     policy::AuditLog& audit_;
     const common::Clock& clock_;
     const policy::SecretKey& cameraKey_;

@@ -35,7 +35,7 @@ HttpResponse auditFailure(const std::exception& e) {
 }  // namespace
 
 RequestService::RequestService(RequestServiceConfig config, std::string cameraId, policy::TrustStore trust,
-                               const recorder::SegmentStore& store, policy::AuditLog& audit,
+                               const store::SegmentStore& store, policy::AuditLog& audit,
                                policy::NonceStore& nonces, const common::Clock& clock,
                                UnauthenticatedAudit& unauthenticated, Grants& grants)
     : config_(config),

@@ -10,7 +10,7 @@
 #include "mimamori/policy/audit_log.hpp"
 #include "mimamori/policy/nonce_store.hpp"
 #include "mimamori/policy/keys.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/segment_store.hpp"
 
 #include <mutex>
 #include <optional>
@@ -30,7 +30,7 @@ struct RequestServiceConfig {
 class RequestService {
 public:
     RequestService(RequestServiceConfig config, std::string cameraId, policy::TrustStore trust,
-                   const recorder::SegmentStore& store, policy::AuditLog& audit, policy::NonceStore& nonces,
+                   const store::SegmentStore& store, policy::AuditLog& audit, policy::NonceStore& nonces,
                    const common::Clock& clock, UnauthenticatedAudit& unauthenticated, Grants& grants);
 
     // POST /v1/requests.
@@ -46,7 +46,7 @@ private:
     const RequestServiceConfig config_;
     const std::string cameraId_;
     const policy::TrustStore trust_;
-    const recorder::SegmentStore& store_;
+    const store::SegmentStore& store_;
     policy::AuditLog& audit_;
     policy::NonceStore& nonces_;
     const common::Clock& clock_;

@@ -25,7 +25,7 @@ struct StopProducing {};
 
 }  // namespace
 
-SealedStream::SealedStream(const recorder::SegmentStore& store, ExtractPlan plan, policy::SecureBuffer fileKey,
+SealedStream::SealedStream(const store::SegmentStore& store, ExtractPlan plan, policy::SecureBuffer fileKey,
                            std::uint64_t sealedBytes, std::uint64_t begin, std::uint64_t end, BuildSlot slot,
                            OnFailure onFailure)
     : store_(store),

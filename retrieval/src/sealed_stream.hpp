@@ -2,7 +2,7 @@
 #pragma once
 
 #include "mimamori/policy/keys.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/segment_store.hpp"
 #include "mimamori/retrieval/extract_plan.hpp"
 #include "grants.hpp"
 
@@ -33,7 +33,7 @@ public:
     using OnFailure = std::function<void(std::uint64_t offset, const std::string& what)>;
 
     // `slot` is given back as soon as production ends (not when the connection does).
-    SealedStream(const recorder::SegmentStore& store, ExtractPlan plan, policy::SecureBuffer fileKey,
+    SealedStream(const store::SegmentStore& store, ExtractPlan plan, policy::SecureBuffer fileKey,
                  std::uint64_t sealedBytes, std::uint64_t begin, std::uint64_t end, BuildSlot slot,
                  OnFailure onFailure);
     // Cancels production and waits for its threads.
@@ -50,7 +50,7 @@ private:
     void produce();
     void put(std::span<const std::uint8_t> sealed);
 
-    const recorder::SegmentStore& store_;
+    const store::SegmentStore& store_;
     const ExtractPlan plan_;
     const policy::SecureBuffer fileKey_;
     const std::uint64_t sealedBytes_;

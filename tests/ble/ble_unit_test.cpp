@@ -431,7 +431,7 @@ TEST_CASE("a bad ble config reports every problem with its key") {
             "companies": [{"name": "Acme Corp", "endpoint": "ftp://x", "ibeacon": [{"uuid": "1234"}]},
                           {"name": "beta"}]})");
         FAIL("expected a ConfigError");
-    } catch (const ConfigError& e) {
+    } catch (const common::ConfigError& e) {
         const auto& p = e.problems();
         const auto has = [&](const std::string& s) { return std::find(p.begin(), p.end(), s) != p.end(); };
         CHECK(has("ble.colour: unknown key"));

@@ -6,7 +6,7 @@
 
 #include <string>
 
-using mimamori::recorder::ConfigError;
+using mimamori::common::ConfigError;
 using mimamori::recorder::parseConfig;
 using nlohmann::json;
 

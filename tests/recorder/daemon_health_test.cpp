@@ -30,11 +30,11 @@ TEST_CASE("the health record holds counters, segments, gaps and storage") {
     health.openGap(kT0 + 5 * kSec, "source lost: device gone");
     health.openGap(kT0 + 6 * kSec, "source lost: again");  // the first reason counts
     health.closeGap(kT0 + 9 * kSec);
-    recorder::SegmentInfo segment;
+    store::SegmentInfo segment;
     segment.start = kT0 + 9 * kSec;
     segment.end = kT0 + 19 * kSec;
     health.segmentWritten(segment);
-    recorder::SegmentStore::Usage usage;
+    store::SegmentStore::Usage usage;
     usage.bytes = 1234;
     usage.segments = 1;
     usage.daysCapacityHolds = 13.5;

@@ -5,8 +5,8 @@
 #include "mimamori/policy/audit_log.hpp"
 #include "mimamori/policy/keys.hpp"
 #include "mimamori/recorder/config.hpp"
-#include "mimamori/recorder/key_ratchet.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/key_ratchet.hpp"
+#include "mimamori/store/segment_store.hpp"
 #include "pipeline_support.hpp"
 #include "../support/daemon_process.hpp"
 
@@ -58,13 +58,13 @@ fs::path writeConfig(const fs::path& dir, const json& config) {
     return dir / "mimamorid.json";
 }
 
-recorder::StoreConfig storeConfig(const fs::path& dir) {
+store::StoreConfig storeConfig(const fs::path& dir) {
     return recorder::loadConfig(dir / "mimamorid.json").store;
 }
 
 std::vector<Frame> decodeAll(const fs::path& dir) {
     common::SystemClock clock;
-    auto store = recorder::SegmentStore::open(storeConfig(dir), clock);
+    auto store = store::SegmentStore::open(storeConfig(dir), clock);
     std::vector<Frame> frames;
     for (const auto& ts : readSegments(*store, store->all()))
         for (auto& f : decodeTs(ts)) frames.push_back(std::move(f));
@@ -148,7 +148,7 @@ TEST_CASE("with the default encoder's B-frames, segments are cut at segment_seco
         CHECK(d.wait() == 0);
     }
     common::SystemClock clock;
-    auto store = recorder::SegmentStore::open(storeConfig(dir), clock);
+    auto store = store::SegmentStore::open(storeConfig(dir), clock);
     const auto segments = store->all();
     REQUIRE(segments.size() >= 4);
     // Every segment but the last (cut short by SIGTERM) holds one keyframe interval: the
@@ -203,7 +203,7 @@ TEST_CASE("SIGHUP: an invalid mask file keeps the old masks, a valid one changes
     CHECK(black(frames.back(), b));
     // The stop finished the last segment cleanly (not left for recovery).
     common::SystemClock clock;
-    auto store = recorder::SegmentStore::open(storeConfig(dir), clock);
+    auto store = store::SegmentStore::open(storeConfig(dir), clock);
     auto segments = store->all();
     REQUIRE(!segments.empty());
     for (const auto& s : segments) CHECK(!s.recovered);
@@ -248,7 +248,7 @@ TEST_CASE("kill -9 at random instants: completed segments intact, at most about 
     std::uniform_int_distribution<int> afterFirstFrameMs(300, 4000);
 
     auto coverage = [&](std::size_t* count, std::size_t* recovered) {
-        auto store = recorder::SegmentStore::open(storeConfig(dir), clock);
+        auto store = store::SegmentStore::open(storeConfig(dir), clock);
         auto segments = store->all();
         common::UtcMicros sum = 0;
         for (const auto& s : segments) sum += s.end - s.start;
@@ -335,7 +335,7 @@ TEST_CASE("file sources: a looping file records on seamlessly, a finished one is
     }
     common::SystemClock clock;
     {
-        auto store = recorder::SegmentStore::open(storeConfig(dir), clock);
+        auto store = store::SegmentStore::open(storeConfig(dir), clock);
         auto segments = store->all();
         REQUIRE(segments.size() >= 2);
         for (std::size_t i = 0; i + 1 < segments.size(); ++i)
@@ -444,7 +444,7 @@ TEST_CASE("footage the recorder cannot write (no descriptors) is a gap in health
 
     // The ring agrees: its segments leave a hole where the gap is.
     common::SystemClock clock;
-    auto store = recorder::SegmentStore::open(storeConfig(dir), clock);
+    auto store = store::SegmentStore::open(storeConfig(dir), clock);
     const auto segments = store->all();
     bool hole = false;
     for (std::size_t i = 0; i + 1 < segments.size(); ++i)
@@ -466,15 +466,15 @@ TEST_CASE("a day key that cannot advance is a health state and an audit entry; t
     std::int64_t oldDay = 0;
     {
         common::ManualClock clock(then);
-        auto ring = recorder::SegmentStore::open(store, clock);
+        auto ring = store::SegmentStore::open(store, clock);
         auto writer = ring->beginSegment(clock.nowUtc());
         clock.advance(common::kMicrosPerSecond);
         const std::vector<std::uint8_t> ts(188 * 8, 0x47);
         writer->write(ts, clock.nowUtc());
         writer->finish(clock.nowUtc());
-        oldDay = recorder::KeyRatchet::load(store.keyDir)->day();
+        oldDay = store::KeyRatchet::load(store.keyDir)->day();
     }
-    REQUIRE(oldDay == recorder::dayIndex(then));
+    REQUIRE(oldDay == store::dayIndex(then));
     // The key partition refuses the new key file (here: its temporary name is a directory).
     const fs::path obstacle = store.keyDir / "day.key.tmp";
     fs::create_directories(obstacle);
@@ -495,11 +495,11 @@ TEST_CASE("a day key that cannot advance is a health state and an audit entry; t
     REQUIRE(failed.size() == 1);
     CHECK(failed[0]["day"] == health["key_ratchet"]["day"]);
     CHECK(failed[0]["target_day"] == health["key_ratchet"]["target_day"]);
-    CHECK(recorder::KeyRatchet::load(store.keyDir)->day() == oldDay);
+    CHECK(store::KeyRatchet::load(store.keyDir)->day() == oldDay);
     // Retention did not wait for the key: the expired segment is gone from the card.
     {
         common::SystemClock clock;
-        auto ring = recorder::SegmentStore::openReadOnly(store, clock);
+        auto ring = store::SegmentStore::openReadOnly(store, clock);
         for (const auto& s : ring->all()) CHECK(s.start > then + common::kMicrosPerDay);
     }
 
@@ -513,7 +513,7 @@ TEST_CASE("a day key that cannot advance is a health state and an audit entry; t
     health = json::parse(common::readFile(dir / "state" / "health.json"));
     CHECK(health["key_ratchet"]["state"] == "ok");
     CHECK(health["key_ratchet"]["error"].is_null());
-    CHECK(recorder::KeyRatchet::load(store.keyDir)->day() > oldDay);
+    CHECK(store::KeyRatchet::load(store.keyDir)->day() > oldDay);
     CHECK(auditEntries(dir / "state" / "audit.log", "key_advanced").size() == 1);
     CHECK(auditEntries(dir / "state" / "audit.log", "key_ratchet_failed").size() == 1);
 }

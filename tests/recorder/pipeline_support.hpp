@@ -3,7 +3,7 @@
 #pragma once
 
 #include "mimamori/common/file.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/segment_store.hpp"
 
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
@@ -161,7 +161,7 @@ inline std::vector<Frame> decodeTs(const std::vector<std::uint8_t>& ts, bool* fi
 
 // Every segment's decrypted TS, oldest first; fails the caller when a segment is unreadable.
 inline std::vector<std::vector<std::uint8_t>> readSegments(
-    const recorder::SegmentStore& store, const std::vector<recorder::SegmentInfo>& segments) {
+    const store::SegmentStore& store, const std::vector<store::SegmentInfo>& segments) {
     std::vector<std::vector<std::uint8_t>> out;
     for (const auto& s : segments) {
         std::vector<std::uint8_t> bytes;

@@ -3,7 +3,7 @@
 #include "mimamori/recorder/config.hpp"
 #include "mimamori/recorder/pipeline.hpp"
 #include "mimamori/recorder/recorder.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/segment_store.hpp"
 #include "pipeline_support.hpp"
 
 #include "mimamori/common/file.hpp"
@@ -41,7 +41,7 @@ recorder::DaemonConfig configIn(const std::filesystem::path& dir, const std::vec
 }
 
 struct Recording {
-    std::vector<recorder::SegmentInfo> segments;
+    std::vector<store::SegmentInfo> segments;
     std::vector<Frame> frames;           // all segments decoded one by one, in order
     std::vector<std::size_t> perSegment;  // frames each segment decoded to on its own
     bool everySegmentStartsOnKeyframe = true;
@@ -55,7 +55,7 @@ Recording recordAndDecode(const recorder::DaemonConfig& config) {
         recorder::Recorder rec(config, masking::loadMaskFile(config.maskFile), clock, options);
         REQUIRE(rec.run() == 0);
     }
-    auto store = recorder::SegmentStore::open(config.store, clock);
+    auto store = store::SegmentStore::open(config.store, clock);
     Recording r;
     r.segments = store->all();
     for (const auto& ts : readSegments(*store, r.segments)) {

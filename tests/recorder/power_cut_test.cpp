@@ -11,9 +11,9 @@
 #include "mimamori/policy/audit_log.hpp"
 #include "mimamori/policy/keys.hpp"
 #include "mimamori/recorder/config.hpp"
-#include "mimamori/recorder/key_ratchet.hpp"
-#include "mimamori/recorder/segment_format.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/key_ratchet.hpp"
+#include "mimamori/store/segment_format.hpp"
+#include "mimamori/store/segment_store.hpp"
 #include "../support/daemon_process.hpp"
 
 #include <doctest/doctest.h>
@@ -111,7 +111,7 @@ TEST_CASE("power cuts inside writes, fsyncs and renames: the ring verifies, keys
           {"camera_key", "camkeys/cam-cut.secret"}, {"insecure_http", true}}},  // no TLS key: only the audit log matters
     };
     common::writeFileAtomic(dir / "mimamorid.json", config.dump(2));
-    const recorder::StoreConfig store = recorder::loadConfig(dir / "mimamorid.json").store;
+    const store::StoreConfig store = recorder::loadConfig(dir / "mimamorid.json").store;
     const fs::path auditPath = dir / "state" / "audit.log";
     const fs::path report = dir / "cut-report";
 
@@ -125,7 +125,7 @@ TEST_CASE("power cuts inside writes, fsyncs and renames: the ring verifies, keys
     auto inspect = [&](int cycle) {
         Footage f;
         common::ManualClock clock(common::SystemClock().nowUtc() + offset);
-        auto ring = recorder::SegmentStore::openReadOnly(store, clock);
+        auto ring = store::SegmentStore::openReadOnly(store, clock);
         for (const auto& s : ring->all()) {
             const auto read = ring->read(s, nullptr);
             INFO("cycle ", cycle, ": ", s.path.filename().string());
@@ -133,17 +133,17 @@ TEST_CASE("power cuts inside writes, fsyncs and renames: the ring verifies, keys
             f.newestEnd = std::max(f.newestEnd.value_or(s.end), s.end);
             ++f.segments;
         }
-        const auto ratchet = recorder::KeyRatchet::load(store.keyDir);
+        const auto ratchet = store::KeyRatchet::load(store.keyDir);
         REQUIRE_MESSAGE(ratchet, "cycle " << cycle << ": no day key");
         for (const auto& e : fs::directory_iterator(store.storageDir)) {
             const std::string name = e.path().filename().string();
-            if (!name.ends_with(recorder::format::kPartialSuffix)) continue;
+            if (!name.ends_with(store::format::kPartialSuffix)) continue;
             common::UniqueFd fd(::open(e.path().c_str(), O_RDONLY | O_CLOEXEC));
             REQUIRE(fd.valid());
             bool missingKey = false;
-            const auto scan = recorder::format::decodeSegment(
+            const auto scan = store::format::decodeSegment(
                 fd.get(), name,
-                [&](const recorder::format::FileHeader& h) {
+                [&](const store::format::FileHeader& h) {
                     auto key = ratchet->segmentKey(h.keyDay, h.sequence);
                     missingKey = !key;
                     return key;
@@ -281,7 +281,7 @@ TEST_CASE("power cuts inside writes, fsyncs and renames: the ring verifies, keys
         CHECK(d.wait() == 0);
     }
     common::ManualClock clock(common::SystemClock().nowUtc() + offset);
-    auto ring = recorder::SegmentStore::open(store, clock);
+    auto ring = store::SegmentStore::open(store, clock);
     const auto segments = ring->all();
     CHECK(!segments.empty());
     for (const auto& s : segments) CHECK(ring->read(s, nullptr).ok());

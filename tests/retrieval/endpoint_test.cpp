@@ -4,8 +4,8 @@
 #include "fixture.hpp"
 #include "../support/run_command.hpp"
 
+#include "mimamori/common/config_error.hpp"
 #include "mimamori/policy/decision.hpp"
-#include "mimamori/recorder/config.hpp"
 #include "mimamori/retrieval/client.hpp"
 #include "mimamori/retrieval/http_server.hpp"
 #include "mimamori/retrieval/seal.hpp"
@@ -65,12 +65,12 @@ void checkRefusalAudited(const World& w, const std::string& reason) {
 }
 
 // A store whose reads wait until released, so an extract can be held "in progress".
-class GatedStore final : public recorder::SegmentStore {
+class GatedStore final : public store::SegmentStore {
 public:
-    explicit GatedStore(recorder::SegmentStore& inner) : inner_(inner) {}
-    std::unique_ptr<recorder::SegmentWriter> beginSegment(UtcMicros start) override { return inner_.beginSegment(start); }
-    std::vector<recorder::SegmentInfo> list(UtcMicros from, UtcMicros to) const override { return inner_.list(from, to); }
-    common::Result<void> read(const recorder::SegmentInfo& s,
+    explicit GatedStore(store::SegmentStore& inner) : inner_(inner) {}
+    std::unique_ptr<store::SegmentWriter> beginSegment(UtcMicros start) override { return inner_.beginSegment(start); }
+    std::vector<store::SegmentInfo> list(UtcMicros from, UtcMicros to) const override { return inner_.list(from, to); }
+    common::Result<void> read(const store::SegmentInfo& s,
                               const std::function<void(std::span<const std::uint8_t>)>& sink) const override {
         std::unique_lock lock(mutex_);
         ++waiting_;
@@ -94,7 +94,7 @@ public:
     }
 
 private:
-    recorder::SegmentStore& inner_;
+    store::SegmentStore& inner_;
     mutable std::mutex mutex_;
     mutable std::condition_variable cond_;
     mutable int waiting_ = 0;
@@ -514,7 +514,7 @@ TEST_CASE("the retrieval config reports every bad key by name and resolves paths
     try {
         parseEndpointConfig(R"({"port": 70000, "max_concurrent_extracts": 0, "colour": "red"})", "/etc/mimamori", "/var/lib/mimamori");
         FAIL("bad config accepted");
-    } catch (const recorder::ConfigError& e) {
+    } catch (const common::ConfigError& e) {
         const std::string all = fmt::format("{}", fmt::join(e.problems(), "\n"));
         CHECK(all.find("retrieval.port") != std::string::npos);
         CHECK(all.find("retrieval.max_concurrent_extracts") != std::string::npos);

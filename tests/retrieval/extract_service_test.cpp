@@ -268,7 +268,7 @@ TEST_CASE("the plan file round-trips byte for byte and refuses what docs/extract
     p.to = kT0 + 10 * kSec;
     p.seal.sealedKey.fill(7);
     p.seal.streamHeader.fill(9);
-    recorder::SegmentInfo s;
+    store::SegmentInfo s;
     s.sequence = 5;
     s.start = kT0;
     s.end = kT0 + 10 * kSec;

@@ -8,7 +8,7 @@
 #include "mimamori/policy/keys.hpp"
 #include "mimamori/policy/nonce_store.hpp"
 #include "mimamori/policy/request.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/segment_store.hpp"
 #include "mimamori/retrieval/client.hpp"
 #include "mimamori/retrieval/endpoint.hpp"
 #include "mimamori/retrieval/extract.hpp"
@@ -143,7 +143,7 @@ constexpr int kSegmentSeconds = 2;
 constexpr UtcMicros kT0 = 1'795'000'000LL * kMicrosPerSecond;  // 2026-11-18, inside retention
 
 // Writes `ts` as `count` segments of `seconds` each into the store, back to back from `start`.
-inline void writeSegments(recorder::SegmentStore& store, const std::vector<std::uint8_t>& ts, UtcMicros start,
+inline void writeSegments(store::SegmentStore& store, const std::vector<std::uint8_t>& ts, UtcMicros start,
                           int count, double seconds) {
     const auto length = static_cast<UtcMicros>(seconds * static_cast<double>(kMicrosPerSecond));
     for (int i = 0; i < count; ++i) {
@@ -155,7 +155,7 @@ inline void writeSegments(recorder::SegmentStore& store, const std::vector<std::
 }
 
 // Writes `count` segments of real TS into the store, back to back from `start`.
-inline void recordSegments(recorder::SegmentStore& store, UtcMicros start, int count) {
+inline void recordSegments(store::SegmentStore& store, UtcMicros start, int count) {
     writeSegments(store, encodeTs(kSegmentSeconds * kFps, kFps, kKeyInterval), start, count, kSegmentSeconds);
 }
 
@@ -163,16 +163,16 @@ inline void recordSegments(recorder::SegmentStore& store, UtcMicros start, int c
 struct StoreOnly {
     TempDir dir;
     common::ManualClock clock{kT0 + 3600 * kMicrosPerSecond};
-    std::unique_ptr<recorder::SegmentStore> store;
+    std::unique_ptr<store::SegmentStore> store;
     StoreOnly() { reopen(); }
     // Opens the store again, as the daemon does after a restart (recovering partial segments).
     void reopen() {
         store.reset();
-        recorder::StoreConfig sc;
+        store::StoreConfig sc;
         sc.cameraId = "cam";
         sc.storageDir = dir.path() / "card";
         sc.keyDir = dir.path() / "keys";
-        store = recorder::SegmentStore::open(sc, clock);
+        store = store::SegmentStore::open(sc, clock);
     }
     fs::path extractTo(UtcMicros from, UtcMicros to, ExtractResult& result, const std::string& name = "clip.mp4") {
         const fs::path out = dir.path() / name;
@@ -216,7 +216,7 @@ struct World {
     common::ManualClock clock{kT0 + 3600 * kMicrosPerSecond};
     std::string cameraId = "kakogawa-0042";
     std::unique_ptr<policy::SecretKey> police, city, camera, strangerPolice, strangerCity;
-    std::unique_ptr<recorder::SegmentStore> store;
+    std::unique_ptr<store::SegmentStore> store;
     std::unique_ptr<policy::AuditLog> audit;
     std::unique_ptr<policy::NonceStore> nonces;
     std::unique_ptr<Endpoint> endpoint;
@@ -241,11 +241,11 @@ struct World {
         trust.add(city->publicKey());
         common::writeFileAtomic(dir.path() / "trust.json", trust.toJson());
 
-        recorder::StoreConfig sc;
+        store::StoreConfig sc;
         sc.cameraId = cameraId;
         sc.storageDir = dir.path() / "card";
         sc.keyDir = dir.path() / "state" / "keys";
-        store = recorder::SegmentStore::open(sc, clock);
+        store = store::SegmentStore::open(sc, clock);
         recordSegments(*store, kT0, segments);
 
         audit = std::make_unique<policy::AuditLog>(auditPath(), *camera, clock);
@@ -258,7 +258,7 @@ struct World {
         startEndpoint(*store);
     }
 
-    void startEndpoint(recorder::SegmentStore& s) {
+    void startEndpoint(store::SegmentStore& s) {
         endpoint = Endpoint::start(config, cameraId, s, *audit, *nonces, clock, [] { return std::string(64, 'a'); });
     }
 

@@ -88,11 +88,11 @@ TEST_CASE("the police case: a 23.976 fps XviD AVI with AC3 recorded by mimamorid
     // Frame for frame what the ring holds for [actual.from, actual.to): its whole segments
     // (the keyframe interval is the 2 s segment, so segments and GOPs coincide).
     const common::SystemClock clock;
-    recorder::StoreConfig sc;
+    store::StoreConfig sc;
     sc.cameraId = "kakogawa-0042";
     sc.storageDir = dir.path() / "ring";
     sc.keyDir = dir.path() / "daykeys";
-    auto store = recorder::SegmentStore::open(sc, clock);
+    auto store = store::SegmentStore::open(sc, clock);
     std::vector<std::uint8_t> ts;
     for (const auto& s : store->list(m.actualFrom, m.actualTo)) {
         if (s.start < m.actualFrom || s.end > m.actualTo) continue;

@@ -5,7 +5,7 @@
 #include "media.hpp"
 
 #include "mimamori/masking/mask.hpp"
-#include "mimamori/recorder/config.hpp"
+#include "mimamori/common/config_error.hpp"
 #include "mimamori/recorder/recorder.hpp"
 
 #include <doctest/doctest.h>
@@ -36,7 +36,7 @@ std::string testSource(int frames, const std::string& rate, bool live = false) {
 struct Recorded {
     TempDir dir;
     recorder::DaemonConfig config;
-    std::vector<recorder::SegmentInfo> segments;
+    std::vector<store::SegmentInfo> segments;
     fs::path tsFile;  // every segment's plaintext back to back: the recorded stream
 };
 
@@ -65,7 +65,7 @@ void record(const Case& c, Recorded& r, double segmentSeconds = 1.0) {
         recorder::Recorder rec(config, masking::loadMaskFile(config.maskFile), clock, options);
         REQUIRE(rec.run() == 0);
     }
-    auto store = recorder::SegmentStore::open(config.store, clock);
+    auto store = store::SegmentStore::open(config.store, clock);
     r.segments = store->all();
     REQUIRE(!r.segments.empty());
     std::vector<std::uint8_t> ts;
@@ -79,7 +79,7 @@ void record(const Case& c, Recorded& r, double segmentSeconds = 1.0) {
 // Extracts [from, to) of the recording into `name`.
 fs::path extract(Recorded& r, UtcMicros from, UtcMicros to, ExtractResult& result, const std::string& name) {
     const common::SystemClock clock;
-    auto store = recorder::SegmentStore::open(r.config.store, clock);
+    auto store = store::SegmentStore::open(r.config.store, clock);
     std::vector<std::uint8_t> mp4;
     result = extractMp4(*store, from, to, [&](std::span<const std::uint8_t> b) { mp4.insert(mp4.end(), b.begin(), b.end()); });
     return writeBytes(r.dir.path() / name, mp4);

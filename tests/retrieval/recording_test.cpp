@@ -5,7 +5,7 @@
 #include "fixture.hpp"
 
 #include "mimamori/masking/mask.hpp"
-#include "mimamori/recorder/config.hpp"
+#include "mimamori/common/config_error.hpp"
 #include "mimamori/recorder/recorder.hpp"
 #include "mimamori/retrieval/client.hpp"
 

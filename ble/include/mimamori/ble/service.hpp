@@ -6,11 +6,11 @@
 #include "mimamori/ble/queue.hpp"
 #include "mimamori/ble/scanner.hpp"
 #include "mimamori/ble/tags.hpp"
+#include "mimamori/common/config_error.hpp"
 #include "mimamori/common/time.hpp"
 
 #include <filesystem>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,17 +32,8 @@ struct ServiceConfig {
     std::vector<CompanyConfig> companies;
 };
 
-// Every problem in the "ble" object, each naming its key ("ble.companies[1].ibeacon[0].uuid: ...").
-class ConfigError : public std::runtime_error {
-public:
-    explicit ConfigError(std::vector<std::string> problems);
-    [[nodiscard]] const std::vector<std::string>& problems() const { return problems_; }
-
-private:
-    std::vector<std::string> problems_;
-};
-
-// "" (no "ble" object) gives a disabled config. Throws ConfigError.
+// "" (no "ble" object) gives a disabled config. Throws common::ConfigError listing every problem
+// in the "ble" object, each naming its key ("ble.companies[1].ibeacon[0].uuid: ...").
 [[nodiscard]] ServiceConfig parseServiceConfig(std::string_view bleJson);
 
 // <stateDir>/ble/<company>: where a company's queue lives.

@@ -1,16 +1,18 @@
 // mimamorid's configuration file (JSON, docs/config.md): parsed and validated in one place.
 #pragma once
 
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/common/config_error.hpp"
+#include "mimamori/store/segment_store.hpp"
 
 #include <cstdint>
 #include <filesystem>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace mimamori::recorder {
+
+using common::UtcMicros;
 
 struct SourceConfig {
     // "test" (embedded default: a generated street-like scene, no camera needed), "file",
@@ -33,7 +35,7 @@ struct EncoderConfig {
 
 struct DaemonConfig {
     std::filesystem::path path;  // where it was read from
-    StoreConfig store;           // camera id, storage, key directory, limits, retention
+    store::StoreConfig store;    // camera id, storage, key directory, limits, retention
     SourceConfig source;
     EncoderConfig encoder;
     double segmentSeconds = 10;
@@ -43,23 +45,14 @@ struct DaemonConfig {
     std::string bleJson;             // the "ble" object as JSON text, "" when absent
 };
 
-// Every problem in a config file, each naming its key: "storage.byte_limit: must be ...".
-class ConfigError : public std::runtime_error {
-public:
-    ConfigError(std::string source, std::vector<std::string> problems);
-    [[nodiscard]] const std::vector<std::string>& problems() const { return problems_; }
-
-private:
-    std::vector<std::string> problems_;
-};
-
 // `path` made absolute and normal, with every symlink in the part that exists resolved.
 [[nodiscard]] std::filesystem::path resolvedPath(const std::filesystem::path& path);
 // True when `inner` is `outer` or lies below it, both resolved as by resolvedPath(): a symlink
 // (of the path or of a parent) into the card counts as on the card.
 [[nodiscard]] bool liesInside(const std::filesystem::path& inner, const std::filesystem::path& outer);
 
-// Throws ConfigError with every problem, or common::FileError when unreadable.
+// Throw common::ConfigError with every problem, each naming its key ("storage.byte_limit: ..."),
+// or common::FileError when unreadable.
 [[nodiscard]] DaemonConfig loadConfig(const std::filesystem::path& path);
 [[nodiscard]] DaemonConfig parseConfig(std::string_view json, const std::filesystem::path& source);
 

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "mimamori/common/time.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/segment_store.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -13,6 +13,8 @@
 #include <vector>
 
 namespace mimamori::recorder {
+
+using common::UtcMicros;
 
 // A stretch of time without recording. `end` is empty while the gap is still open.
 struct Gap {
@@ -60,9 +62,9 @@ public:
     // closed early by another event (a source restart); adds it when it is not there.
     void settleGap(UtcMicros start, UtcMicros end, const std::string& reason);
 
-    void segmentWritten(const SegmentInfo& segment);
+    void segmentWritten(const store::SegmentInfo& segment);
     void segmentFailed();
-    void setStorage(const SegmentStore::Usage& usage);
+    void setStorage(const store::SegmentStore::Usage& usage);
     void setMasks(std::string sha256Hex, std::size_t count);
     void setState(std::string state);  // "recording", "waiting for source", "stopped"
     void setKeyRatchet(KeyRatchetHealth ratchet);
@@ -85,7 +87,7 @@ private:
     std::uint64_t segmentsFailed_ = 0;
     std::int64_t recordedMicros_ = 0;  // this run
     std::optional<UtcMicros> lastSegmentEnd_;
-    SegmentStore::Usage storage_;
+    store::SegmentStore::Usage storage_;
     std::string maskSha256_;
     std::size_t maskCount_ = 0;
     std::optional<KeyRatchetHealth> keyRatchet_;  // unset until the first enforcement

@@ -6,7 +6,7 @@
 #include "mimamori/masking/mask.hpp"
 #include "mimamori/policy/audit_log.hpp"
 #include "mimamori/recorder/config.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/segment_store.hpp"
 
 #include <memory>
 
@@ -46,8 +46,8 @@ public:
     void attachAudit(policy::AuditLog* audit);
 
     // The ring this recorder writes, for in-process readers (retrieval) started alongside.
-    // Thread-safe (see SegmentStore); valid for the recorder's lifetime.
-    [[nodiscard]] SegmentStore& store();
+    // Thread-safe (see store::SegmentStore); valid for the recorder's lifetime.
+    [[nodiscard]] store::SegmentStore& store();
 
     struct Impl;
 

@@ -4,7 +4,7 @@
 #include "mimamori/common/time.hpp"
 #include "mimamori/policy/audit_log.hpp"
 #include "mimamori/policy/nonce_store.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/segment_store.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -49,7 +49,7 @@ struct EndpointConfig {
 
 // Parses the "retrieval" object as JSON text (DaemonConfig::retrievalJson). Relative paths are
 // taken from `configDir` (the config file's directory, as for every other path in it);
-// extract_dir defaults to stateDir/extracts. Throws recorder::ConfigError listing every problem
+// extract_dir defaults to stateDir/extracts. Throws common::ConfigError listing every problem
 // ("retrieval.port: must be a number in 0..65535").
 EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const std::filesystem::path& configDir,
                                    const std::filesystem::path& stateDir);
@@ -69,7 +69,7 @@ public:
     // not yet hashed, holding their footage), binds and starts serving. Throws std::runtime_error (bind failure,
     // policy::KeyError, common::FileError) naming what failed.
     static std::unique_ptr<Endpoint> start(const EndpointConfig& config, const std::string& cameraId,
-                                           recorder::SegmentStore& store, policy::AuditLog& audit,
+                                           store::SegmentStore& store, policy::AuditLog& audit,
                                            policy::NonceStore& nonces, const common::Clock& clock,
                                            MaskHashProvider maskSha256);
     virtual ~Endpoint() = default;

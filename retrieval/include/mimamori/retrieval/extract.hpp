@@ -3,7 +3,7 @@
 
 #include "mimamori/common/time.hpp"
 #include "mimamori/policy/keys.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/segment_store.hpp"
 #include "mimamori/retrieval/extract_error.hpp"
 #include "mimamori/retrieval/h264.hpp"
 #include "mimamori/retrieval/manifest.hpp"
@@ -22,7 +22,7 @@ using common::UtcMicros;
 // segments it read (in order), the stream formats its scan found (the moov's sample entries),
 // and the damaged footage it left out.
 struct ExtractRecipe {
-    std::vector<recorder::SegmentInfo> segments;  // sequence, start, end and bytesOnDisk identify each
+    std::vector<store::SegmentInfo> segments;  // sequence, start, end and bytesOnDisk identify each
     std::vector<ParameterSets> formats;
     std::vector<FootageGap> gaps;
 };
@@ -57,7 +57,7 @@ using ByteSink = std::function<void(std::span<const std::uint8_t>)>;
 // A segment that cannot be read (authentication, demuxing, H.264) is left out from its last
 // whole GOP on and named in `gaps`; the extract fails only when nothing in the range is sound.
 // Throws ExtractError (the message names the segment), or what `sink` threw.
-ExtractResult extractMp4(const recorder::SegmentStore& store, UtcMicros from, UtcMicros to,
+ExtractResult extractMp4(const store::SegmentStore& store, UtcMicros from, UtcMicros to,
                          const ByteSink& sink);
 
 // Lowers the calling thread's CPU priority (nice +10) so recording keeps priority. Linux
@@ -70,7 +70,7 @@ void lowerThreadPriority();
 // ExtractError before handing over any byte of a segment that the ring no longer lists as it
 // was (deleted, replaced, another size) or that reads differently (a failure where there was
 // none, or none where there was one): an MP4 other than the one that was hashed is never made.
-ExtractResult replayMp4(const recorder::SegmentStore& store, UtcMicros from, UtcMicros to,
+ExtractResult replayMp4(const store::SegmentStore& store, UtcMicros from, UtcMicros to,
                         const ExtractRecipe& recipe, const ByteSink& sink);
 
 }  // namespace mimamori::retrieval

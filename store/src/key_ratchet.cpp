@@ -1,5 +1,5 @@
 // Day-key ratchet: derivations with crypto_kdf (BLAKE2b) and the durable key file in keyDir.
-#include "mimamori/recorder/key_ratchet.hpp"
+#include "mimamori/store/key_ratchet.hpp"
 
 #include "mimamori/common/file.hpp"
 
@@ -20,7 +20,7 @@
 #include <string_view>
 #include <utility>
 
-namespace mimamori::recorder {
+namespace mimamori::store {
 namespace {
 
 static_assert(std::endian::native == std::endian::little, "on-disk layouts are little-endian");
@@ -227,4 +227,4 @@ void KeyRatchet::store() const {
     common::writeFileAtomic(path_, std::string_view(reinterpret_cast<const char*>(file.get()), sizeof(KeyFile)));
 }
 
-}  // namespace mimamori::recorder
+}  // namespace mimamori::store

@@ -1,11 +1,11 @@
 // The encrypted ring: segment writers, recovery at open, the in-memory index, retention, capacity.
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/segment_store.hpp"
 
 #include "mimamori/common/file.hpp"
 #include "mimamori/common/log.hpp"
 #include "mimamori/policy/retention.hpp"
-#include "mimamori/recorder/key_ratchet.hpp"
-#include "mimamori/recorder/segment_format.hpp"
+#include "mimamori/store/key_ratchet.hpp"
+#include "mimamori/store/segment_format.hpp"
 
 #include "segment_store_index.hpp"
 
@@ -32,7 +32,7 @@
 #include <utility>
 #include <vector>
 
-namespace mimamori::recorder {
+namespace mimamori::store {
 namespace {
 
 namespace fs = std::filesystem;
@@ -924,4 +924,4 @@ std::unique_ptr<SegmentStore> SegmentStore::openReadOnly(const StoreConfig& conf
     return std::make_unique<Store>(openCore(config, clock, true));
 }
 
-}  // namespace mimamori::recorder
+}  // namespace mimamori::store

@@ -3,7 +3,7 @@
 
 #include "mimamori/common/file.hpp"
 #include "mimamori/common/time.hpp"
-#include "mimamori/recorder/segment_store.hpp"
+#include "mimamori/store/segment_store.hpp"
 
 #include <stdlib.h>
 
@@ -19,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-namespace mimamori::recorder::testing {
+namespace mimamori::store::testing {
 
 // A fresh directory under $TMPDIR, removed with everything in it on destruction.
 class TempDir {
@@ -123,4 +123,4 @@ inline void writeBytes(const std::filesystem::path& p, std::span<const std::uint
 
 inline constexpr common::UtcMicros kT0 = 1'793'491'200LL * common::kMicrosPerSecond;  // 2026-11-01T00:00:00Z
 
-}  // namespace mimamori::recorder::testing
+}  // namespace mimamori::store::testing

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-namespace mimamori::recorder {
+namespace mimamori::store {
 
 using common::UtcMicros;
 
@@ -120,4 +120,4 @@ public:
     [[nodiscard]] virtual std::vector<std::string> openFindings() const = 0;
 };
 
-}  // namespace mimamori::recorder
+}  // namespace mimamori::store

@@ -13,8 +13,8 @@
 #include <filesystem>
 
 using namespace mimamori;
-using namespace mimamori::recorder;
-using namespace mimamori::recorder::testing;
+using namespace mimamori::store;
+using namespace mimamori::store::testing;
 namespace fs = std::filesystem;
 
 namespace {

@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-namespace mimamori::recorder {
+namespace mimamori::store {
 namespace {
 
 static_assert(std::endian::native == std::endian::little, "on-disk layouts are little-endian");
@@ -132,4 +132,4 @@ void RingIndex::rewrite(const std::vector<IndexEntry>& entries, std::uint64_t ne
                                 std::filesystem::perms::group_read);
 }
 
-}  // namespace mimamori::recorder
+}  // namespace mimamori::store

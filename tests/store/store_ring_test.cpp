@@ -1,8 +1,8 @@
 // Segment store: retention with wall-clock steps, byte limit, free-space floor, crypto-shredding.
 #include "store_test_util.hpp"
 
-#include "mimamori/recorder/key_ratchet.hpp"
-#include "mimamori/recorder/segment_format.hpp"
+#include "mimamori/store/key_ratchet.hpp"
+#include "mimamori/store/segment_format.hpp"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -15,8 +15,8 @@
 #include <set>
 
 using namespace mimamori;
-using namespace mimamori::recorder;
-using namespace mimamori::recorder::testing;
+using namespace mimamori::store;
+using namespace mimamori::store::testing;
 namespace fs = std::filesystem;
 
 namespace {

@@ -1,8 +1,8 @@
 // Segment store: encryption round trip, tamper detection, truncation, recovery, no plaintext at rest.
 #include "store_test_util.hpp"
 
-#include "mimamori/recorder/key_ratchet.hpp"
-#include "mimamori/recorder/segment_format.hpp"
+#include "mimamori/store/key_ratchet.hpp"
+#include "mimamori/store/segment_format.hpp"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -11,8 +11,8 @@
 #include <filesystem>
 
 using namespace mimamori;
-using namespace mimamori::recorder;
-using namespace mimamori::recorder::testing;
+using namespace mimamori::store;
+using namespace mimamori::store::testing;
 namespace fs = std::filesystem;
 
 namespace {

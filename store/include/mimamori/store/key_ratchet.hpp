@@ -9,7 +9,7 @@
 #include <map>
 #include <optional>
 
-namespace mimamori::recorder {
+namespace mimamori::store {
 
 // Initialises libsodium once; throws std::runtime_error if it cannot. Thread-safe.
 void ensureSodium();
@@ -82,4 +82,4 @@ private:
     mutable std::map<std::int64_t, SecretKey> derived_;
 };
 
-}  // namespace mimamori::recorder
+}  // namespace mimamori::store

@@ -2,7 +2,7 @@
 #include "store_test_util.hpp"
 
 #include "mimamori/common/log.hpp"
-#include "mimamori/recorder/segment_format.hpp"
+#include "mimamori/store/segment_format.hpp"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -16,8 +16,8 @@
 #include <thread>
 
 using namespace mimamori;
-using namespace mimamori::recorder;
-using namespace mimamori::recorder::testing;
+using namespace mimamori::store;
+using namespace mimamori::store::testing;
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <vector>
 
-namespace mimamori::recorder {
+namespace mimamori::store {
 
 // What the store knows of one finished segment without opening it.
 struct IndexEntry {
@@ -67,4 +67,4 @@ private:
     common::UniqueFd appendFd_;
 };
 
-}  // namespace mimamori::recorder
+}  // namespace mimamori::store

@@ -2,7 +2,7 @@
 #pragma once
 
 #include "mimamori/common/time.hpp"
-#include "mimamori/recorder/key_ratchet.hpp"
+#include "mimamori/store/key_ratchet.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-namespace mimamori::recorder::format {
+namespace mimamori::store::format {
 
 inline constexpr char kMagic[8] = {'M', 'I', 'M', 'A', 'M', 'S', 'E', 'G'};
 inline constexpr std::uint16_t kVersion = 1;
@@ -132,4 +132,4 @@ using ChunkSink = std::function<void(const ChunkPrefix&, std::span<const std::ui
 // every problem ends up in `error`. `what` names the file in messages.
 [[nodiscard]] DecodeResult decodeSegment(int fd, std::string_view what, const KeyLookup& keys, const ChunkSink& sink);
 
-}  // namespace mimamori::recorder::format
+}  // namespace mimamori::store::format

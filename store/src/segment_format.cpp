@@ -1,5 +1,5 @@
 // Segment files: names, header, and secretstream encryption/decryption chunk by chunk.
-#include "mimamori/recorder/segment_format.hpp"
+#include "mimamori/store/segment_format.hpp"
 
 #include "mimamori/common/file.hpp"
 
@@ -16,7 +16,7 @@
 #include <stdexcept>
 #include <utility>
 
-namespace mimamori::recorder::format {
+namespace mimamori::store::format {
 namespace {
 
 static_assert(std::endian::native == std::endian::little, "on-disk layouts are little-endian");
@@ -257,4 +257,4 @@ DecodeResult decodeSegment(int fd, std::string_view what, const KeyLookup& keys,
     return result;
 }
 
-}  // namespace mimamori::recorder::format
+}  // namespace mimamori::store::format
