@@ -26,7 +26,7 @@ struct SceneMotion {
 // Estimates the motion from ORB features matched between the two stills (RANSAC). Throws
 // PreviewError when their sizes differ or too few features match to say (another camera,
 // a covered lens, a dark night frame).
-SceneMotion estimateSceneMotion(const BgrImage& reference, const BgrImage& still);
+[[nodiscard]] SceneMotion estimateSceneMotion(const BgrImage& reference, const BgrImage& still);
 
 struct MaskFit {
     std::string name;
@@ -38,7 +38,7 @@ struct MaskFit {
 };
 
 // One entry per mask of `masks`, in file order, at the stills' size.
-std::vector<MaskFit> checkMaskFit(const MaskSet& masks, const SceneMotion& motion, int width, int height,
+[[nodiscard]] std::vector<MaskFit> checkMaskFit(const MaskSet& masks, const SceneMotion& motion, int width, int height,
                                   double tolerancePixels);
 
 }  // namespace mimamori::masking

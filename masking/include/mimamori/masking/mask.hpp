@@ -63,7 +63,7 @@ private:
 // fractions, keeping everything else as it is (member order included). Throws MaskFileError
 // naming every coordinate outside the frame, or every finding of the converted file; the text
 // it returns is a valid mask file. width and height: 1..16384.
-std::string maskJsonFromPixels(std::string_view json, std::string_view source, int width, int height);
+[[nodiscard]] std::string maskJsonFromPixels(std::string_view json, std::string_view source, int width, int height);
 
 enum class PixelFormat { I420, NV12, BGR, RGB };
 
