@@ -5,6 +5,7 @@
 #include "mimamori/ble/aggregator.hpp"
 #include "mimamori/ble/scanner.hpp"
 #include "mimamori/ble/tags.hpp"
+#include "mimamori/common/crypto.hpp"
 #include "mimamori/common/file.hpp"
 
 #include <fcntl.h>

@@ -24,7 +24,7 @@ namespace mimamori::fuzz {
 // A key made from a fixed seed, so that seeds signed by make_seeds verify inside the targets.
 // For fuzzing and tests only: the secret is public by construction.
 inline policy::SecretKey fixedKey(policy::Role role, std::string_view name, std::uint8_t seedByte) {
-    if (sodium_init() < 0) throw std::runtime_error("sodium_init failed");
+    common::ensureSodium();
     std::uint8_t seed[crypto_sign_SEEDBYTES];
     std::memset(seed, seedByte, sizeof seed);
     std::uint8_t pk[crypto_sign_PUBLICKEYBYTES];

@@ -40,10 +40,10 @@ std::string readAll(const fs::path& path) {
 }
 
 void segmentSeed(const fs::path& path, std::string_view ts, bool withFinal) {
-    const store::SecretKey dayKey;  // zero-filled, as in targets/segment.cpp
+    const common::SecureBuffer dayKey(store::kKeyBytes);  // zero-filled, as in targets/segment.cpp
     const std::uint64_t sequence = 7;
     const common::UtcMicros start = 1'764'547'200'000'000;  // 2025-12-01T00:00:00Z
-    const store::SecretKey key = store::deriveSegmentKey(dayKey, sequence);
+    const common::SecureBuffer key = store::deriveSegmentKey(dayKey, sequence);
     fs::create_directories(path.parent_path());
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw std::runtime_error("cannot create " + path.string());
@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
     // Keys and the trust file.
     write(out / "key_file/police.pub", policy::formatPublicKey(police.publicKey()));
     write(out / "key_file/camera.pub", policy::formatPublicKey(camera.publicKey()));
-    const policy::SecureBuffer secret = policy::formatSecretKey(police);
+    const common::SecureBuffer secret = policy::formatSecretKey(police);
     write(out / "key_file/police.secret",
           std::string_view(reinterpret_cast<const char*>(secret.data()), secret.size()));
     policy::TrustStore trust;

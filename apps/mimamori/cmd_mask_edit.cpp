@@ -4,6 +4,7 @@
 // (validateMaskJson, RasterMask), so the editor and `mask validate` can never disagree.
 #include "cli.hpp"
 
+#include "mimamori/common/crypto.hpp"
 #include "mimamori/common/file.hpp"
 #include "mimamori/common/text.hpp"
 #include "mimamori/masking/mask.hpp"
@@ -212,7 +213,7 @@ int runEdit(const Args& args) {
         throw UsageError(fmt::format("--still must name a .png file, not '{}'", common::escapeControls(still.string())));
     const BgrImage frame = readFrame(still, 0);  // decodes it: a broken PNG is refused here
     const std::string text = initialMasks(masksFile, args.option("--camera"));
-    if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+    common::ensureSodium();
     std::array<std::uint8_t, 16> secret{};
     randombytes_buf(secret.data(), secret.size());
     const std::string token = common::toHex(secret);

@@ -2,6 +2,7 @@
 #include "mimamori/ble/service.hpp"
 
 #include "mimamori/common/config_error.hpp"
+#include "mimamori/common/crypto.hpp"
 #include "mimamori/common/file.hpp"
 #include "mimamori/policy/retention.hpp"
 

@@ -1,6 +1,7 @@
 // Tag decoders: match an advertisement against the registered companies' rules, nothing else.
 #include "mimamori/ble/tags.hpp"
 
+#include "mimamori/common/crypto.hpp"
 #include "mimamori/common/file.hpp"
 
 #include <fmt/format.h>

@@ -15,14 +15,14 @@ using namespace mimamori;
 using namespace mimamori::store;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    static const SecretKey dayKey;  // zero-filled: the fixed day key of the seeds
+    static const common::SecureBuffer dayKey(kKeyBytes);  // zero-filled: the fixed day key of the seeds
     static fuzz::MemFile file;
     file.set({data, size});
     retrieval::TsDemuxer demuxer([](const retrieval::TsAccessUnit&) {});
     bool demuxOk = true;
     const format::DecodeResult result = format::decodeSegment(
         file.fd(), "fuzz.mseg",
-        [](const format::FileHeader& h) -> std::optional<SecretKey> { return deriveSegmentKey(dayKey, h.sequence); },
+        [](const format::FileHeader& h) -> std::optional<common::SecureBuffer> { return deriveSegmentKey(dayKey, h.sequence); },
         [&](const format::ChunkPrefix&, std::span<const std::uint8_t> payload) {
             if (!demuxOk) return;
             try {

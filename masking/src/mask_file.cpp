@@ -1,11 +1,11 @@
 // The mask file: parsing, validation that reports every finding, and the SHA-256 of its bytes.
 #include "mimamori/masking/mask.hpp"
 
+#include "mimamori/common/crypto.hpp"
 #include "mimamori/common/file.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <sodium.h>
 
 #include <algorithm>
 #include <array>
@@ -472,10 +472,7 @@ MaskSet parseMaskJson(std::string_view json, std::string_view source) {
         for (const auto& p : m["polygon"]) mask.polygon.push_back(Point{p[0].get<double>(), p[1].get<double>()});
         set.masks.push_back(std::move(mask));
     }
-    if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
-    std::array<unsigned char, crypto_hash_sha256_BYTES> digest{};
-    crypto_hash_sha256(digest.data(), reinterpret_cast<const unsigned char*>(json.data()), json.size());
-    set.sha256Hex = common::toHex(std::span<const std::uint8_t>(digest.data(), digest.size()));
+    set.sha256Hex = common::sha256Hex(json);
     return set;
 }
 

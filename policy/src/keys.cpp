@@ -1,6 +1,7 @@
 // Key generation, key files, signatures and the trust store (formats in docs/keys.md).
 #include "mimamori/policy/keys.hpp"
 
+#include "mimamori/common/crypto.hpp"
 #include "mimamori/common/file.hpp"
 
 #include <fcntl.h>
@@ -17,6 +18,8 @@
 #include <new>
 
 namespace mimamori::policy {
+
+using common::SecureBuffer;
 namespace {
 
 constexpr std::string_view kKeyMagic = "mimamori-key-v1";
@@ -28,11 +31,6 @@ static_assert(kSignatureBytes == crypto_sign_BYTES);
 static_assert(kBoxPublicKeyBytes == crypto_box_PUBLICKEYBYTES);
 static_assert(kBoxSecretKeyBytes == crypto_box_SECRETKEYBYTES);
 static_assert(kSeedBytes == 32);
-
-void ensureSodium() {
-    // sodium_init is idempotent and thread-safe; -1 means no usable randomness at all.
-    if (sodium_init() < 0) throw std::runtime_error("libsodium could not be initialised");
-}
 
 bool validName(std::string_view name) {
     if (name.empty() || name.size() > 64 || name.front() == '.') return false;
@@ -182,31 +180,6 @@ std::optional<Role> parseRole(std::string_view text) {
     return std::nullopt;
 }
 
-SecureBuffer::SecureBuffer(std::size_t size) {
-    ensureSodium();
-    if (size == 0) return;
-    data_ = static_cast<std::uint8_t*>(sodium_malloc(size));
-    if (!data_) throw std::bad_alloc();
-    size_ = size;
-    sodium_memzero(data_, size_);
-}
-
-SecureBuffer::SecureBuffer(SecureBuffer&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
-
-SecureBuffer& SecureBuffer::operator=(SecureBuffer&& other) noexcept {
-    if (this != &other) {
-        if (data_) sodium_free(data_);
-        data_ = std::exchange(other.data_, nullptr);
-        size_ = std::exchange(other.size_, 0);
-    }
-    return *this;
-}
-
-SecureBuffer::~SecureBuffer() {
-    if (data_) sodium_free(data_);  // wipes before unmapping
-}
-
 KeyId PublicKey::keyId() const { return keyIdOf(signKey); }
 
 SecretKey::SecretKey(PublicKey publicKey, SecureBuffer signSecret, SecureBuffer boxSecret)
@@ -233,7 +206,7 @@ const BoxPublicKey& SecretKey::boxPublic() const {
 }
 
 SecretKey generateKey(Role role, std::string_view name) {
-    ensureSodium();
+    common::ensureSodium();
     if (!validName(name))
         throw KeyError(fmt::format("invalid key name '{}': use 1-64 of A-Z a-z 0-9 . _ - (not starting with '.')", name));
     PublicKey pub;
@@ -282,7 +255,7 @@ PublicKey parsePublicKey(std::string_view text, std::string_view what) {
 }
 
 SecretKey parseSecretKey(std::span<const std::uint8_t> bytes, std::string_view what) {
-    ensureSodium();
+    common::ensureSodium();
     const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     const auto f = splitKeyFile(text, what);
     checkKnownFields(f, {"kind", "role", "name", "key-id", "ed25519-public", "x25519-public", "ed25519-secret",
@@ -360,7 +333,7 @@ Signature sign(const SecretKey& key, std::span<const std::uint8_t> message) {
 Signature sign(const SecretKey& key, std::string_view message) { return sign(key, asBytes(message)); }
 
 bool verify(const SignPublicKey& key, std::span<const std::uint8_t> message, const Signature& signature) {
-    ensureSodium();
+    common::ensureSodium();
     return crypto_sign_verify_detached(signature.data(), message.data(), message.size(), key.data()) == 0;
 }
 
@@ -379,7 +352,7 @@ std::string toBase64(std::span<const std::uint8_t> bytes) {
 }
 
 bool fromBase64(std::string_view text, std::vector<std::uint8_t>& out) {
-    ensureSodium();
+    common::ensureSodium();
     // libsodium 1.0.18 decodes some bytes >= 0x80 as base64 digits (found by fuzz/key_file):
     // only the alphabet may pass, so each value has one spelling.
     const auto inAlphabet = [](char c) {

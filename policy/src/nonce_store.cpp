@@ -1,6 +1,7 @@
 // Granted-request nonces: an append-only, fdatasync'd text file, pruned by atomic rewrite.
 #include "mimamori/policy/nonce_store.hpp"
 
+#include "mimamori/common/crypto.hpp"
 #include "mimamori/common/file.hpp"
 #include "mimamori/common/log.hpp"
 

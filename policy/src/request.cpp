@@ -1,6 +1,7 @@
 // The request body (strict line format) and its JSON envelope with police and city signatures.
 #include "mimamori/policy/request.hpp"
 
+#include "mimamori/common/crypto.hpp"
 #include "mimamori/common/file.hpp"
 #include "mimamori/common/text.hpp"
 
@@ -371,7 +372,7 @@ ParsedSignedRequest parseSignedRequest(std::string_view bytes) {
 }
 
 Request newRequest(UtcMicros now, UtcMicros validFor) {
-    if (sodium_init() < 0) throw std::runtime_error("libsodium could not be initialised");
+    common::ensureSodium();
     Request r;
     std::array<std::uint8_t, 16> id{};
     randombytes_buf(id.data(), id.size());

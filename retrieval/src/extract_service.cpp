@@ -4,6 +4,7 @@
 
 #include "answers.hpp"
 
+#include "mimamori/common/crypto.hpp"
 #include "mimamori/common/file.hpp"
 #include "mimamori/common/log.hpp"
 #include "mimamori/common/text.hpp"
@@ -165,7 +166,7 @@ ExtractService::ExtractService(ExtractServiceConfig config, std::string cameraId
       cameraKey_(cameraKey),
       maskSha256_(std::move(maskSha256)),
       unauthenticated_(unauthenticated) {
-    if (sodium_init() < 0) throw std::runtime_error("libsodium cannot initialise");
+    common::ensureSodium();
     fs::create_directories(config_.extractDir);
     fs::permissions(config_.extractDir, fs::perms::owner_all, fs::perm_options::replace);
     reopen();
@@ -636,8 +637,8 @@ void ExtractService::removeFiles(const std::string& id) {
 
 // The file key is derived, not stored: BLAKE2b-256 keyed with the camera's Ed25519 seed over a
 // fixed context and the extract id, so the plan holds nothing secret (docs/extract-plan.md).
-policy::SecureBuffer ExtractService::fileKeyFor(const std::string& extractId) const {
-    policy::SecureBuffer key(crypto_secretstream_xchacha20poly1305_KEYBYTES);
+common::SecureBuffer ExtractService::fileKeyFor(const std::string& extractId) const {
+    common::SecureBuffer key(crypto_secretstream_xchacha20poly1305_KEYBYTES);
     const std::span<const std::uint8_t> seed = cameraKey_.signSecret().first(crypto_sign_SEEDBYTES);
     std::string message(kFileKeyContext);
     message += extractId;

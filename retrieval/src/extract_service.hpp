@@ -84,7 +84,7 @@ private:
     void housekeeping();
     void writePlan(const ExtractPlan& plan);
     void removeFiles(const std::string& id);
-    policy::SecureBuffer fileKeyFor(const std::string& extractId) const;
+    common::SecureBuffer fileKeyFor(const std::string& extractId) const;
 
     const ExtractServiceConfig config_;
     const std::string cameraId_;

@@ -1,6 +1,7 @@
 // Sealing and unsealing the extract container (docs/extract-format.md).
 #include "mimamori/retrieval/seal.hpp"
 
+#include "mimamori/common/crypto.hpp"
 #include "mimamori/common/file.hpp"
 
 #include <fmt/format.h>
@@ -13,10 +14,6 @@ namespace mimamori::retrieval {
 namespace {
 
 using StreamState = crypto_secretstream_xchacha20poly1305_state;
-
-void ensureSodium() {
-    if (sodium_init() < 0) throw SealError("libsodium cannot initialise");
-}
 
 void putU32Le(std::uint8_t* p, std::uint32_t v) {
     for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
@@ -42,7 +39,7 @@ SealHeader makeSealHeader(const policy::BoxPublicKey& recipient, std::span<const
     if (crypto_box_seal(h.sealedKey.data(), fileKey.data(), fileKey.size(), recipient.data()) != 0)
         throw SealError("cannot seal the file key to the recipient's key");
     // init_push draws the random header; the state it leaves is rebuilt from the header later.
-    policy::SecureBuffer state(sizeof(StreamState));
+    common::SecureBuffer state(sizeof(StreamState));
     if (crypto_secretstream_xchacha20poly1305_init_push(reinterpret_cast<StreamState*>(state.data()),
                                                         h.streamHeader.data(), fileKey.data()) != 0)
         throw SealError("cannot start the encrypted stream");
@@ -51,8 +48,8 @@ SealHeader makeSealHeader(const policy::BoxPublicKey& recipient, std::span<const
 
 Sealer::Sealer(const policy::BoxPublicKey& recipient, SealSink out)
     : out_(std::move(out)), state_(sizeof(StreamState)) {
-    ensureSodium();
-    policy::SecureBuffer fileKey(crypto_secretstream_xchacha20poly1305_KEYBYTES);
+    common::ensureSodium();
+    common::SecureBuffer fileKey(crypto_secretstream_xchacha20poly1305_KEYBYTES);
     crypto_secretstream_xchacha20poly1305_keygen(fileKey.data());
     start(fileKey.bytes(), makeSealHeader(recipient, fileKey.bytes()));
 }
@@ -121,7 +118,7 @@ void Sealer::emitChunk(unsigned char tag) {
 Unsealer::Unsealer(const policy::BoxPublicKey& recipientPublic, std::span<const std::uint8_t> recipientSecret,
                    SealSink out)
     : public_(recipientPublic), secret_(recipientSecret), out_(std::move(out)), state_(sizeof(StreamState)) {
-    ensureSodium();
+    common::ensureSodium();
     if (secret_.size() != crypto_box_SECRETKEYBYTES) throw SealError("the recipient secret key has the wrong size");
 }
 
@@ -160,7 +157,7 @@ void Unsealer::openHeader() {
     if (chunkBytes_ == 0 || chunkBytes_ > 16 * 1024 * 1024)
         throw SealError(fmt::format("bad chunk size {}", chunkBytes_));
     p += 4;
-    policy::SecureBuffer fileKey(crypto_secretstream_xchacha20poly1305_KEYBYTES);
+    common::SecureBuffer fileKey(crypto_secretstream_xchacha20poly1305_KEYBYTES);
     if (crypto_box_seal_open(fileKey.data(), p, kSealedKeyBytes, public_.data(), secret_.data()) != 0)
         throw SealError("the file key does not open with this key (sealed to someone else, or altered)");
     p += kSealedKeyBytes;

@@ -2,6 +2,7 @@
 // file key and header, the bytes before the requested range dropped.
 #include "sealed_stream.hpp"
 
+#include "mimamori/common/crypto.hpp"
 #include "mimamori/common/log.hpp"
 #include "mimamori/retrieval/extract.hpp"
 #include "mimamori/retrieval/seal.hpp"
@@ -25,7 +26,7 @@ struct StopProducing {};
 
 }  // namespace
 
-SealedStream::SealedStream(const store::SegmentStore& store, ExtractPlan plan, policy::SecureBuffer fileKey,
+SealedStream::SealedStream(const store::SegmentStore& store, ExtractPlan plan, common::SecureBuffer fileKey,
                            std::uint64_t sealedBytes, std::uint64_t begin, std::uint64_t end, BuildSlot slot,
                            OnFailure onFailure)
     : store_(store),

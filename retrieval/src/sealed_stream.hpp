@@ -33,7 +33,7 @@ public:
     using OnFailure = std::function<void(std::uint64_t offset, const std::string& what)>;
 
     // `slot` is given back as soon as production ends (not when the connection does).
-    SealedStream(const store::SegmentStore& store, ExtractPlan plan, policy::SecureBuffer fileKey,
+    SealedStream(const store::SegmentStore& store, ExtractPlan plan, common::SecureBuffer fileKey,
                  std::uint64_t sealedBytes, std::uint64_t begin, std::uint64_t end, BuildSlot slot,
                  OnFailure onFailure);
     // Cancels production and waits for its threads.
@@ -52,7 +52,7 @@ private:
 
     const store::SegmentStore& store_;
     const ExtractPlan plan_;
-    const policy::SecureBuffer fileKey_;
+    const common::SecureBuffer fileKey_;
     const std::uint64_t sealedBytes_;
     const std::uint64_t begin_;
     const std::uint64_t end_;

@@ -3,6 +3,7 @@
 
 #include "tls_peer.hpp"
 
+#include "mimamori/common/crypto.hpp"
 #include "mimamori/common/file.hpp"
 
 #include <fmt/format.h>
@@ -11,7 +12,6 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include <fcntl.h>
@@ -93,8 +93,7 @@ std::optional<SpkiHash> spkiSha256(X509* cert) {
     unsigned char* der = nullptr;
     const int length = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
     if (length <= 0 || !der) return std::nullopt;
-    SpkiHash out{};
-    SHA256(der, static_cast<std::size_t>(length), out.data());
+    const SpkiHash out = common::sha256(std::span<const std::uint8_t>(der, static_cast<std::size_t>(length)));
     OPENSSL_free(der);
     return out;
 }

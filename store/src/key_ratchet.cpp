@@ -1,6 +1,7 @@
 // Day-key ratchet: derivations with crypto_kdf (BLAKE2b) and the durable key file in keyDir.
 #include "mimamori/store/key_ratchet.hpp"
 
+#include "mimamori/common/crypto.hpp"
 #include "mimamori/common/file.hpp"
 
 #include <fcntl.h>
@@ -24,8 +25,8 @@ namespace mimamori::store {
 namespace {
 
 static_assert(std::endian::native == std::endian::little, "on-disk layouts are little-endian");
-static_assert(SecretKey::kBytes == crypto_kdf_KEYBYTES);
-static_assert(SecretKey::kBytes == crypto_secretstream_xchacha20poly1305_KEYBYTES);
+static_assert(kKeyBytes == crypto_kdf_KEYBYTES);
+static_assert(kKeyBytes == crypto_secretstream_xchacha20poly1305_KEYBYTES);
 
 constexpr char kDayContext[crypto_kdf_CONTEXTBYTES + 1] = "MMdayrat";
 constexpr char kSegmentContext[crypto_kdf_CONTEXTBYTES + 1] = "MMsegkey";
@@ -71,57 +72,31 @@ void checksum(const KeyFile& file, std::uint8_t out[32]) {
 
 }  // namespace
 
-void ensureSodium() {
-    static const int result = sodium_init();
-    if (result < 0) throw std::runtime_error("libsodium failed to initialise");
-}
-
-SecretKey::SecretKey() {
-    ensureSodium();
-    bytes_ = static_cast<std::uint8_t*>(sodium_malloc(kBytes));
-    if (bytes_ == nullptr) throw std::bad_alloc();
-    sodium_memzero(bytes_, kBytes);
-}
-
-SecretKey::~SecretKey() {
-    if (bytes_ != nullptr) sodium_free(bytes_);  // sodium_free wipes before freeing
-}
-
-SecretKey::SecretKey(SecretKey&& other) noexcept : bytes_(std::exchange(other.bytes_, nullptr)) {}
-
-SecretKey& SecretKey::operator=(SecretKey&& other) noexcept {
-    if (this != &other) {
-        if (bytes_ != nullptr) sodium_free(bytes_);
-        bytes_ = std::exchange(other.bytes_, nullptr);
-    }
-    return *this;
-}
-
 std::int64_t dayIndex(common::UtcMicros t) {
     std::int64_t day = t / common::kMicrosPerDay;
     if (t % common::kMicrosPerDay < 0) --day;
     return day;
 }
 
-SecretKey nextDayKey(const SecretKey& previous, std::int64_t nextDay) {
-    SecretKey next;
-    crypto_kdf_derive_from_key(next.data(), SecretKey::kBytes, static_cast<std::uint64_t>(nextDay),
+common::SecureBuffer nextDayKey(const common::SecureBuffer& previous, std::int64_t nextDay) {
+    common::SecureBuffer next(kKeyBytes);
+    crypto_kdf_derive_from_key(next.data(), kKeyBytes, static_cast<std::uint64_t>(nextDay),
                                kDayContext, previous.data());
     return next;
 }
 
-SecretKey deriveSegmentKey(const SecretKey& dayKey, std::uint64_t sequence) {
-    SecretKey key;
-    crypto_kdf_derive_from_key(key.data(), SecretKey::kBytes, sequence, kSegmentContext, dayKey.data());
+common::SecureBuffer deriveSegmentKey(const common::SecureBuffer& dayKey, std::uint64_t sequence) {
+    common::SecureBuffer key(kKeyBytes);
+    crypto_kdf_derive_from_key(key.data(), kKeyBytes, sequence, kSegmentContext, dayKey.data());
     return key;
 }
 
 KeyRatchet::KeyRatchet(std::filesystem::path path, std::int64_t day, common::UtcMicros writtenAt,
-                       SecretKey key)
+                       common::SecureBuffer key)
     : path_(std::move(path)), day_(day), writtenAt_(writtenAt), key_(std::move(key)) {}
 
 std::optional<KeyRatchet> KeyRatchet::load(const std::filesystem::path& keyDir) {
-    ensureSodium();
+    common::ensureSodium();
     const auto path = keyDir / kFileName;
     common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) {
@@ -151,43 +126,43 @@ std::optional<KeyRatchet> KeyRatchet::load(const std::filesystem::path& keyDir) 
         file->version != kKeyFileVersion || sodium_memcmp(check, file->check, sizeof check) != 0)
         throw common::FileError(fmt::format("{}: not a valid day key file (bad magic, version or checksum)",
                                             path.string()));
-    SecretKey key;
-    std::memcpy(key.data(), file->key, SecretKey::kBytes);
+    common::SecureBuffer key(kKeyBytes);
+    std::memcpy(key.data(), file->key, kKeyBytes);
     return KeyRatchet(path, file->day, file->writtenAt, std::move(key));
 }
 
 KeyRatchet KeyRatchet::create(const std::filesystem::path& keyDir, std::int64_t day,
                               common::UtcMicros storeTime) {
-    ensureSodium();
-    SecretKey key;
-    randombytes_buf(key.data(), SecretKey::kBytes);
+    common::ensureSodium();
+    common::SecureBuffer key(kKeyBytes);
+    randombytes_buf(key.data(), kKeyBytes);
     KeyRatchet ratchet(keyDir / kFileName, day, storeTime, std::move(key));
     ratchet.store();
     return ratchet;
 }
 
-std::optional<SecretKey> KeyRatchet::dayKey(std::int64_t day) const {
+std::optional<common::SecureBuffer> KeyRatchet::dayKey(std::int64_t day) const {
     if (day < day_ || day - day_ > kMaxRatchetSteps) return std::nullopt;
     auto it = derived_.upper_bound(day);  // the nearest derived day at or below `day`
     std::int64_t from = day_;
-    const SecretKey* base = &key_;
+    const common::SecureBuffer* base = &key_;
     if (it != derived_.begin()) {
         --it;
         from = it->first;
         base = &it->second;
     }
-    SecretKey key;
-    std::memcpy(key.data(), base->data(), SecretKey::kBytes);
+    common::SecureBuffer key(kKeyBytes);
+    std::memcpy(key.data(), base->data(), kKeyBytes);
     for (std::int64_t d = from + 1; d <= day; ++d) key = nextDayKey(key, d);
     if (day != day_ && from != day) {
-        SecretKey cached;
-        std::memcpy(cached.data(), key.data(), SecretKey::kBytes);
+        common::SecureBuffer cached(kKeyBytes);
+        std::memcpy(cached.data(), key.data(), kKeyBytes);
         derived_.insert_or_assign(day, std::move(cached));
     }
     return key;
 }
 
-std::optional<SecretKey> KeyRatchet::segmentKey(std::int64_t day, std::uint64_t sequence) const {
+std::optional<common::SecureBuffer> KeyRatchet::segmentKey(std::int64_t day, std::uint64_t sequence) const {
     auto dk = dayKey(day);
     if (!dk) return std::nullopt;
     return deriveSegmentKey(*dk, sequence);
@@ -199,7 +174,7 @@ void KeyRatchet::advanceTo(std::int64_t newDay, common::UtcMicros storeTime) {
     if (!next) throw std::runtime_error(fmt::format("day key: cannot ratchet from day {} to {}", day_, newDay));
     const std::int64_t oldDay = day_;
     const common::UtcMicros oldWritten = writtenAt_;
-    SecretKey old = std::exchange(key_, std::move(*next));
+    common::SecureBuffer old = std::exchange(key_, std::move(*next));
     day_ = newDay;
     writtenAt_ = storeTime;
     try {
@@ -211,7 +186,7 @@ void KeyRatchet::advanceTo(std::int64_t newDay, common::UtcMicros storeTime) {
         writtenAt_ = oldWritten;
         throw;
     }
-    // Wipe every derived key of a shredded day (SecretKey frees with sodium_free, which zeroes).
+    // Wipe every derived key of a shredded day (SecureBuffer frees with sodium_free, which zeroes).
     derived_.erase(derived_.begin(), derived_.lower_bound(newDay + 1));
 }
 
@@ -221,7 +196,7 @@ void KeyRatchet::store() const {
     file->version = kKeyFileVersion;
     file->day = day_;
     file->writtenAt = writtenAt_;
-    std::memcpy(file->key, key_.data(), SecretKey::kBytes);
+    std::memcpy(file->key, key_.data(), kKeyBytes);
     checksum(*file, file->check);
     // writeFileAtomic writes from this guarded buffer directly: tmp + fsync + rename + dir fsync.
     common::writeFileAtomic(path_, std::string_view(reinterpret_cast<const char*>(file.get()), sizeof(KeyFile)));

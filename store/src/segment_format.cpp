@@ -102,7 +102,7 @@ struct SegmentEncryptor::State {
     PushState state;
 };
 
-SegmentEncryptor::SegmentEncryptor(int fd, std::string what, FileHeader header, const SecretKey& key)
+SegmentEncryptor::SegmentEncryptor(int fd, std::string what, FileHeader header, const common::SecureBuffer& key)
     : fd_(fd), what_(std::move(what)), header_(header),
       state_(reinterpret_cast<State*>(allocateState()), [](State* s) { sodium_free(s); }) {
     crypto_secretstream_xchacha20poly1305_init_push(&state_->state, header_.streamHeader, key.data());

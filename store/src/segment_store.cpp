@@ -1,6 +1,7 @@
 // The encrypted ring: segment writers, recovery at open, the in-memory index, retention, capacity.
 #include "mimamori/store/segment_store.hpp"
 
+#include "mimamori/common/crypto.hpp"
 #include "mimamori/common/file.hpp"
 #include "mimamori/common/log.hpp"
 #include "mimamori/policy/retention.hpp"
@@ -115,7 +116,7 @@ struct Core {
 
     UtcMicros storeNow() const { return anchorStore + (clock.monotonicMicros() - anchorMono); }
 
-    std::optional<SecretKey> keyFor(const format::FileHeader& h) const {
+    std::optional<common::SecureBuffer> keyFor(const format::FileHeader& h) const {
         if (!ratchet) return std::nullopt;
         return ratchet->segmentKey(h.keyDay, h.sequence);
     }
@@ -279,7 +280,7 @@ std::optional<Entry> recoverFile(const Core& core, const fs::path& source) {
 class Writer final : public SegmentWriter {
 public:
     Writer(std::shared_ptr<Core> core, std::uint64_t sequence, UtcMicros start, std::int64_t keyDay,
-           fs::path partPath, fs::path finalPath, common::UniqueFd fd, const SecretKey& key)
+           fs::path partPath, fs::path finalPath, common::UniqueFd fd, const common::SecureBuffer& key)
         : core_(std::move(core)), sequence_(sequence), start_(start), keyDay_(keyDay),
           partPath_(std::move(partPath)), finalPath_(std::move(finalPath)), fd_(std::move(fd)),
           encryptor_(fd_.get(), partPath_.string(),
@@ -479,7 +480,7 @@ public:
         requireWritable("beginSegment");
         std::uint64_t sequence;
         std::int64_t keyDay;
-        std::optional<SecretKey> key;
+        std::optional<common::SecureBuffer> key;
         {
             std::lock_guard lock(core_->mutex);
             sequence = core_->nextSequence++;
@@ -518,7 +519,7 @@ public:
         common::UniqueFd fd(::open(segment.path.c_str(), O_RDONLY | O_CLOEXEC));
         if (!fd.valid()) return common::Error{fmt::format("{}: cannot open: {}", segment.path.string(), errnoText())};
         std::optional<std::string> mismatch;
-        auto keys = [&](const format::FileHeader& h) -> std::optional<SecretKey> {
+        auto keys = [&](const format::FileHeader& h) -> std::optional<common::SecureBuffer> {
             // Check what the header says before a byte reaches the sink.
             if (h.sequence != segment.sequence || h.start != segment.start)
                 mismatch = fmt::format("{}: header says segment {} from {}, expected {} from {}", name, h.sequence,
@@ -757,7 +758,7 @@ private:
 
 std::shared_ptr<Core> openCore(const StoreConfig& config, const common::Clock& clock, bool readOnly) {
     validate(config);
-    ensureSodium();
+    common::ensureSodium();
     const std::int64_t startMono = clock.monotonicMicros();
     auto core = std::make_shared<Core>(config, clock, readOnly);
     const fs::path& storage = config.storageDir;

@@ -4,6 +4,7 @@
 #include "mimamori/ble/queue.hpp"
 #include "mimamori/ble/service.hpp"
 #include "mimamori/ble/tags.hpp"
+#include "mimamori/common/crypto.hpp"
 #include "mimamori/common/file.hpp"
 #include "support.hpp"
 

@@ -26,16 +26,6 @@ TEST_CASE("atomic write replaces content and sets the exact mode") {
     fs::remove_all(dir);
 }
 
-TEST_CASE("hex round-trips and rejects non-hex") {
-    const std::uint8_t bytes[] = {0x00, 0xab, 0xff};
-    CHECK(toHex(bytes) == "00abff");
-    std::string out;
-    CHECK(fromHex("00ABff", out));
-    CHECK(out == std::string("\x00\xab\xff", 3));
-    CHECK_FALSE(fromHex("0g", out));
-    CHECK_FALSE(fromHex("abc", out));
-}
-
 TEST_CASE("atomic write never writes through a file or symlink planted at its .tmp or target name") {
     const fs::path dir = fs::temp_directory_path() / "mimamori-file-plant-test";
     fs::remove_all(dir);

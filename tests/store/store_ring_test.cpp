@@ -136,13 +136,13 @@ TEST_CASE("crypto-shredding: after the key advances past a day its segments cann
     clock.advance(kDay);
     writeTenSeconds(*store, clock, makeTs(8, 12));
 
-    auto tryDecrypt = [&](const SecretKey& key) {
+    auto tryDecrypt = [&](const common::SecureBuffer& key) {
         common::UniqueFd fd(::open(remnant.c_str(), O_RDONLY));
         std::vector<std::uint8_t> out;
         const auto result = format::decodeSegment(
-            fd.get(), "remnant", [&](const format::FileHeader&) -> std::optional<SecretKey> {
-                SecretKey copy;
-                std::memcpy(copy.data(), key.data(), SecretKey::kBytes);
+            fd.get(), "remnant", [&](const format::FileHeader&) -> std::optional<common::SecureBuffer> {
+                common::SecureBuffer copy(kKeyBytes);
+                std::memcpy(copy.data(), key.data(), kKeyBytes);
                 return copy;
             },
             [&](const format::ChunkPrefix&, std::span<const std::uint8_t> p) { out.insert(out.end(), p.begin(), p.end()); });

@@ -58,8 +58,4 @@ void writeFileAtomic(const std::filesystem::path& path, std::string_view content
 // fsync(2) on a directory, so a rename or unlink inside it survives a power cut.
 void fsyncDirectory(const std::filesystem::path& dir);
 
-[[nodiscard]] std::string toHex(std::span<const std::uint8_t> bytes);
-// Returns false on odd length or a non-hex character.
-[[nodiscard]] bool fromHex(std::string_view hex, std::string& out);
-
 }  // namespace mimamori::common

@@ -2,6 +2,8 @@
 // File formats: docs/keys.md. Secrets live only in sodium_malloc'd memory and are never logged.
 #pragma once
 
+#include "mimamori/common/crypto.hpp"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -39,29 +41,6 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-// A fixed-size buffer in sodium_malloc'd memory (guard pages, wiped by sodium_free).
-// Move-only; never copied, never printed. Not thread-safe.
-class SecureBuffer {
-public:
-    SecureBuffer() = default;
-    explicit SecureBuffer(std::size_t size);  // throws std::bad_alloc
-    SecureBuffer(SecureBuffer&& other) noexcept;
-    SecureBuffer& operator=(SecureBuffer&& other) noexcept;
-    SecureBuffer(const SecureBuffer&) = delete;
-    SecureBuffer& operator=(const SecureBuffer&) = delete;
-    ~SecureBuffer();
-
-    [[nodiscard]] std::uint8_t* data() { return data_; }
-    [[nodiscard]] const std::uint8_t* data() const { return data_; }
-    [[nodiscard]] std::size_t size() const { return size_; }
-    [[nodiscard]] bool empty() const { return size_ == 0; }
-    [[nodiscard]] std::span<const std::uint8_t> bytes() const { return {data_, size_}; }
-
-private:
-    std::uint8_t* data_ = nullptr;
-    std::size_t size_ = 0;
-};
-
 // A public key as its file (NAME.pub) or the trust file holds it. Plain value, copyable.
 struct PublicKey {
     Role role = Role::Police;
@@ -76,7 +55,7 @@ struct PublicKey {
 // Immutable once made, so several threads may sign with one key at the same time.
 class SecretKey {
 public:
-    SecretKey(PublicKey publicKey, SecureBuffer signSecret, SecureBuffer boxSecret);
+    SecretKey(PublicKey publicKey, common::SecureBuffer signSecret, common::SecureBuffer boxSecret);
     SecretKey(SecretKey&&) noexcept = default;
     SecretKey& operator=(SecretKey&&) noexcept = default;
     SecretKey(const SecretKey&) = delete;
@@ -96,8 +75,8 @@ public:
 
 private:
     PublicKey public_;
-    SecureBuffer signSecret_;  // 64 bytes
-    SecureBuffer boxSecret_;   // 32 bytes for police, empty otherwise
+    common::SecureBuffer signSecret_;  // 64 bytes
+    common::SecureBuffer boxSecret_;   // 32 bytes for police, empty otherwise
 };
 
 // Fresh random keys. `name` must be 1..64 characters of [A-Za-z0-9._-] (it becomes a file name).
@@ -110,7 +89,7 @@ void writeKeyFiles(const SecretKey& key, const std::filesystem::path& dir);
 
 // Text forms (docs/keys.md). The secret text is returned in a SecureBuffer, never a std::string.
 [[nodiscard]] std::string formatPublicKey(const PublicKey& key);
-[[nodiscard]] SecureBuffer formatSecretKey(const SecretKey& key);
+[[nodiscard]] common::SecureBuffer formatSecretKey(const SecretKey& key);
 // `what` names the source in errors ("police.pub"). Throw KeyError.
 [[nodiscard]] PublicKey parsePublicKey(std::string_view text, std::string_view what);
 [[nodiscard]] SecretKey parseSecretKey(std::span<const std::uint8_t> text, std::string_view what);

@@ -76,7 +76,7 @@ private:
     void emitChunk(unsigned char tag);
 
     SealSink out_;
-    policy::SecureBuffer state_;  // crypto_secretstream state: holds the file key
+    common::SecureBuffer state_;  // crypto_secretstream state: holds the file key
     std::vector<std::uint8_t> plain_;
     std::vector<std::uint8_t> cipher_;
     std::uint64_t plainBytes_ = 0;
@@ -106,7 +106,7 @@ private:
     policy::BoxPublicKey public_;
     std::span<const std::uint8_t> secret_;
     SealSink out_;
-    policy::SecureBuffer state_;
+    common::SecureBuffer state_;
     std::vector<std::uint8_t> pending_;
     std::vector<std::uint8_t> plain_;
     std::size_t chunkBytes_ = 0;

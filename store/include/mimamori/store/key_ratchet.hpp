@@ -1,6 +1,7 @@
 // The one-way day-key ratchet: the device keeps only the oldest day key still inside retention.
 #pragma once
 
+#include "mimamori/common/crypto.hpp"
 #include "mimamori/common/time.hpp"
 
 #include <cstddef>
@@ -11,34 +12,16 @@
 
 namespace mimamori::store {
 
-// Initialises libsodium once; throws std::runtime_error if it cannot. Thread-safe.
-void ensureSodium();
-
-// A 32-byte secret in sodium_malloc'd memory (guard pages, wiped when freed). Move-only.
-class SecretKey {
-public:
-    static constexpr std::size_t kBytes = 32;
-    SecretKey();  // zero-filled
-    ~SecretKey();
-    SecretKey(SecretKey&& other) noexcept;
-    SecretKey& operator=(SecretKey&& other) noexcept;
-    SecretKey(const SecretKey&) = delete;
-    SecretKey& operator=(const SecretKey&) = delete;
-
-    [[nodiscard]] std::uint8_t* data() { return bytes_; }
-    [[nodiscard]] const std::uint8_t* data() const { return bytes_; }
-
-private:
-    std::uint8_t* bytes_ = nullptr;
-};
+// Day and segment keys: 32 bytes in sodium memory (common::SecureBuffer).
+inline constexpr std::size_t kKeyBytes = 32;
 
 // UTC day index since 1970-01-01 (floor division, so it is right for times before 1970 too).
 [[nodiscard]] std::int64_t dayIndex(common::UtcMicros t);
 
 // next = crypto_kdf_derive_from_key(id = nextDay, ctx "MMdayrat", key = previous): one-way.
-[[nodiscard]] SecretKey nextDayKey(const SecretKey& previous, std::int64_t nextDay);
+[[nodiscard]] common::SecureBuffer nextDayKey(const common::SecureBuffer& previous, std::int64_t nextDay);
 // crypto_kdf_derive_from_key(id = sequence, ctx "MMsegkey", key = day key).
-[[nodiscard]] SecretKey deriveSegmentKey(const SecretKey& dayKey, std::uint64_t sequence);
+[[nodiscard]] common::SecureBuffer deriveSegmentKey(const common::SecureBuffer& dayKey, std::uint64_t sequence);
 
 // The key file keyDir/day.key (layout in docs/segment-format.md). Not thread-safe: the store
 // serialises access. Never logs key bytes.
@@ -62,24 +45,24 @@ public:
     [[nodiscard]] common::UtcMicros writtenAt() const { return writtenAt_; }
 
     // The key of `day` by ratcheting forward; nullopt when `day` < day() (shredded).
-    [[nodiscard]] std::optional<SecretKey> dayKey(std::int64_t day) const;
-    [[nodiscard]] std::optional<SecretKey> segmentKey(std::int64_t day, std::uint64_t sequence) const;
+    [[nodiscard]] std::optional<common::SecureBuffer> dayKey(std::int64_t day) const;
+    [[nodiscard]] std::optional<common::SecureBuffer> segmentKey(std::int64_t day, std::uint64_t sequence) const;
 
     // Replaces the stored key by the one of `newDay` (> day()): atomic replace + fsync, and the
     // old key is wiped from memory. Afterwards nothing here derives a key of a day < newDay.
     void advanceTo(std::int64_t newDay, common::UtcMicros storeTime);
 
 private:
-    KeyRatchet(std::filesystem::path path, std::int64_t day, common::UtcMicros writtenAt, SecretKey key);
+    KeyRatchet(std::filesystem::path path, std::int64_t day, common::UtcMicros writtenAt, common::SecureBuffer key);
     void store() const;
 
     std::filesystem::path path_;
     std::int64_t day_ = 0;
     common::UtcMicros writtenAt_ = 0;
-    SecretKey key_;
+    common::SecureBuffer key_;
     // Day keys derived so far (days >= day_ only), so reading 100k segments does not ratchet
     // 100k times; entries below a new day_ are wiped on advanceTo().
-    mutable std::map<std::int64_t, SecretKey> derived_;
+    mutable std::map<std::int64_t, common::SecureBuffer> derived_;
 };
 
 }  // namespace mimamori::store

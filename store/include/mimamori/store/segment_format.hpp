@@ -87,7 +87,7 @@ inline constexpr std::string_view kRecoverySuffix = ".rec";
 // memory and is wiped on destruction. Throws common::FileError on I/O errors.
 class SegmentEncryptor {
 public:
-    SegmentEncryptor(int fd, std::string what, FileHeader header, const SecretKey& key);
+    SegmentEncryptor(int fd, std::string what, FileHeader header, const common::SecureBuffer& key);
     ~SegmentEncryptor();
     SegmentEncryptor(const SegmentEncryptor&) = delete;
     SegmentEncryptor& operator=(const SegmentEncryptor&) = delete;
@@ -124,7 +124,7 @@ struct DecodeResult {
 };
 
 // Returns the key for a header, or nullopt when it cannot be derived any more (shredded).
-using KeyLookup = std::function<std::optional<SecretKey>(const FileHeader&)>;
+using KeyLookup = std::function<std::optional<common::SecureBuffer>(const FileHeader&)>;
 // Called for each authenticated data chunk, in order; the span lives until it returns.
 using ChunkSink = std::function<void(const ChunkPrefix&, std::span<const std::uint8_t>)>;
 
