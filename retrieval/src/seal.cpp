@@ -33,7 +33,7 @@ std::uint64_t sealedSize(std::uint64_t plainBytes) {
 }
 
 SealHeader makeSealHeader(const policy::BoxPublicKey& recipient, std::span<const std::uint8_t> fileKey) {
-    ensureSodium();
+    common::ensureSodium();
     if (fileKey.size() != crypto_secretstream_xchacha20poly1305_KEYBYTES) throw SealError("the file key has the wrong size");
     SealHeader h;
     if (crypto_box_seal(h.sealedKey.data(), fileKey.data(), fileKey.size(), recipient.data()) != 0)
@@ -56,7 +56,7 @@ Sealer::Sealer(const policy::BoxPublicKey& recipient, SealSink out)
 
 Sealer::Sealer(std::span<const std::uint8_t> fileKey, const SealHeader& header, SealSink out)
     : out_(std::move(out)), state_(sizeof(StreamState)) {
-    ensureSodium();
+    common::ensureSodium();
     start(fileKey, header);
 }
 
