@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // ble_bench: advertisements/s through decoding + aggregation (one core, no D-Bus), through D-Bus
 // from python3-dbusmock's BlueZ, and resident memory after 100,000 random unregistered addresses.
 //

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // An hour of 1080p through the retrieval endpoint on 127.0.0.1 vs reading and decrypting the same
 // segments (the floor), with no second copy of the footage written.
 //

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Benchmark: applying privacy masks to 1920x1080 I420 frames, against the memset floor and cv::fillPoly.
 //
 // Run by hand:  build/bench/mask_bench [warm-runs]   (default 2001; cold runs are a tenth)

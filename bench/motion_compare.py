@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# SPDX-FileCopyrightText: 2026 The Mimamori authors
+# SPDX-License-Identifier: Apache-2.0
 """Mimamori's recorder against Motion 4.5.1 (what a city would otherwise install), run by hand.
 
 Both record the same live 1080p 15 fps stream for the same minute, one after the other: a local

@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# SPDX-FileCopyrightText: 2026 The Mimamori authors
+# SPDX-License-Identifier: Apache-2.0
 """Recorder benchmarks, run by hand; every figure is measured side by side in one run.
 
 1. CPU: mimamorid recording a 1080p15 clip as fast as possible, against a bare gst-launch-1.0

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Helper for bench/recorder_bench.py: measures a ring after a recording run (plaintext TS bytes
 // through the read API, bytes on disk, seconds of footage) and prints them as one JSON line.
 #include "mimamori/common/time.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Benchmark-only helper for bench/motion_compare.py: decrypts a ring through the read API and
 // writes its MPEG-TS to stdout so the benchmark can decode it for SSIM. Never installed.
 #include "mimamori/common/time.hpp"

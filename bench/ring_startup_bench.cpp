@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Start-up on a 12-day ring of 10 s segments (~104,000 files): SegmentStore::open() until ready to
 // write, against `find DIR -type f | wc -l` on the same tree, side by side in one run.
 //

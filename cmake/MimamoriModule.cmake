@@ -1,3 +1,5 @@
+# SPDX-FileCopyrightText: 2026 The Mimamori authors
+# SPDX-License-Identifier: Apache-2.0
 # mimamori_module(NAME PUBLIC_DEPS ... PRIVATE_DEPS ...): one static library per top-level
 # folder, sources from NAME/src/*.cpp, public headers under NAME/include/mimamori/NAME/.
 function(mimamori_module name)

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Shared by the fuzz targets, the seed maker and the replay tests: fixed test keys, an
 // in-memory file for parsers that read paths or descriptors, and an MP4 box walker.
 #pragma once

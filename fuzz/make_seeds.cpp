@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Writes the fuzz seeds that need the real writers and the fixed keys of fuzz_support.hpp:
 // signed requests, key and trust files, an audit log with a signed checkpoint, a signed
 // manifest, and encrypted segments holding a TS file. Usage (README.md):

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Replays fuzz inputs through a target's LLVMFuzzerTestOneInput without libFuzzer, so the
 // ordinary g++ build and ctest run every corpus: `fuzz_replay_<target> FILE_OR_DIR...`.
 // Fails when a directory holds no input (an empty corpus would make the test pass vacuously).

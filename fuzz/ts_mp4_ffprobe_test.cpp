@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Replays the ts_mp4 corpus through the same round trip as the fuzz target and has ffprobe
 // open every MP4 it produces: the check a fuzz execution is too short to afford.
 #include "ts_mp4_remux.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The TS -> MP4 round trip the ts_mp4 fuzz target and its ffprobe replay test share: the
 // recorder's TS through the demuxer, the Annex-B conversion and the fragmented MP4 writer.
 #pragma once

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The `mimamori` command registry: each cmd_<group>.cpp registers its commands statically.
 #pragma once
 

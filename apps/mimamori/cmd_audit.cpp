@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // `mimamori audit verify|show`: city staff check a camera's audit log and read what it recorded.
 #include "cli.hpp"
 

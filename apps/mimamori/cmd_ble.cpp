@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // `mimamori ble export|status`: hand a company's queued passages to the city's collector.
 #include "cli.hpp"
 

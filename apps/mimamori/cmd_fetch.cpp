@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // `mimamori fetch` and `mimamori verify`: police download an approved extract and re-check it later.
 #include "cli.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // `mimamori keygen` and `mimamori trust add|show`: key pairs for police, city and camera, and the camera's trust file.
 #include "cli.hpp"
 

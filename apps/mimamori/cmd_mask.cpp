@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // `mimamori mask validate|preview|show|import|check`: city staff write and check privacy mask
 // files before use, and check that they still fit after the camera moved.
 #include "cli.hpp"

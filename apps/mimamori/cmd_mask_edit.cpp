@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // `mimamori mask edit`: a polygon editor in the browser, over a still of the camera, for city
 // staff. Serves only 127.0.0.1, on a random port, under a random token in the path; the page,
 // its script and style are files of the package, and every check is the library's own

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // `mimamori request create|approve|show`: police write and sign a request, the city approves it.
 #include "cli.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // `mimamori ring ls|verify`: what the encrypted ring on the card holds, and whether all of it is sound.
 #include "cli.hpp"
 

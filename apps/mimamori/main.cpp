@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // `mimamori`: the city staff's and police's command line. Dispatches to registered commands.
 #include "cli.hpp"
 

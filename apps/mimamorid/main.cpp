@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // mimamorid: the camera's daemon. Parses the command line, validates the config and the mask
 // file (fail-closed), then runs the recorder until SIGTERM.
 #include "mimamori/ble/service.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Passage aggregation: open visits keyed by (company, tag), EWMA-smoothed RSSI, silence split.
 #include "mimamori/ble/aggregator.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The daemon config's "ble" object: parsed and validated in one place, every problem named.
 #include "mimamori/ble/service.hpp"
 

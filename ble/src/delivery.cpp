@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // HTTP(S) delivery of queued passages: one POST per batch, removal only after a 2xx answer.
 #include "mimamori/ble/delivery.hpp"
 

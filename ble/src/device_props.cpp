@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Conversion of BlueZ Device1 variants into plain data at the D-Bus boundary.
 #include "device_props.hpp"
 

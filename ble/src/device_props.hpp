@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Internal: BlueZ Device1 property maps (sdbus variants) to plain data, tolerant of wrong types.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Passage records as single-line JSON: the queue's line format and the delivery payload.
 #include "mimamori/ble/passage.hpp"
 

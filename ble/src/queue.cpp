@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The per-company passage queue: append-only JSON lines with fsync, atomic rewrites, flock.
 #include "mimamori/ble/queue.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // BlueZ scanner over sdbus-c++: own thread and connection, re-attach with back-off, device sweep.
 #include "mimamori/ble/scanner.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The BLE detector service: scanner -> decoder -> aggregator -> per-company queues -> delivery.
 #include "mimamori/ble/service.hpp"
 

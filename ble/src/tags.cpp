@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Tag decoders: match an advertisement against the registered companies' rules, nothing else.
 #include "mimamori/ble/tags.hpp"
 

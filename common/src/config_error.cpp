@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // ConfigError's one-line message.
 #include "mimamori/common/config_error.hpp"
 

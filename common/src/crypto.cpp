@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // libsodium behind the one crypto layer: initialisation, sodium memory, SHA-256, hex.
 #include "mimamori/common/crypto.hpp"
 

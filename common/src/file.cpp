@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Durable file primitives: every persistent state change goes through tmp + fsync + rename.
 #include "mimamori/common/file.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // stderr logger with journald-style priority prefixes (<6>, <4>, <3>).
 #include "mimamori/common/log.hpp"
 

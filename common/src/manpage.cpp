@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Manual pages in roff from help text.
 #include "mimamori/common/manpage.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // escapeControls: one visible escape for every character that could forge a displayed line.
 #include "mimamori/common/text.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // ISO 8601 UTC formatting/parsing without the C library's local-time machinery.
 #include "mimamori/common/time.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target: the audit log's lines and checkpoints (docs/audit-log.md), through the readers
 // `audit show` and `audit verify` use, against the fixed camera key the seeds are signed with.
 #include "../fuzz_support.hpp"

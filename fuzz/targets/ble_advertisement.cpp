@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target: the BLE tag decoders (iBeacon, Eddystone-UID, vendor manufacturer data) on
 // advertisements built from the input: records of [kind][length][bytes], kind bit 0 choosing
 // manufacturer data (2-byte company id first) or service data (bit 1: Eddystone's UUID).

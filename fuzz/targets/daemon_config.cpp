@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target: mimamorid's configuration file (docs/config.md) with its "ble" section (docs/ble.md).
 #include "mimamori/ble/service.hpp"
 #include "mimamori/recorder/config.hpp"

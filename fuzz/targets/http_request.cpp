@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target: the camera's HTTP request head, through the server's own parser
 // (parseRequestHead: Beast's basic_parser with the endpoint's limits, docs/retrieval-http.md).
 #include "mimamori/retrieval/http_server.hpp"

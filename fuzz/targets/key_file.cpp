@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target: public and secret key files (docs/keys.md).
 #include "mimamori/policy/keys.hpp"
 

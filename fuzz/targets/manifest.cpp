@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target: the extract manifest, its signature file and the signed-manifest wrapper
 // (docs/extract-format.md), as the police client reads them from a camera.
 #include "mimamori/retrieval/manifest.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target: the privacy mask file (docs/mask-file.md), then rasterising what validates.
 #include "mimamori/masking/mask.hpp"
 

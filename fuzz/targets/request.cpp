@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target: the signed request envelope and its canonical body (docs/request-format.md).
 #include "mimamori/policy/request.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target: the encrypted segment container (docs/segment-format.md) and the TS it holds.
 // Keys come from a fixed day key, as make_seeds writes the seeds, so mutations reach past the
 // header into chunk lengths, authentication, tags and the final record.

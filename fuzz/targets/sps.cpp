@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target: the H.264 sequence parameter set reader, and the Annex-B to length-prefixed
 // conversion that finds the SPS and PPS in an access unit.
 #include "mimamori/retrieval/h264.hpp"

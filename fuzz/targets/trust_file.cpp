@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target: the camera's trust file (docs/keys.md, "The trust file").
 #include "mimamori/policy/keys.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target: the TS demuxer and the MP4 writer as one round trip. Whatever demuxes must remux
 // into an MP4 whose boxes tile the file exactly and whose trun boxes hold every sample; the
 // replay test (ts_mp4_ffprobe_test.cpp) also has ffprobe open what the corpus remuxes to.

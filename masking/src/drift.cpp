@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Drift check: ORB features and a RANSAC similarity transform (OpenCV), then each mask's
 // polygon moved with the scene and compared with the mask in force.
 #include "mimamori/masking/drift.hpp"

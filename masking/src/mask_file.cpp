@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The mask file: parsing, validation that reports every finding, and the SHA-256 of its bytes.
 #include "mimamori/masking/mask.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Preview images: read one frame, mask it in I420 exactly as the recorder does, draw outlines.
 #include "mimamori/masking/preview.hpp"
 

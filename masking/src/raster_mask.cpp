@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Rasterising mask polygons into conservative per-plane row spans, and applying them in place.
 #include "mimamori/masking/mask.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The audit log: JSON lines chained by BLAKE2b-256, camera-signed checkpoints, fsync per entry.
 #include "mimamori/policy/audit_log.hpp"
 

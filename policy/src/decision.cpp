@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The ordinance's rules for releasing footage, applied to one request in a fixed order.
 #include "mimamori/policy/decision.hpp"
 

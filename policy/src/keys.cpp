@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Key generation, key files, signatures and the trust store (formats in docs/keys.md).
 #include "mimamori/policy/keys.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Granted-request nonces: an append-only, fdatasync'd text file, pruned by atomic rewrite.
 #include "mimamori/policy/nonce_store.hpp"
 

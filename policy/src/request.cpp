@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The request body (strict line format) and its JSON envelope with police and city signatures.
 #include "mimamori/policy/request.hpp"
 

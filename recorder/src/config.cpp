@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Parses and validates mimamorid's JSON config: every problem is collected and names its key.
 #include "mimamori/recorder/config.hpp"
 

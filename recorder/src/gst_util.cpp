@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // One-time GStreamer initialisation for the recorder.
 #include "gst_util.hpp"
 

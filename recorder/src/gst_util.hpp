@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // RAII holders for the GLib/GStreamer handles the recorder uses (private to recorder/src).
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The recorder's health record: kept in memory, written atomically as JSON.
 #include "mimamori/recorder/health.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The GStreamer capture pipeline: builds it from the config, masks every raw frame in place
 // through a pad probe, and hands the MPEG-TS bytes to the recorder through an appsink.
 #include "mimamori/recorder/pipeline.hpp"

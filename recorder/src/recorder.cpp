@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The recorder: pipeline lifecycle on the GLib main loop, the segmenter and its writing thread,
 // retention enforcement, mask reloads and the health record.
 #include "mimamori/recorder/recorder.hpp"

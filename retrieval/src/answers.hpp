@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // JSON answers shared by the endpoint's routes (docs/retrieval-http.md, "Error codes").
 #pragma once
 

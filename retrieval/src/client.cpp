@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The police client: submit, wait, download with resume, unseal, verify; and later re-verify.
 #include "mimamori/retrieval/client.hpp"
 

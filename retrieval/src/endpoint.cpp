@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The retrieval endpoint: its configuration, and the composition of the HTTP layer with the request
 // and extract services.
 #include "mimamori/retrieval/endpoint.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Extracting a range from the ring: segments read, demuxed and cut into whole GOPs on a thread
 // of the extract's own, handed over in GOP batches to the calling thread, which writes MP4.
 #include "mimamori/retrieval/extract.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The extract plan file: serialisation and strict parsing (docs/extract-plan.md).
 #include "mimamori/retrieval/extract_plan.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The extract service: a grant becomes a plan file (the hold starts), a hash pass makes the
 // signed manifest, and every download produces the sealed container again from the ring.
 #include "extract_service.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The extract service: plans a granted extract, hashes it, holds its footage, streams its
 // sealed container from the ring, audits its delivery and forgets it after its TTL.
 #pragma once

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Fragmented MP4 boxes for one H.264 track: ftyp, moov (empty sample tables, avcC, mvex),
 // moof + mdat per fragment, mfra. Box layouts: ISO/IEC 14496-12 and 14496-15 (avcC).
 #include "mimamori/retrieval/fmp4.hpp"

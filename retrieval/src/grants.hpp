@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The seam between deciding requests and building extracts: a build slot, then the grant.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Annex-B scanning, SPS parsing (7.3.2.1.1) and conversion to length-prefixed NAL units.
 #include "mimamori/retrieval/h264.hpp"
 

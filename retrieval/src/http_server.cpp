@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The bounded HTTP server: Boost.Beast's parser under our limits, our own accept loop and budget.
 #include "mimamori/retrieval/http_server.hpp"
 

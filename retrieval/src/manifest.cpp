@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Manifest serialisation and strict parsing; signatures in base64 like every other file here.
 #include "mimamori/retrieval/manifest.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // POST /v1/requests: the ordinance's decision, audited before every answer
 // (docs/retrieval-http.md, "POST /v1/requests").
 #include "request_service.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The request service: decides POST /v1/requests under the ordinance, records every step in
 // the audit log before answering, and hands a grant to the extract side with a build slot.
 #pragma once

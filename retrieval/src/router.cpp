@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The endpoint's HTTP layer: routes to handlers, and the answers to what no route takes.
 #include "router.hpp"
 

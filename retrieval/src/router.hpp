@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The endpoint's HTTP layer: maps a method and a path to the service that owns the route, and
 // answers what no route takes. No decision about requests or extracts is made here.
 #pragma once

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Sealing and unsealing the extract container (docs/extract-format.md).
 #include "mimamori/retrieval/seal.hpp"
 

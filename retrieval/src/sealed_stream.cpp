@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // A sealed container produced again from its plan: replayed MP4, resealed with the plan's
 // file key and header, the bytes before the requested range dropped.
 #include "sealed_stream.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // One download of a sealed container, produced again from its plan as it is sent.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The camera's TLS identity (OpenSSL) and the Ed25519-signed record that pins it (docs/keys.md).
 #include "mimamori/retrieval/tls.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Inside retrieval/: the SPKI hash of an OpenSSL certificate, for the client's handshake check.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // MPEG-TS demuxing (ISO/IEC 13818-1) of the recorder's segments down to H.264 access units.
 #include "mimamori/retrieval/ts_demux.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The unauthenticated audit budget: a token bucket, and the count of what it held back.
 #include "unauthenticated_audit.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The audit budget for what anyone who reaches the port can cause (docs/retrieval-http.md,
 // "Audit budget for unauthenticated requests").
 #pragma once

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Day-key ratchet: derivations with crypto_kdf (BLAKE2b) and the durable key file in keyDir.
 #include "mimamori/store/key_ratchet.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Segment files: names, header, and secretstream encryption/decryption chunk by chunk.
 #include "mimamori/store/segment_format.hpp"
 

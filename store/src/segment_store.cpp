@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The encrypted ring: segment writers, recovery at open, the in-memory index, retention, capacity.
 #include "mimamori/store/segment_store.hpp"
 

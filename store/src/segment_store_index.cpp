@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The ring's index log: fixed 64-byte records, appended per finished segment, compacted rarely.
 #include "segment_store_index.hpp"
 

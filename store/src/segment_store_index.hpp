@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The ring's index log (storageDir/ring.index): lets open() list 100k segments without decrypting.
 #pragma once
 

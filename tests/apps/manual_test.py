@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# SPDX-FileCopyrightText: 2026 The Mimamori authors
+# SPDX-License-Identifier: Apache-2.0
 """The manual pages and the bash completion the build writes from the binaries' own help:
 groff reads the pages without a warning, every command's --help text is in mimamori(1), and
 the completion offers every command and every option of a command.

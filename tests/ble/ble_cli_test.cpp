@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Tests of `mimamori ble export|status`: the city's collector gets a company's passages, only its
 // own, and the queue loses them only after the output is durable.
 #include "mimamori/ble/queue.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Integration tests of the BLE detector against python3-dbusmock's BlueZ on a private dbus-daemon,
 // with HTTP receivers on 127.0.0.1.
 #include "mimamori/ble/service.hpp"

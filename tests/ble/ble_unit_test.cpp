@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Unit tests of ble/: decoders, aggregation, passages, the durable queue, config, D-Bus conversion.
 #include "device_props.hpp"
 #include "mimamori/ble/aggregator.hpp"

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# SPDX-FileCopyrightText: 2026 The Mimamori authors
+# SPDX-License-Identifier: Apache-2.0
 """Drives python3-dbusmock's bluez5 template for the BLE tests: one command per stdin line.
 
 Run with /usr/bin/python3 and DBUS_SYSTEM_BUS_ADDRESS set to the test's private bus. Each

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Test support for ble/: child processes, a private dbus-daemon, the dbusmock BlueZ and its driver.
 #include "support.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The one crypto layer: SHA-256 against the FIPS 180-2 answers, hex both ways, sodium memory.
 #include "mimamori/common/crypto.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Atomic replacement keeps the requested mode and the new content.
 #include "mimamori/common/file.hpp"
 

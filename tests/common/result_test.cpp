@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Tests of common::Result: a value or an error text, never both, never read the wrong way.
 #include "mimamori/common/result.hpp"
 

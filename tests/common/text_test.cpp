@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // escapeControls: nothing that moves, erases or reorders a displayed line passes through.
 #include "mimamori/common/text.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // UTC text round-trips and rejects anything without an explicit zone.
 #include "mimamori/common/time.hpp"
 

@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# SPDX-FileCopyrightText: 2026 The Mimamori authors
+# SPDX-License-Identifier: Apache-2.0
 """The mask editor (`mimamori mask edit`) in a real browser: headless Chromium driven through
 chromedriver (Selenium). Loads the page, drags a corner, adds a mask with a Japanese name and
 saves; the saved file validates and holds the expected polygons, the old one is kept as .bak.

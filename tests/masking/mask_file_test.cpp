@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Tests of the mask file: every invalid case has its own message, all findings are reported.
 #include "mimamori/masking/mask.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Integration tests of `mimamori mask ...` through the real binary on the sample street clip.
 #include "mimamori/masking/mask.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Tests of RasterMask against a reference rasteriser that measures polygon-pixel overlap areas.
 #include "mimamori/masking/mask.hpp"
 

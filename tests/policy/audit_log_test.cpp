@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The audit log: chain and checkpoints catch every edit, deletion, insertion, reordering and cut.
 #include "mimamori/policy/audit_log.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The built `mimamori` binary (keygen, trust, request, audit), and its files checked by an independent implementation.
 #include "mimamori/common/file.hpp"
 #include "../support/run_command.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The real mimamorid: what only the daemon can show. Paths on the removable card are refused by
 // --check-config and at start; hostile names and text in a request reach its log and
 // `mimamori audit show` only escaped.

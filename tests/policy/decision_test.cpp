@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The camera's decision as a table: one row per refusal reason, plus the grants at the edges.
 #include "mimamori/policy/decision.hpp"
 

@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# SPDX-FileCopyrightText: 2026 The Mimamori authors
+# SPDX-License-Identifier: Apache-2.0
 """Checks mimamori requests and audit logs from their documentation alone (an independent implementation).
 
 usage: interop_check.py request ENVELOPE POLICE_PUB CITY_PUB

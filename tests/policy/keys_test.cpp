@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Key files round-trip, keep secrets private (0600), and reject every kind of damage.
 #include "mimamori/policy/keys.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The nonce store remembers across reopen, survives a torn last line, and prunes only the long expired.
 #include "mimamori/policy/nonce_store.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Requests: exact-bytes signing, strict parsing, and graceful rejection of any damaged input.
 #include "mimamori/policy/request.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Shared helpers for the policy tests: a private temporary directory and ready-made keys.
 #pragma once
 

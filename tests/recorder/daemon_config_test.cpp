@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // mimamorid's config: defaults, relative paths, and one error per invalid value naming its key.
 #include "mimamori/recorder/config.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The health record: counters and gaps in the JSON, gaps kept across restarts, atomic writes.
 #include "mimamori/recorder/health.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The real mimamorid process: fail-closed start, --check-config, SIGHUP mask reloads, lost
 // sources, kill -9 at random instants, writes refused (gaps) and a day key that cannot advance.
 #include "mimamori/common/file.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Helpers for the recorder's integration tests: mask files, decoding TS/sources into I420
 // frames with real GStreamer pipelines, comparing frames, and reading the ring.
 #pragma once

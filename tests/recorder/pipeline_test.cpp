@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The recorder end to end on real pipelines: record, decrypt through the store's read API,
 // decode, and check masks in every frame, fidelity elsewhere, keyframe cuts and durations.
 #include "mimamori/recorder/config.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // LD_PRELOAD shim for the power-cut test: cuts mimamorid at its Nth write, fsync, rename or
 // unlink of one class of file, dropping what was not yet synced, as a power cut would.
 //

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Power cuts at random points inside the real mimamorid's writes, fsyncs, renames and unlinks of
 // the ring, its index, the day key, the audit log and the health record (power_cut_shim.cpp
 // says how a cut is made and why a shim). After every cut: the ring verifies, no key of held

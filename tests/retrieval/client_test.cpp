@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The police client against hostile surroundings: files planted in its output folder, and a
 // camera (or someone on the path) answering with text meant to forge lines on the screen.
 #include "fixture.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // End to end against the real mimamorid recording ../shared/data/street-vtest.avi: a police
 // fetch over 127.0.0.1 yields a clip that decodes, covers the range, and is black where masked.
 #include "fixture.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Talking to a World's endpoint over HTTP in tests: waiting for an extract, counting audit entries.
 #pragma once
 

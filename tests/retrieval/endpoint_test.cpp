@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The endpoint over real HTTP on 127.0.0.1 with a real store: grants, the refusal matrix (each
 // refused AND audited), 503 when busy, resumed downloads, and verify catching tampering.
 #include "endpoint_http.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Extracts with no second copy at rest: the container produced again from the ring on every
 // download (whole, resumed, after a restart) is byte for byte the one the manifest was signed
 // for; a ring that changed fails the download loudly; the evidence hold keeps the footage.

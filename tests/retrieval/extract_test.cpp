@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Extracting from a real store: whole GOPs covering the range, an MP4 GStreamer decodes.
 #include "fixture.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Shared test world for retrieval: a real segment store filled by real GStreamer encodes, keys,
 // trust file, audit log, nonce store and the HTTP endpoint on 127.0.0.1.
 #pragma once

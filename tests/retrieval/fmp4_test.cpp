@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Remuxing to fragmented MP4: the extract decodes pixel-identical to the recorded TS with
 // GStreamer and ffmpeg, keeps the TS's times (B-frames included), and has the documented layout.
 #include "media.hpp"

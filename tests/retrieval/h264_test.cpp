@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // H.264 access units to MP4 form: start codes to lengths, parameter sets aside, IDR found;
 // the SPS gives the cropped picture size.
 #include "media.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The camera's HTTP endpoint under the security review's attacks, against the real mimamorid on
 // 127.0.0.1 (descriptors, memory, slow clients, audit flood): each attack is refused within its
 // budget, audited within the unauthenticated cap, and the recorder loses no frame.

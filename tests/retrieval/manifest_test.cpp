@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The manifest reader is as strict as docs/extract-format.md: every member with its type, no
 // unknown or repeated members, UTC text only in the documented form.
 #include "mimamori/retrieval/manifest.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Media helpers for the remux tests: TS encoded the way the recorder does, decoding to raw
 // frames with GStreamer and ffmpeg, ffprobe's packet list, TS packet surgery.
 #pragma once

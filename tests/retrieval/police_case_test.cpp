@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The police case of issue 9, end to end: a 720x528, 23.976 fps XviD AVI (B-frames) with an AC3 track,
 // recorded by the real mimamorid through its file source; a 5 s request is fetched over
 // 127.0.0.1, verifies, and decodes frame for frame like the footage in the ring.

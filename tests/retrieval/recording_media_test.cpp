@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Real recordings through the recorder's own pipeline at the frame rates real cameras give
 // (NTSC rates, 12.5 and 7.5 fps, jittering timestamps) and with other encoder settings: every
 // extract decodes frame for frame like the recording itself, with ffmpeg and with GStreamer,

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // End to end with the real recorder recording ../shared/data/street-vtest.avi through its
 // masks, in process with the endpoint as mimamorid runs them: a police fetch over 127.0.0.1
 // while 8 clients hammer the endpoint; the clip decodes, covers the range, is black where

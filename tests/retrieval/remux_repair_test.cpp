@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // What real encoders and damaged cards leave in the ring, remuxed all the same: decode times
 // that stall or step back (repaired as ffmpeg's muxers do, and counted), damaged segments (left
 // out and named as gaps), and a stream format that changes at a keyframe (a sample entry each).

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The sealed container: round trip, and every kind of damage detected.
 #include "mimamori/retrieval/seal.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The MPEG-TS demuxer: every access unit of the recorder's streams with its times, and a clear
 // ExtractError (never a crash) for anything damaged.
 #include "media.hpp"

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // `mimamori ring ls|verify` on a real ring: what they report, and verify's exit status.
 #include "store_test_util.hpp"
 #include "../support/run_command.hpp"

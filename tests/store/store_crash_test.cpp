@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Segment store: kill -9 of a writing process at random instants, then reopen and resume.
 #include "store_test_util.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Segment store: encryption round trip, tamper detection, truncation, recovery, no plaintext at rest.
 #include "store_test_util.hpp"
 

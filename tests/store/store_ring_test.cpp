@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Segment store: retention with wall-clock steps, byte limit, free-space floor, crypto-shredding.
 #include "store_test_util.hpp"
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Helpers for the segment store tests: temporary rings, real-looking TS, a plaintext scanner.
 #pragma once
 

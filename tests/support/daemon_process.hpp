@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The real mimamorid as a child process, for the tests that drive the daemon from outside.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Runs a shell command line and collects its exit status and standard output (for CLI tests).
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The whole camera as deployed: the real mimamorid recording the street clip with retrieval and
 // the BLE detector enabled, driven only through the real `mimamori` CLI, HTTP on 127.0.0.1 and
 // a BlueZ stand-in on a private D-Bus.

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Mimamori mask editor: polygons over a still, as fractions of the frame (docs/mask-file.md).
 // The server (mimamori mask edit) checks every change with the same code as `mask validate`
 // and computes each mask's share of the frame; this page only draws and edits.

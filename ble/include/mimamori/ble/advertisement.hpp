@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // One BLE advertisement as plain data: what the scanner hands to the pure decoding stage.
 #pragma once
 

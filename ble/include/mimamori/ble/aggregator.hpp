@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Turns tag sightings into passages: one per tag per visit, split by a silence.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Sends a company's queued passages to its endpoint as JSON batches over HTTP(S) POST.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // A passage: one registered tag's visit near this camera, the only record the BLE detector keeps.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The durable per-company passage queue on disk (docs/ble.md, "Queue files").
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The BlueZ scanner: LE discovery over D-Bus (sdbus-c++), Device1 updates as plain Advertisements.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The BLE detector as mimamorid runs it: config, scanner, aggregation, queues and delivery.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Tag decoders configured per company: iBeacon, Eddystone-UID and generic manufacturer data.
 #pragma once
 

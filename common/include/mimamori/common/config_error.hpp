@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The one error type of every module's configuration parsing (mimamorid's file and its sections).
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The one crypto layer under every module: libsodium's start-up, secrets in sodium memory,
 // SHA-256 and hex.
 #pragma once

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Move-only file descriptors and the durable-write primitives every on-disk format uses.
 #pragma once
 

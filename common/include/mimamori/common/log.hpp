@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Logging to stderr (journald picks it up under systemd); one line per event, never secrets.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Manual pages (roff, man(7) macros) written from the same text as --help, so the two can
 // never drift apart: `mimamori --man` and `mimamorid --man` print them, the build installs them.
 #pragma once

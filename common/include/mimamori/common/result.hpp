@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Result<T>: a value or the one-line error text of an expected runtime failure (tl::expected-style).
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Making untrusted text safe to show a person: a terminal, the journal, an operator's screen.
 #pragma once
 

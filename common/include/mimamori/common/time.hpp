@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // UTC time as integer microseconds since the Unix epoch, ISO 8601 text, and injectable clocks.
 #pragma once
 

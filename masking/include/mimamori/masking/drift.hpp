@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Drift check: how far a camera's view moved between a reference still and a new one, and
 // whether each privacy mask still covers what it was drawn over.
 #pragma once

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Privacy masks: the mask file (JSON, docs/mask-file.md), its validation, and in-place application.
 // Loading yields a valid MaskSet or throws MaskFileError: there is no "masks disabled" state.
 #pragma once

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Preview images for city staff: one frame of an image or video, masked exactly as recorded.
 #pragma once
 

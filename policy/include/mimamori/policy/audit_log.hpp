@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The camera's append-only, hash-chained audit log with camera-signed checkpoints (docs/audit-log.md).
 #pragma once
 

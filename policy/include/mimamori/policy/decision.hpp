@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The camera's decision on a retrieval request under the ordinance: a pure function of its input.
 #pragma once
 

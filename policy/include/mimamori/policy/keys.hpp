@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Ed25519 signing keys (and X25519 receiving keys for police), their files, and the trust store.
 // File formats: docs/keys.md. Secrets live only in sodium_malloc'd memory and are never logged.
 #pragma once

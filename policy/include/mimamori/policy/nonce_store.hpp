@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Durable memory of granted request nonces, so a request is granted at most once, across restarts.
 #pragma once
 

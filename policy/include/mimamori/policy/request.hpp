@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The police request for footage and its signed envelope (byte-exact format: docs/request-format.md).
 // Signatures cover the exact body bytes as sent; nothing is ever re-serialised before verifying.
 // Every function here works on values only (no global state) and may be called from any thread.

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The city's retention rules: footage is kept about two weeks (12 days in practice), never more.
 #pragma once
 

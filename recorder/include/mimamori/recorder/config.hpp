@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // mimamorid's configuration file (JSON, docs/config.md): parsed and validated in one place.
 #pragma once
 

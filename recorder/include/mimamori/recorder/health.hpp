@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The recorder's health record (docs/health.md): counters, gaps with reasons, storage use,
 // written atomically as JSON in the state directory so the yearly report can count uptime.
 #pragma once

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The capture pipeline: source -> raw I420/NV12 -> privacy masks in place -> H.264 -> MPEG-TS.
 // GStreamer types stay inside recorder/src; this header speaks in plain structs and callbacks.
 #pragma once

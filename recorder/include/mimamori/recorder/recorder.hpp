@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The recorder: runs the capture pipeline, cuts MPEG-TS into segments on keyframes, writes them
 // to the encrypted store, survives source loss, reloads masks, and keeps the health record.
 #pragma once

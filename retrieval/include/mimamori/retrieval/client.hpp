@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The police side: submit an approved request, download (resuming), unseal and verify an extract.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The camera's retrieval endpoint over HTTP (docs/retrieval-http.md): requests in, sealed extracts out.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // Cuts a time range out of the segment ring and remuxes it to MP4, without re-encoding.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The error every step of an extract throws: demuxing, parsing, muxing, reading the ring.
 #pragma once
 

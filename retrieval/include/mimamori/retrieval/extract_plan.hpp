@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The plan of a granted extract: all the camera keeps to produce its sealed container again
 // from the ring (format: docs/extract-plan.md). No footage, no secret.
 #pragma once

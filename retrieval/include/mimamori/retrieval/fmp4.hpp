@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // A fragmented MP4 (ISO/IEC 14496-12, H.264 per 14496-15) writer for one video track.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // H.264 access units (ISO/IEC 14496-10 Annex B) to the length-prefixed form MP4 stores.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // A bounded HTTP/1.1 server for the camera's endpoint (docs/retrieval-http.md, "Budgets").
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The extract manifest: what was extracted, for whom and from what, signed by the camera.
 #pragma once
 

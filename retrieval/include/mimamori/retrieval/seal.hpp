@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The sealed extract container: a stream encrypted to one X25519 key (docs/extract-format.md).
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The camera's TLS key and the record, signed by the camera's Ed25519 key, that pins it (docs/keys.md).
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // MPEG-TS demuxer for the recorder's own segments: PAT, PMT, the H.264 PID, whole PES packets.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The one-way day-key ratchet: the device keeps only the oldest day key still inside retention.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The on-disk layout of an encrypted segment (.mseg), byte by byte in docs/segment-format.md.
 #pragma once
 

@@ -1,3 +1,5 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
 // The encrypted ring of MPEG-TS segments on the card (format: docs/segment-format.md).
 // Plaintext exists only in memory: writers encrypt before write(2), readers decrypt into a sink.
 #pragma once
