@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
         config.extractDir = dir / "state" / "extracts";
         config.insecureHttp = true;
         config.maxRange = 24 * 3600 * common::kMicrosPerSecond;
-        auto endpoint = retrieval::Endpoint::start(config, "bench", *store, audit, nonces, clock,
+        auto endpoint = retrieval::Endpoint::start(config, "bench", *store, audit, nonces, camera, clock,
                                                    [] { return std::string(64, '0'); });
         httplib::Client http("127.0.0.1", endpoint->port());
         http.set_read_timeout(600, 0);

@@ -3,7 +3,7 @@
 // Helper for bench/recorder_bench.py: measures a ring after a recording run (plaintext TS bytes
 // through the read API, bytes on disk, seconds of footage) and prints them as one JSON line.
 #include "mimamori/common/time.hpp"
-#include "mimamori/recorder/config.hpp"
+#include "mimamori/daemon/config.hpp"
 #include "mimamori/store/segment_store.hpp"
 
 #include <cstdio>
@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
     }
     try {
         using namespace mimamori;
-        auto config = recorder::loadConfig(argv[2]);
+        auto config = daemon::loadDaemonConfig(argv[2]).recorder;
         common::SystemClock clock;
         auto store = store::SegmentStore::openReadOnly(config.store, clock);
         std::uint64_t plaintext = 0, disk = 0;

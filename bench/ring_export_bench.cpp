@@ -3,7 +3,7 @@
 // Benchmark-only helper for bench/motion_compare.py: decrypts a ring through the read API and
 // writes its MPEG-TS to stdout so the benchmark can decode it for SSIM. Never installed.
 #include "mimamori/common/time.hpp"
-#include "mimamori/recorder/config.hpp"
+#include "mimamori/daemon/config.hpp"
 #include "mimamori/store/segment_store.hpp"
 
 #include <cstdio>
@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
     }
     try {
         using namespace mimamori;
-        auto config = recorder::loadConfig(argv[2]);
+        auto config = daemon::loadDaemonConfig(argv[2]).recorder;
         common::SystemClock clock;
         auto store = store::SegmentStore::openReadOnly(config.store, clock);
         std::size_t bad = 0;

@@ -5,7 +5,7 @@
 
 #include "mimamori/ble/service.hpp"
 #include "mimamori/common/file.hpp"
-#include "mimamori/recorder/config.hpp"
+#include "mimamori/daemon/config.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -40,10 +40,10 @@ int runExport(const Args& args) {
     args.expectPositionals(0, "");
     const fs::path configPath = args.required("--config");
     const std::string company = args.required("--company");
-    const auto daemon = recorder::loadConfig(configPath);
-    const auto config = ble::parseServiceConfig(daemon.bleJson);
+    const auto daemon = daemon::loadDaemonConfig(configPath);
+    const auto& config = daemon.ble;
     findCompany(config, company, configPath);
-    const auto dir = ble::companyQueueDir(daemon.stateDir, company);
+    const auto dir = ble::companyQueueDir(daemon.recorder.stateDir, company);
     if (!fs::exists(dir)) {
         // Nothing was ever queued; do not create the daemon's directories as whoever runs this.
         fmt::print(stderr, "exported 0 passages of {} (no queue at {})\n", company, dir.string());
@@ -90,13 +90,13 @@ int runExport(const Args& args) {
 int runStatus(const Args& args) {
     args.expectPositionals(0, "");
     const fs::path configPath = args.required("--config");
-    const auto daemon = recorder::loadConfig(configPath);
-    const auto config = ble::parseServiceConfig(daemon.bleJson);
+    const auto daemon = daemon::loadDaemonConfig(configPath);
+    const auto& config = daemon.ble;
     if (!config.enabled) fmt::print("BLE detector disabled in {}\n", configPath.string());
     const auto now = common::SystemClock().nowUtc();
     fmt::print("{:<24} {:>8} {:>12} {:>8}  {}\n", "company", "queued", "dropped_full", "expired", "delivery");
     for (const auto& c : config.companies) {
-        const auto dir = ble::companyQueueDir(daemon.stateDir, c.rules.name);
+        const auto dir = ble::companyQueueDir(daemon.recorder.stateDir, c.rules.name);
         std::size_t size = 0;
         ble::QueueCounters counters;
         if (fs::exists(dir)) {  // a status look never creates the daemon's directories

@@ -4,7 +4,7 @@
 #include "cli.hpp"
 
 #include "mimamori/common/time.hpp"
-#include "mimamori/recorder/config.hpp"
+#include "mimamori/daemon/config.hpp"
 #include "mimamori/store/segment_store.hpp"
 
 #include <fmt/format.h>
@@ -40,17 +40,17 @@ std::string bytes(std::uint64_t b) {
     return fmt::format("{}", b);
 }
 
-std::unique_ptr<store::SegmentStore> openRing(const Args& args, recorder::DaemonConfig& config,
+std::unique_ptr<store::SegmentStore> openRing(const Args& args, recorder::RecorderConfig& config,
                                                  const common::Clock& clock) {
     args.expectPositionals(0, "");
-    config = recorder::loadConfig(args.required("--config"));
+    config = daemon::loadDaemonConfig(args.required("--config")).recorder;
     // Read-only: the daemon may be recording; its partial segment is left alone.
     return store::SegmentStore::openReadOnly(config.store, clock);
 }
 
 int runLs(const Args& args) {
     common::SystemClock clock;
-    recorder::DaemonConfig config;
+    recorder::RecorderConfig config;
     const auto store = openRing(args, config, clock);
     const auto segments = store->all();
     const auto usage = store->usage();
@@ -118,7 +118,7 @@ int runLs(const Args& args) {
 
 int runVerify(const Args& args) {
     common::SystemClock clock;
-    recorder::DaemonConfig config;
+    recorder::RecorderConfig config;
     const auto store = openRing(args, config, clock);
     const auto segments = store->all();
     std::size_t bad = 0;

@@ -3,18 +3,22 @@
 // mimamorid: the camera's daemon. Parses the command line, validates the config and the mask
 // file (fail-closed), then runs the recorder until SIGTERM.
 #include "mimamori/ble/service.hpp"
+#include "mimamori/common/config_error.hpp"
 #include "mimamori/common/file.hpp"
 #include "mimamori/common/log.hpp"
 #include "mimamori/common/manpage.hpp"
+#include "mimamori/daemon/config.hpp"
+#include "mimamori/daemon/main_loop.hpp"
+#include "mimamori/daemon/service_notifier.hpp"
 #include "mimamori/masking/mask.hpp"
 #include "mimamori/policy/audit_log.hpp"
 #include "mimamori/policy/keys.hpp"
 #include "mimamori/policy/nonce_store.hpp"
-#include "mimamori/recorder/config.hpp"
 #include "mimamori/recorder/pipeline.hpp"
 #include "mimamori/recorder/recorder.hpp"
 #include "mimamori/retrieval/endpoint.hpp"
 #include "mimamori/retrieval/tls.hpp"
+#include "mimamori/store/segment_store.hpp"
 
 #include <cstdio>
 #include <cstring>
@@ -32,14 +36,20 @@ constexpr const char* kUsage =
     "       mimamorid --version\n"
     "\n"
     "  --config FILE        record with this config (docs/config.md)\n"
-    "  --check-config FILE  validate the config, its mask file and the GStreamer elements it\n"
-    "                       needs, print every problem, and exit (0 = valid)\n"
+    "  --check-config FILE  load everything a start would (the config, the mask file, the\n"
+    "                       GStreamer elements, the camera key and its role, the trust file,\n"
+    "                       the TLS key), print every problem as FILE: key: message, and\n"
+    "                       exit (0 = valid)\n"
     "  --exit-at-eos        stop when a file or test source ends instead of retrying\n"
     "                       (tests and benchmarks)\n"
     "  --verbose            log debug lines (one per segment)\n"
     "\n"
     "Signals: SIGTERM/SIGINT finish the current segment and exit 0; SIGHUP reloads the mask\n"
-    "file (an invalid file keeps the masks in force).\n";
+    "file (an invalid file keeps the masks in force).\n"
+    "\n"
+    "Under systemd (Type=notify) it sends READY=1 once the first segment is open, WATCHDOG=1\n"
+    "only while footage reaches the ring (or while it waits for a lost source), RELOADING=1 and\n"
+    "READY=1 around a mask reload, and the health summary as STATUS=.\n";
 
 struct Options {
     std::string config;
@@ -79,104 +89,100 @@ std::optional<Options> parseArgs(int argc, char** argv, std::string& error) {
     return o;
 }
 
-// Validates everything the daemon needs before it may record; prints each problem on its own
-// line to stderr. Returns the loaded config and masks, or nullopt.
+// The config and the masks the daemon records with, validated (fail-closed).
 struct Loaded {
-    recorder::DaemonConfig config;
+    daemon::DaemonConfig config;
     masking::MaskSet masks;
-    std::optional<retrieval::EndpointConfig> retrieval;  // absent: no endpoint, no audit log
-    ble::ServiceConfig ble;
 };
 
-std::optional<Loaded> load(const std::string& path, bool listEveryProblem) {
-    recorder::DaemonConfig config;
+// Reports problems as "FILE: key: message" lines on stderr (--check-config) or in the log.
+struct ProblemSink {
+    bool toStderr;
+    void operator()(const std::string& file, const std::string& problem) const {
+        if (toStderr) std::fprintf(stderr, "%s: %s\n", file.c_str(), problem.c_str());
+        else common::logError("mimamorid", "refusing to record: {}: {}", file, problem);
+    }
+};
+
+std::optional<Loaded> load(const std::string& path, const ProblemSink& report) {
+    Loaded loaded;
     try {
-        config = recorder::loadConfig(path);
+        loaded.config = daemon::loadDaemonConfig(path);
     } catch (const common::ConfigError& e) {
-        if (listEveryProblem) {
-            for (const auto& p : e.problems()) std::fprintf(stderr, "%s: %s\n", path.c_str(), p.c_str());
-        } else {
-            common::logError("mimamorid", "bad config {}", e.what());
-        }
+        // At start, one line in the journal (what() lists every problem); --check-config, one each.
+        if (report.toStderr) for (const auto& p : e.problems()) report(path, p);
+        else common::logError("mimamorid", "bad config {}", e.what());
         return std::nullopt;
     } catch (const std::exception& e) {
-        common::logError("mimamorid", "cannot read the config: {}", e.what());
+        report(path, std::string("cannot read: ") + e.what());
         return std::nullopt;
     }
+    const recorder::RecorderConfig& config = loaded.config.recorder;
     // Fail-closed: without a valid mask file the camera does not record.
-    masking::MaskSet masks;
     try {
-        masks = masking::loadMaskFile(config.maskFile);
+        loaded.masks = masking::loadMaskFile(config.maskFile);
     } catch (const masking::MaskFileError& e) {
-        if (listEveryProblem) {
-            for (const auto& f : e.findings())
-                std::fprintf(stderr, "%s: %s\n", e.source().c_str(), f.toString().c_str());
-        } else {
-            common::logError("mimamorid", "refusing to record: invalid mask file {}", e.what());
-        }
+        for (const auto& f : e.findings()) report(e.source(), f.toString());
         return std::nullopt;
     } catch (const std::exception& e) {
-        common::logError("mimamorid", "refusing to record: mask_file: {}", e.what());
+        report(path, std::string("mask_file: ") + e.what());
         return std::nullopt;
     }
     // Masks drawn for another pole would hide the wrong windows: as bad as none.
-    if (masks.camera != config.store.cameraId) {
-        const std::string problem = "mask_file " + config.maskFile.string() + " is for camera \"" +
-                                    masks.camera + "\", not \"" + config.store.cameraId + "\"";
-        if (listEveryProblem) std::fprintf(stderr, "%s\n", problem.c_str());
-        else common::logError("mimamorid", "refusing to record: {}", problem);
+    if (loaded.masks.camera != config.store.cameraId) {
+        report(path, "mask_file: " + config.maskFile.string() + " is for camera \"" + loaded.masks.camera +
+                         "\", not \"" + config.store.cameraId + "\"");
         return std::nullopt;
     }
-    // The other modules' sections: every problem is reported before anything starts.
-    std::optional<retrieval::EndpointConfig> endpointConfig;
-    ble::ServiceConfig bleConfig;
-    std::vector<std::string> problems;
-    if (!config.retrievalJson.empty()) {
-        try {
-            endpointConfig = retrieval::parseEndpointConfig(config.retrievalJson, config.path.parent_path(),
-                                                            config.stateDir);
-        } catch (const common::ConfigError& e) {
-            problems.insert(problems.end(), e.problems().begin(), e.problems().end());
-        }
-    }
-    // Whoever holds the removable card must not be able to add trusted keys or take the key
-    // that signs the audit log: both stay off the card, symlinks followed.
-    if (endpointConfig) {
-        std::vector<std::pair<const char*, std::filesystem::path>> kept = {
-            {"retrieval.trust_file", endpointConfig->trustFile}, {"retrieval.camera_key", endpointConfig->cameraKeyFile}};
-        if (!endpointConfig->insecureHttp) kept.emplace_back("retrieval.tls_key", endpointConfig->tlsKeyFile);
-        for (const auto& [key, file] : kept) {
-            if (!recorder::liesInside(file, config.store.storageDir)) continue;
-            const auto resolved = recorder::resolvedPath(file);
-            problems.push_back(std::string(key) + ": must not be inside storage.path" +
-                               (resolved == file ? std::string() : " (it resolves to " + resolved.string() + ")"));
-        }
-    }
-    try {
-        bleConfig = ble::parseServiceConfig(config.bleJson);
-    } catch (const common::ConfigError& e) {
-        problems.insert(problems.end(), e.problems().begin(), e.problems().end());
-    }
-    if (!problems.empty()) {
-        for (const auto& p : problems) {
-            if (listEveryProblem) std::fprintf(stderr, "%s: %s\n", path.c_str(), p.c_str());
-            else common::logError("mimamorid", "bad config {}: {}", path, p);
-        }
-        return std::nullopt;
-    }
-    return Loaded{std::move(config), std::move(masks), std::move(endpointConfig), std::move(bleConfig)};
+    return loaded;
 }
 
-// Everything that runs beside the recorder, started after it (the endpoint reads its ring) and
-// stopped before it. Members are destroyed in reverse order: endpoint, audit log, key.
-struct Services {
+// The camera key signs the audit log's checkpoints and the extracts' manifests: a police or
+// city key in its place would be a start that fails later, so it is refused here.
+policy::SecretKey loadCameraKey(const std::filesystem::path& file) {
+    policy::SecretKey key = policy::loadSecretKey(file);
+    if (key.role() != policy::Role::Camera)
+        throw policy::KeyError(file.string() + ": a " + std::string(policy::roleName(key.role())) +
+                               " key, not a camera key");
+    return key;
+}
+
+// Everything the daemon loads at start beyond the config and the masks, each problem reported
+// as "FILE: key: message". Returns the number of problems.
+int checkWhatTheDaemonLoads(const std::string& path, const daemon::DaemonConfig& config, const ProblemSink& report) {
+    int problems = 0;
+    auto check = [&](const char* key, auto&& load) {
+        try {
+            load();
+        } catch (const std::exception& e) {
+            report(path, std::string(key) + ": " + e.what());
+            ++problems;
+        }
+    };
+    check("encoder", [&] { recorder::checkElementsAvailable(config.recorder); });
+    if (const auto& ep = config.retrieval) {
+        std::optional<policy::SecretKey> cameraKey;
+        check("retrieval.camera_key", [&] { cameraKey.emplace(loadCameraKey(ep->cameraKeyFile)); });
+        check("retrieval.trust_file", [&] { (void)policy::TrustStore::load(ep->trustFile); });
+        // The TLS key and certificate the endpoint will serve with: present, private, a pair.
+        if (!ep->insecureHttp && cameraKey)
+            check("retrieval.tls_key", [&] { (void)retrieval::tlsKeyRecordFor(ep->tlsCertFile, ep->tlsKeyFile, *cameraKey); });
+    }
+    return problems;
+}
+
+// What the composition root opens once and lends out. Members are destroyed in reverse order:
+// BLE, endpoint, nonces, audit log, camera key, store.
+struct Daemon {
+    std::unique_ptr<store::SegmentStore> store;
     std::optional<policy::SecretKey> cameraKey;
     std::unique_ptr<policy::AuditLog> audit;
     std::unique_ptr<policy::NonceStore> nonces;
     std::unique_ptr<retrieval::Endpoint> endpoint;
     std::unique_ptr<ble::Service> ble;
 
-    void stop() {
+    // After the recorder stopped: the endpoint and BLE stop, and the audit log records the stop.
+    void stopServices() {
         if (endpoint) endpoint->stop();
         if (ble) ble->stop();
         if (audit) {
@@ -190,29 +196,33 @@ struct Services {
     }
 };
 
-// Opens the audit log and the endpoint when retrieval is configured, and the BLE detector
-// when enabled. Throws on setup problems (unreadable key, tampered audit log, port taken).
-void startServices(Services& s, const Loaded& loaded, recorder::Recorder& rec, const common::Clock& clock) {
-    const auto& config = loaded.config;
-    if (loaded.retrieval) {
-        // The camera key signs the audit log's checkpoints and the extracts' manifests.
-        s.cameraKey.emplace(policy::loadSecretKey(loaded.retrieval->cameraKeyFile));
-        std::filesystem::create_directories(config.stateDir);
-        s.audit = std::make_unique<policy::AuditLog>(config.stateDir / "audit.log", *s.cameraKey, clock);
-        s.audit->append(policy::audit::kDaemonStart,
-                        {{"version", std::string(MIMAMORI_VERSION)},
-                         {"camera", config.store.cameraId},
-                         {"mask_hash", rec.maskSha256()},
-                         {"retention_days", static_cast<std::int64_t>(config.store.retentionDays)}});
-        rec.attachAudit(s.audit.get());
-        s.nonces = std::make_unique<policy::NonceStore>(config.stateDir / "nonces");
-        s.endpoint = retrieval::Endpoint::start(*loaded.retrieval, config.store.cameraId, rec.store(),
-                                                *s.audit, *s.nonces, clock,
-                                                [&rec] { return rec.maskSha256(); });
-        common::logInfo("mimamorid", "retrieval endpoint on {}:{}", loaded.retrieval->address,
-                        s.endpoint->port());
+// Opens the store, and with retrieval configured the camera key, the audit log (recording the
+// start) and the nonce store. Throws on setup problems (unreadable key, tampered audit log).
+void openShared(Daemon& d, const Loaded& loaded, const common::Clock& clock) {
+    const recorder::RecorderConfig& config = loaded.config.recorder;
+    d.store = store::SegmentStore::open(config.store, clock);
+    if (!loaded.config.retrieval) return;
+    d.cameraKey.emplace(loadCameraKey(loaded.config.retrieval->cameraKeyFile));
+    std::filesystem::create_directories(config.stateDir);
+    d.audit = std::make_unique<policy::AuditLog>(config.stateDir / "audit.log", *d.cameraKey, clock);
+    d.audit->append(policy::audit::kDaemonStart,
+                    {{"version", std::string(MIMAMORI_VERSION)},
+                     {"camera", config.store.cameraId},
+                     {"mask_hash", loaded.masks.sha256Hex},
+                     {"retention_days", static_cast<std::int64_t>(config.store.retentionDays)}});
+    d.nonces = std::make_unique<policy::NonceStore>(config.stateDir / "nonces");
+}
+
+// The endpoint (which installs the store's evidence holds) and the BLE detector, after the
+// recorder exists and before it starts: retention must never run without the holds.
+void startServices(Daemon& d, const Loaded& loaded, recorder::Recorder& rec, const common::Clock& clock) {
+    const recorder::RecorderConfig& config = loaded.config.recorder;
+    if (const auto& ep = loaded.config.retrieval) {
+        d.endpoint = retrieval::Endpoint::start(*ep, config.store.cameraId, *d.store, *d.audit, *d.nonces,
+                                                *d.cameraKey, clock, [&rec] { return rec.maskSha256(); });
+        common::logInfo("mimamorid", "retrieval endpoint on {}:{}", ep->address, d.endpoint->port());
     }
-    s.ble = ble::Service::start(loaded.ble, config.store.cameraId, config.stateDir, clock);
+    d.ble = ble::Service::start(loaded.config.ble, config.store.cameraId, config.stateDir, clock);
 }
 
 }  // namespace
@@ -262,38 +272,34 @@ int main(int argc, char** argv) {
     }
     if (options->verbose) common::setLogLevel(common::LogLevel::Debug);
 
-    auto loaded = load(options->config, options->check);
+    const ProblemSink report{options->check};
+    auto loaded = load(options->config, report);
     if (!loaded) return 1;
 
     if (options->check) {
-        try {
-            recorder::checkElementsAvailable(loaded->config);
-            // The TLS key and certificate the endpoint will serve with: present, private, a pair.
-            if (const auto& ep = loaded->retrieval; ep && !ep->insecureHttp)
-                (void)retrieval::tlsKeyRecordFor(ep->tlsCertFile, ep->tlsKeyFile, policy::loadSecretKey(ep->cameraKeyFile));
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "%s: %s\n", options->config.c_str(), e.what());
-            return 1;
-        }
-        std::printf("%s: valid (camera %s, %s source, %zu masks, retention %d days)\n",
-                    options->config.c_str(), loaded->config.store.cameraId.c_str(),
-                    loaded->config.source.kind.c_str(), loaded->masks.masks.size(),
-                    loaded->config.store.retentionDays);
+        if (checkWhatTheDaemonLoads(options->config, loaded->config, report) > 0) return 1;
+        const recorder::RecorderConfig& config = loaded->config.recorder;
+        std::printf("%s: valid (camera %s, %s source, %zu masks, retention %d days)\n", options->config.c_str(),
+                    config.store.cameraId.c_str(), config.source.kind.c_str(), loaded->masks.masks.size(),
+                    config.store.retentionDays);
         return 0;
     }
 
     try {
         common::SystemClock clock;
+        daemon::ServiceNotifier notifier;
+        Daemon d;
+        struct StopServices {
+            Daemon& d;
+            ~StopServices() { d.stopServices(); }
+        } stopServices{d};
+        openShared(d, *loaded, clock);
         recorder::RecorderOptions recorderOptions;
         recorderOptions.exitAtEndOfStream = options->exitAtEos;
-        recorder::Recorder recorder(loaded->config, std::move(loaded->masks), clock, recorderOptions);
-        Services services;
-        struct StopServices {
-            Services& s;
-            ~StopServices() { s.stop(); }
-        } stopServices{services};
-        startServices(services, *loaded, recorder, clock);
-        return recorder.run();
+        recorder::Recorder recorder(loaded->config.recorder, std::move(loaded->masks), *d.store, d.audit.get(),
+                                    clock, recorderOptions);
+        startServices(d, *loaded, recorder, clock);
+        return daemon::runRecorder(recorder, &notifier);
     } catch (const std::exception& e) {
         common::logError("mimamorid", "cannot start: {}", e.what());
         return 1;

@@ -259,7 +259,7 @@ void parseEncoder(Reader& r, const json& e, EncoderConfig& out) {
         out.keyframeIntervalFrames = static_cast<int>(n);
 }
 
-void parseStorage(Reader& r, const json& s, DaemonConfig& out, const std::filesystem::path& cfg) {
+void parseStorage(Reader& r, const json& s, RecorderConfig& out, const std::filesystem::path& cfg) {
     r.unknownKeys(s, "storage.",
                   {"path", "byte_limit", "free_space_floor", "retention_days", "sync_interval_ms"});
     std::string text;
@@ -309,7 +309,7 @@ bool liesInside(const std::filesystem::path& inner, const std::filesystem::path&
     return end == b.end() || (std::next(end) == b.end() && end->empty());
 }
 
-DaemonConfig parseConfig(std::string_view text, const std::filesystem::path& source) {
+RecorderConfig parseConfig(std::string_view text, const std::filesystem::path& source) {
     const std::string name = source.empty() ? "config" : source.string();
     json root;
     try {
@@ -322,11 +322,11 @@ DaemonConfig parseConfig(std::string_view text, const std::filesystem::path& sou
 
     std::vector<std::string> problems;
     Reader r(problems);
-    DaemonConfig out;
+    RecorderConfig out;
     out.path = source;
     r.unknownKeys(root, "",
                   {"camera_id", "source", "encoder", "segment_seconds", "storage", "mask_file",
-                   "key_dir", "state_dir", "retrieval", "ble"});
+                   "key_dir", "state_dir"});
 
     if (r.string(root, "camera_id", "camera_id", out.store.cameraId)) {
         if (!validCameraId(out.store.cameraId))
@@ -361,15 +361,8 @@ DaemonConfig parseConfig(std::string_view text, const std::filesystem::path& sou
     refuseOnCard(r, "mask_file", out.maskFile, out.store.storageDir,
                  "whoever holds the card could remove the privacy masks");
 
-    if (r.object(root, "retrieval", "retrieval")) out.retrievalJson = root["retrieval"].dump();
-    if (r.object(root, "ble", "ble")) out.bleJson = root["ble"].dump();
-
     if (!problems.empty()) throw common::ConfigError(name, std::move(problems));
     return out;
-}
-
-DaemonConfig loadConfig(const std::filesystem::path& path) {
-    return parseConfig(common::readFile(path), path);
 }
 
 }  // namespace mimamori::recorder

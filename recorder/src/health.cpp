@@ -6,6 +6,7 @@
 #include "mimamori/common/file.hpp"
 #include "mimamori/common/log.hpp"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -97,6 +98,16 @@ void Health::setMasks(std::string sha256Hex, std::size_t count) {
     std::lock_guard lock(mutex_);
     maskSha256_ = std::move(sha256Hex);
     maskCount_ = count;
+}
+
+std::string Health::summary() const {
+    std::lock_guard lock(mutex_);
+    std::string line = state_;
+    const auto open = std::find_if(gaps_.begin(), gaps_.end(), [](const Gap& g) { return !g.end; });
+    if (open != gaps_.end()) line += " (gap: " + open->reason + ")";
+    line += fmt::format("; {} segments written, {} failed this run", segmentsWritten_, segmentsFailed_);
+    if (keyRatchet_ && keyRatchet_->failing) line += "; the day key cannot advance";
+    return line;
 }
 
 void Health::setState(std::string state) {

@@ -44,7 +44,7 @@ std::optional<masking::PixelFormat> pixelFormat(GstVideoFormat format) {
 
 // The keyframe interval when the config gives no frame count: kDefaultKeyframeSeconds, or the
 // segment length if that is shorter (a segment can only start on a keyframe).
-GstClockTime defaultKeyframeInterval(const DaemonConfig& config) {
+GstClockTime defaultKeyframeInterval(const RecorderConfig& config) {
     const double seconds = std::min(kDefaultKeyframeSeconds, config.segmentSeconds);
     return static_cast<GstClockTime>(std::llround(seconds * GST_SECOND));
 }
@@ -156,7 +156,7 @@ std::string encoderDescription(const EncoderConfig& e) {
 
 namespace {
 
-std::string pipelineDescription(const DaemonConfig& config) {
+std::string pipelineDescription(const RecorderConfig& config) {
     // The queue puts masking and encoding on different threads; mpegtsmux repeats PAT/PMT at
     // every keyframe (the segmenter relies on that) and once a second otherwise.
     const std::string downstream =
@@ -172,7 +172,7 @@ std::string pipelineDescription(const DaemonConfig& config) {
 
 }  // namespace
 
-void checkElementsAvailable(const DaemonConfig& config) {
+void checkElementsAvailable(const RecorderConfig& config) {
     ensureGstInit();
     std::vector<std::string> needed = {"videoconvert", "identity", "queue", "h264parse",
                                        "mpegtsmux", "appsink", config.encoder.element};
@@ -203,7 +203,7 @@ void checkElementsAvailable(const DaemonConfig& config) {
 
 struct CapturePipeline::Impl {
     CapturePipeline* owner = nullptr;
-    DaemonConfig config;
+    RecorderConfig config;
     std::shared_ptr<MaskState> masks;
     PipelineCounters& counters;
     TsCallback onTs;
@@ -239,7 +239,7 @@ struct CapturePipeline::Impl {
     std::condition_variable eosCv;
     bool eosAtSink = false;
 
-    Impl(CapturePipeline* o, const DaemonConfig& c, std::shared_ptr<MaskState> m,
+    Impl(CapturePipeline* o, const RecorderConfig& c, std::shared_ptr<MaskState> m,
          PipelineCounters& k, TsCallback ts, StopCallback stop)
         : owner(o), config(c), masks(std::move(m)), counters(k), onTs(std::move(ts)),
           onStop(std::move(stop)) {
@@ -586,7 +586,7 @@ std::string pendingError(GstElement* pipeline) {
 
 }  // namespace
 
-CapturePipeline::CapturePipeline(const DaemonConfig& config, std::shared_ptr<MaskState> masks,
+CapturePipeline::CapturePipeline(const RecorderConfig& config, std::shared_ptr<MaskState> masks,
                                  PipelineCounters& counters, TsCallback onTs, StopCallback onStop)
     : impl_(std::make_unique<Impl>(this, config, std::move(masks), counters, std::move(onTs),
                                    std::move(onStop))) {

@@ -60,7 +60,7 @@ void raiseDescriptorLimit() {
 // which B-frames put a few frames earlier, except for the very first keyframe (its decode time
 // cannot go below the stream's start). So allow half a keyframe interval, at most 0.5 s: enough
 // for any B-frame delay, and never so much that an earlier keyframe would cut a segment short.
-UtcMicros cutTolerance(const DaemonConfig& config) {
+UtcMicros cutTolerance(const RecorderConfig& config) {
     const double interval = config.encoder.keyframeIntervalFrames > 0
                                 ? double(config.encoder.keyframeIntervalFrames) / config.source.framerate
                                 : std::min(kDefaultKeyframeSeconds, config.segmentSeconds);
@@ -252,10 +252,10 @@ private:
 }  // namespace
 
 struct Recorder::Impl {
-    DaemonConfig config;
+    RecorderConfig config;
     const common::Clock& clock;
     RecorderOptions options;
-    std::unique_ptr<store::SegmentStore> store;
+    store::SegmentStore* store;  // borrowed from the composition root, outlives the recorder
     std::shared_ptr<MaskState> masks;
     PipelineCounters counters;
     Health health;
@@ -264,7 +264,10 @@ struct Recorder::Impl {
 
     // Main-loop thread only.
     std::unique_ptr<CapturePipeline> pipeline;
-    GMainLoop* loop = nullptr;
+    std::function<void()> onEnded;  // the source ended under exitAtEndOfStream
+    std::vector<guint> timers;      // enforcement and health, while started
+    bool running = false;   // start() was called
+    bool finished = false;  // stop() ran
     guint retryTimer = 0;
     int backoffMs = kFirstRetryMs;
     bool stopping = false;
@@ -275,6 +278,9 @@ struct Recorder::Impl {
     std::uint64_t loggedDropEpisodes = 0;
     std::atomic<bool> framesFlowing{false};
     policy::AuditLog* audit = nullptr;  // borrowed; null when the daemon keeps no audit log
+    // For the service manager's readiness and watchdog (Recorder::progress()).
+    std::atomic<std::uint64_t> segmentsBegun{0};
+    std::atomic<std::uint64_t> writesStored{0};
 
     // Writing thread only.
     std::thread writerThread;
@@ -292,11 +298,12 @@ struct Recorder::Impl {
     UtcMicros lostFrom = 0;  // where footage is lost if the operation under way fails
     UtcMicros handedEnd = 0; // end of the newest footage handed to this thread, written or not
 
-    Impl(DaemonConfig c, masking::MaskSet m, const common::Clock& k, RecorderOptions o)
-        : config(std::move(c)), clock(k), options(o),
+    Impl(RecorderConfig c, masking::MaskSet m, store::SegmentStore& st, policy::AuditLog* a, const common::Clock& k,
+         RecorderOptions o)
+        : config(std::move(c)), clock(k), options(o), store(&st),
           masks(std::make_shared<MaskState>(std::move(m))),
           health(config.stateDir / "health.json", config.store.cameraId, k.nowUtc()),
-          queue(o.queueLimitBytes) {}
+          queue(o.queueLimitBytes), audit(a) {}
 
     FrameCounts frameCounts() const {
         return {counters.framesIn.load(), counters.framesOut.load(), counters.maskFailures.load(),
@@ -347,6 +354,7 @@ struct Recorder::Impl {
                 lostFrom = batch.start;
                 writer = store->beginSegment(batch.start);
                 segmentStart = segmentLastEnd = batch.start;
+                ++segmentsBegun;
             }
         }
         if (!writer) return;  // after a write failure: wait for the next keyframe
@@ -357,6 +365,7 @@ struct Recorder::Impl {
             throw;
         }
         segmentLastEnd = std::max(segmentLastEnd, batch.end);
+        ++writesStored;
         if (writeGap) writeResumed(segmentStart);
     }
 
@@ -474,7 +483,7 @@ struct Recorder::Impl {
         if (framesFlowing) backoffMs = kFirstRetryMs;
         if (eos && options.exitAtEndOfStream) {
             stopping = true;
-            g_idle_add(&Impl::onIdleQuit, this);
+            g_idle_add(&Impl::onIdleEnded, this);
             return;
         }
         g_idle_add(&Impl::onIdleTeardown, this);
@@ -497,11 +506,11 @@ struct Recorder::Impl {
             pipeline.reset();
             if (end) queue.pushFlush(*end);
         }
-        g_main_loop_quit(loop);
     }
 
-    void reloadMasks() {
+    common::Result<void> reloadMasks() {
         common::logInfo(kLog, "reloading masks from {}", config.maskFile.string());
+        std::string refusal;
         try {
             masking::MaskSet set = masking::loadMaskFile(config.maskFile);
             if (set.camera != config.store.cameraId)
@@ -516,14 +525,18 @@ struct Recorder::Impl {
                                                      {"masks", static_cast<std::int64_t>(count)}});
             health.setMasks(sha, count);
             common::logInfo(kLog, "masks reloaded: {} masks, sha256 {}", count, sha);
+            return common::success();
         } catch (const masking::MaskFileError& e) {
             for (const auto& finding : e.findings())
                 common::logError(kLog, "mask reload refused: {}: {}", e.source(), finding.toString());
-            common::logError(kLog, "keeping the previous masks (sha256 {})", masks->sha256Hex());
+            refusal = e.findings().empty() ? std::string(e.what())
+                                           : e.source() + ": " + e.findings().front().toString();
         } catch (const std::exception& e) {
-            common::logError(kLog, "mask reload refused: {}; keeping the previous masks (sha256 {})",
-                             e.what(), masks->sha256Hex());
+            common::logError(kLog, "mask reload refused: {}", e.what());
+            refusal = e.what();
         }
+        common::logError(kLog, "keeping the previous masks (sha256 {})", masks->sha256Hex());
+        return common::Error{"mask reload refused: " + refusal + "; the previous masks stay in force"};
     }
 
     void enforce() {
@@ -645,26 +658,12 @@ struct Recorder::Impl {
             return G_SOURCE_REMOVE;
         });
     }
-    static gboolean onIdleQuit(gpointer p) noexcept {
+    static gboolean onIdleEnded(gpointer p) noexcept {
         auto* self = static_cast<Impl*>(p);
-        return guarded("quit", [&] {
+        return guarded("end", [&] {
             self->pipeline.reset();
-            g_main_loop_quit(self->loop);
+            if (self->onEnded) self->onEnded();
             return G_SOURCE_REMOVE;
-        });
-    }
-    static gboolean onTerminate(gpointer p) noexcept {
-        auto* self = static_cast<Impl*>(p);
-        return guarded("stop", [&] {
-            self->stopRecording();
-            return G_SOURCE_CONTINUE;
-        });
-    }
-    static gboolean onHangup(gpointer p) noexcept {
-        auto* self = static_cast<Impl*>(p);
-        return guarded("reload", [&] {
-            self->reloadMasks();
-            return G_SOURCE_CONTINUE;
         });
     }
     static gboolean onEnforceTimer(gpointer p) noexcept {
@@ -683,15 +682,14 @@ struct Recorder::Impl {
     }
 };
 
-Recorder::Recorder(DaemonConfig config, masking::MaskSet masks, const common::Clock& clock,
-                   RecorderOptions options) {
+Recorder::Recorder(RecorderConfig config, masking::MaskSet masks, store::SegmentStore& store,
+                   policy::AuditLog* audit, const common::Clock& clock, RecorderOptions options) {
     raiseDescriptorLimit();
     std::filesystem::create_directories(config.stateDir);
     checkElementsAvailable(config);
-    impl_ = std::make_unique<Impl>(std::move(config), std::move(masks), clock, options);
+    impl_ = std::make_unique<Impl>(std::move(config), std::move(masks), store, audit, clock, options);
     Impl& r = *impl_;
     r.health.setMasks(r.masks->sha256Hex(), r.masks->maskCount());
-    r.store = store::SegmentStore::open(r.config.store, clock);
 
     // Continue after what the ring holds; the time the recorder was down is a gap.
     auto segments = r.store->all();
@@ -714,37 +712,49 @@ Recorder::Recorder(DaemonConfig config, masking::MaskSet masks, const common::Cl
 
 Recorder::~Recorder() {
     if (!impl_) return;
+    if (impl_->running) {
+        (void)stop();
+        return;
+    }
     impl_->pipeline.reset();
     impl_->queue.close();
     if (impl_->writerThread.joinable()) impl_->writerThread.join();
 }
 
-store::SegmentStore& Recorder::store() { return *impl_->store; }
-
 std::string Recorder::maskSha256() const { return impl_->masks->sha256Hex(); }
 
-void Recorder::attachAudit(policy::AuditLog* audit) { impl_->audit = audit; }
+common::Result<void> Recorder::reloadMasks() { return impl_->reloadMasks(); }
 
-int Recorder::run() {
+Recorder::Progress Recorder::progress() const {
+    return {impl_->segmentsBegun.load(), impl_->writesStored.load()};
+}
+
+bool Recorder::waitingForSource() const { return impl_->retryTimer != 0; }
+
+std::string Recorder::healthSummary() const { return impl_->health.summary(); }
+
+void Recorder::start(std::function<void()> onEnded) {
     Impl& r = *impl_;
-    r.loop = g_main_loop_new(nullptr, FALSE);
-    guint sources[] = {
-        g_unix_signal_add(SIGTERM, &Impl::onTerminate, &r),
-        g_unix_signal_add(SIGINT, &Impl::onTerminate, &r),
-        g_unix_signal_add(SIGHUP, &Impl::onHangup, &r),
-        g_timeout_add_seconds(static_cast<guint>(r.options.enforceIntervalSeconds),
-                              &Impl::onEnforceTimer, &r),
-        g_timeout_add_seconds(static_cast<guint>(r.options.healthIntervalSeconds),
-                              &Impl::onHealthTimer, &r),
+    if (r.running) throw std::logic_error("Recorder::start() called twice");
+    r.running = true;
+    r.onEnded = std::move(onEnded);
+    r.timers = {
+        g_timeout_add_seconds(static_cast<guint>(r.options.enforceIntervalSeconds), &Impl::onEnforceTimer, &r),
+        g_timeout_add_seconds(static_cast<guint>(r.options.healthIntervalSeconds), &Impl::onHealthTimer, &r),
     };
     r.writerThread = std::thread([&r] { r.writerLoop(); });
     r.enforce();
     r.writeHealth();
     r.startPipeline();
+}
 
-    g_main_loop_run(r.loop);
-
-    for (guint id : sources) g_source_remove(id);
+int Recorder::stop() {
+    Impl& r = *impl_;
+    if (!r.running || r.finished) return r.exitCode;
+    r.finished = true;
+    r.stopRecording();
+    for (guint id : r.timers) g_source_remove(id);
+    r.timers.clear();
     if (r.retryTimer) g_source_remove(r.retryTimer);
     r.retryTimer = 0;
     r.pipeline.reset();
@@ -759,8 +769,6 @@ int Recorder::run() {
         common::logError(kLog, "reading storage use failed: {}", e.what());
     }
     r.writeHealth();
-    g_main_loop_unref(r.loop);
-    r.loop = nullptr;
     common::logInfo(kLog, "stopped");
     return r.exitCode;
 }

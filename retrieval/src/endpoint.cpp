@@ -146,22 +146,16 @@ HttpLimits httpLimits(const EndpointConfig& c) {
     return l;
 }
 
-policy::SecretKey loadCameraKey(const fs::path& file) {
-    policy::SecretKey key = policy::loadSecretKey(file);
-    if (key.role() != policy::Role::Camera) throw policy::KeyError(fmt::format("{}: not a camera key", file.string()));
-    return key;
-}
-
 // The composition: the services register their routes with the router, which the server
 // calls. Members are built in this order and destroyed in reverse; stop() ends the server
 // first, so no handler runs while the services go.
 class EndpointImpl final : public Endpoint {
 public:
     EndpointImpl(const EndpointConfig& config, const std::string& cameraId, store::SegmentStore& store,
-                 policy::AuditLog& audit, policy::NonceStore& nonces, const common::Clock& clock,
-                 MaskHashProvider maskSha256)
+                 policy::AuditLog& audit, policy::NonceStore& nonces, const policy::SecretKey& cameraKey,
+                 const common::Clock& clock, MaskHashProvider maskSha256)
         : config_(config),
-          cameraKey_(loadCameraKey(config.cameraKeyFile)),
+          cameraKey_(cameraKey),
           unauthenticated_(audit, clock, config.unauthenticatedAuditBurst, config.unauthenticatedAuditPerMinute),
           router_(unauthenticated_, config.maxRequestBytes),
           extracts_({config.extractDir, config.extractTtl, config.maxConcurrentExtracts, 2 * config.maxConcurrentExtracts},
@@ -205,7 +199,7 @@ public:
 
 private:
     EndpointConfig config_;
-    policy::SecretKey cameraKey_;
+    const policy::SecretKey& cameraKey_;  // the composition root's; outlives the endpoint
     std::string tlsKeyRecord_;  // GET /v1/tls-key; empty over plain HTTP. Immutable once serving.
     UnauthenticatedAudit unauthenticated_;
     Router router_;
@@ -220,9 +214,12 @@ private:
 
 std::unique_ptr<Endpoint> Endpoint::start(const EndpointConfig& config, const std::string& cameraId,
                                           store::SegmentStore& store, policy::AuditLog& audit,
-                                          policy::NonceStore& nonces, const common::Clock& clock,
-                                          MaskHashProvider maskSha256) {
-    return std::make_unique<EndpointImpl>(config, cameraId, store, audit, nonces, clock, std::move(maskSha256));
+                                          policy::NonceStore& nonces, const policy::SecretKey& cameraKey,
+                                          const common::Clock& clock, MaskHashProvider maskSha256) {
+    if (cameraKey.role() != policy::Role::Camera)
+        throw policy::KeyError(fmt::format("{}: not a camera key", config.cameraKeyFile.string()));
+    return std::make_unique<EndpointImpl>(config, cameraId, store, audit, nonces, cameraKey, clock,
+                                          std::move(maskSha256));
 }
 
 }  // namespace mimamori::retrieval

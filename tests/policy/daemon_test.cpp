@@ -182,6 +182,36 @@ TEST_CASE("mask_file, state_dir, trust_file and camera_key that resolve into sto
     CHECK(fs::is_empty(cam.card / "state"));
 }
 
+TEST_CASE("--check-config loads what the daemon loads: camera key and its role, trust file, each problem as FILE: key: "
+          "message") {
+    Camera cam;
+    struct Case {
+        const char* name;
+        std::function<void(json&)> change;
+        const char* expected;  // after "CONFIG: "
+    };
+    const std::vector<Case> cases = {
+        {"a camera key that does not exist", [](json& c) { c["retrieval"]["camera_key"] = "keys/nobody.secret"; },
+         "retrieval.camera_key: "},
+        {"a trust file that does not exist", [](json& c) { c["retrieval"]["trust_file"] = "missing-trust.json"; },
+         "retrieval.trust_file: "},
+        {"a police key given as the camera key", [](json& c) { c["retrieval"]["camera_key"] = "keys/station.secret"; },
+         "retrieval.camera_key: "},
+    };
+    for (const Case& c : cases) {
+        const std::string name = c.name;
+        CAPTURE(name);
+        const fs::path config = cam.config("bad.json", c.change);
+        const auto checked = run(kDaemonBinary + " --check-config " + q(config));
+        CHECK(checked.status == 1);
+        CHECK_MESSAGE(checked.output.find(config.string() + ": " + c.expected) != std::string::npos, checked.output);
+        CHECK(checked.output.find("valid") == std::string::npos);
+    }
+    const auto police = run(kDaemonBinary + " --check-config " +
+                            q(cam.config("bad.json", [](json& c) { c["retrieval"]["camera_key"] = "keys/station.secret"; })));
+    CHECK_MESSAGE(police.output.find("a police key, not a camera key") != std::string::npos, police.output);
+}
+
 TEST_CASE("hostile member names and request text reach the daemon's log and audit show only escaped") {
     Camera cam;
     const fs::path config = cam.config("mimamorid.json");

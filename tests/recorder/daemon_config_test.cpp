@@ -45,8 +45,6 @@ TEST_CASE("a minimal config gets the documented defaults") {
     CHECK(c.store.byteLimit == 0);
     CHECK(c.store.syncIntervalMicros == 800'000);
     CHECK(c.store.storageDir == "/card/ring");
-    CHECK(c.retrievalJson.empty());
-    CHECK(c.bleJson.empty());
 }
 
 TEST_CASE("relative paths are relative to the config file's directory") {
@@ -58,19 +56,15 @@ TEST_CASE("relative paths are relative to the config file's directory") {
     CHECK(c.store.keyDir == "/srv/demo/keys");
 }
 
-TEST_CASE("sizes accept bytes or K/M/G/T suffixes, retrieval and ble stay raw JSON") {
+TEST_CASE("sizes accept bytes or K/M/G/T suffixes") {
     json doc = minimal();
     doc["storage"]["byte_limit"] = "200G";
     doc["storage"]["free_space_floor"] = 1048576;
     doc["storage"]["retention_days"] = 7;
-    doc["retrieval"] = {{"listen", "127.0.0.1:8443"}};
-    doc["ble"] = {{"adapter", "hci0"}};
     auto c = parseConfig(doc.dump(), "x.json");
     CHECK(c.store.byteLimit == 200ULL << 30);
     CHECK(c.store.freeSpaceFloor == 1048576);
     CHECK(c.store.retentionDays == 7);
-    CHECK(json::parse(c.retrievalJson)["listen"] == "127.0.0.1:8443");
-    CHECK(json::parse(c.bleJson)["adapter"] == "hci0");
 }
 
 TEST_CASE("each invalid value gives its own error naming the key") {
@@ -108,8 +102,6 @@ TEST_CASE("each invalid value gives its own error naming the key") {
         {"/mask_file", "", "mask_file"},
         {"/key_dir", "/card/ring/keys", "key_dir"},
         {"/state_dir", 3, "state_dir"},
-        {"/retrieval", "on", "retrieval"},
-        {"/ble", 1, "ble"},
     };
     for (const Row& row : rows) {
         json doc = minimal();

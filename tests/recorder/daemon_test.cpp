@@ -6,7 +6,7 @@
 #include "mimamori/common/time.hpp"
 #include "mimamori/policy/audit_log.hpp"
 #include "mimamori/policy/keys.hpp"
-#include "mimamori/recorder/config.hpp"
+#include "mimamori/daemon/config.hpp"
 #include "mimamori/store/key_ratchet.hpp"
 #include "mimamori/store/segment_store.hpp"
 #include "pipeline_support.hpp"
@@ -61,7 +61,7 @@ fs::path writeConfig(const fs::path& dir, const json& config) {
 }
 
 store::StoreConfig storeConfig(const fs::path& dir) {
-    return recorder::loadConfig(dir / "mimamorid.json").store;
+    return daemon::loadDaemonConfig(dir / "mimamorid.json").recorder.store;
 }
 
 std::vector<Frame> decodeAll(const fs::path& dir) {

@@ -4,6 +4,7 @@
 // decode, and check masks in every frame, fidelity elsewhere, keyframe cuts and durations.
 #include "mimamori/recorder/config.hpp"
 #include "mimamori/recorder/pipeline.hpp"
+#include "mimamori/daemon/main_loop.hpp"
 #include "mimamori/recorder/recorder.hpp"
 #include "mimamori/store/segment_store.hpp"
 #include "pipeline_support.hpp"
@@ -28,9 +29,9 @@ std::filesystem::path freshDir(const std::string& name) {
     return dir;
 }
 
-recorder::DaemonConfig configIn(const std::filesystem::path& dir, const std::vector<Rect>& masks) {
+recorder::RecorderConfig configIn(const std::filesystem::path& dir, const std::vector<Rect>& masks) {
     common::writeFileAtomic(dir / "masks.json", maskJson("cam-test", masks));
-    recorder::DaemonConfig c;
+    recorder::RecorderConfig c;
     c.store.cameraId = "cam-test";
     c.store.storageDir = dir / "ring";
     c.store.keyDir = dir / "keys";
@@ -49,13 +50,14 @@ struct Recording {
     bool everySegmentStartsOnKeyframe = true;
 };
 
-Recording recordAndDecode(const recorder::DaemonConfig& config) {
+Recording recordAndDecode(const recorder::RecorderConfig& config) {
     common::SystemClock clock;
     {
         recorder::RecorderOptions options;
         options.exitAtEndOfStream = true;
-        recorder::Recorder rec(config, masking::loadMaskFile(config.maskFile), clock, options);
-        REQUIRE(rec.run() == 0);
+        const auto ring = store::SegmentStore::open(config.store, clock);
+        recorder::Recorder rec(config, masking::loadMaskFile(config.maskFile), *ring, nullptr, clock, options);
+        REQUIRE(daemon::runRecorder(rec) == 0);
     }
     auto store = store::SegmentStore::open(config.store, clock);
     Recording r;

@@ -12,7 +12,7 @@
 #include "mimamori/common/time.hpp"
 #include "mimamori/policy/audit_log.hpp"
 #include "mimamori/policy/keys.hpp"
-#include "mimamori/recorder/config.hpp"
+#include "mimamori/daemon/config.hpp"
 #include "mimamori/store/key_ratchet.hpp"
 #include "mimamori/store/segment_format.hpp"
 #include "mimamori/store/segment_store.hpp"
@@ -113,7 +113,7 @@ TEST_CASE("power cuts inside writes, fsyncs and renames: the ring verifies, keys
           {"camera_key", "camkeys/cam-cut.secret"}, {"insecure_http", true}}},  // no TLS key: only the audit log matters
     };
     common::writeFileAtomic(dir / "mimamorid.json", config.dump(2));
-    const store::StoreConfig store = recorder::loadConfig(dir / "mimamorid.json").store;
+    const store::StoreConfig store = daemon::loadDaemonConfig(dir / "mimamorid.json").recorder.store;
     const fs::path auditPath = dir / "state" / "audit.log";
     const fs::path report = dir / "cut-report";
 

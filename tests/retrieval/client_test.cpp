@@ -247,7 +247,7 @@ struct HttpsCamera {
             w.dir.path(), w.dir.path() / "state");
         CHECK(c.tlsCertFile == tls.cert);  // the default: beside the camera key
         CHECK(c.tlsKeyFile == tls.key);
-        endpoint = Endpoint::start(c, w.cameraId, *w.store, *w.audit, *w.nonces, w.clock, [] { return std::string(64, 'a'); });
+        endpoint = Endpoint::start(c, w.cameraId, *w.store, *w.audit, *w.nonces, *w.camera, w.clock, [] { return std::string(64, 'a'); });
     }
     std::string url() const { return fmt::format("https://127.0.0.1:{}", endpoint->port()); }
     TlsIdentity tls;

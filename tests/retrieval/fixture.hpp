@@ -261,7 +261,7 @@ struct World {
     }
 
     void startEndpoint(store::SegmentStore& s) {
-        endpoint = Endpoint::start(config, cameraId, s, *audit, *nonces, clock, [] { return std::string(64, 'a'); });
+        endpoint = Endpoint::start(config, cameraId, s, *audit, *nonces, *camera, clock, [] { return std::string(64, 'a'); });
     }
 
     // A valid request for [from, to), signed by the police and approved by the city.

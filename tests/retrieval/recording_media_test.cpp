@@ -8,6 +8,7 @@
 
 #include "mimamori/masking/mask.hpp"
 #include "mimamori/common/config_error.hpp"
+#include "mimamori/daemon/main_loop.hpp"
 #include "mimamori/recorder/recorder.hpp"
 
 #include <doctest/doctest.h>
@@ -37,7 +38,7 @@ std::string testSource(int frames, const std::string& rate, bool live = false) {
 
 struct Recorded {
     TempDir dir;
-    recorder::DaemonConfig config;
+    recorder::RecorderConfig config;
     std::vector<store::SegmentInfo> segments;
     fs::path tsFile;  // every segment's plaintext back to back: the recorded stream
 };
@@ -48,7 +49,7 @@ void record(const Case& c, Recorded& r, double segmentSeconds = 1.0) {
     common::writeFileAtomic(r.dir.path() / "masks.json",
                             R"({"version": 1, "camera": "cam-media", "masks": [{"name": "house 1",
                                "polygon": [[0.1, 0.1], [0.3, 0.1], [0.3, 0.3], [0.1, 0.3]]}]})");
-    recorder::DaemonConfig& config = r.config;
+    recorder::RecorderConfig& config = r.config;
     config.store.cameraId = "cam-media";
     config.store.storageDir = r.dir.path() / "ring";
     config.store.keyDir = r.dir.path() / "keys";
@@ -64,8 +65,9 @@ void record(const Case& c, Recorded& r, double segmentSeconds = 1.0) {
     {
         recorder::RecorderOptions options;
         options.exitAtEndOfStream = true;
-        recorder::Recorder rec(config, masking::loadMaskFile(config.maskFile), clock, options);
-        REQUIRE(rec.run() == 0);
+        const auto ring = store::SegmentStore::open(config.store, clock);
+        recorder::Recorder rec(config, masking::loadMaskFile(config.maskFile), *ring, nullptr, clock, options);
+        REQUIRE(daemon::runRecorder(rec) == 0);
     }
     auto store = store::SegmentStore::open(config.store, clock);
     r.segments = store->all();

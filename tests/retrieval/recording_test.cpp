@@ -8,6 +8,8 @@
 
 #include "mimamori/masking/mask.hpp"
 #include "mimamori/common/config_error.hpp"
+#include "mimamori/daemon/config.hpp"
+#include "mimamori/daemon/main_loop.hpp"
 #include "mimamori/recorder/recorder.hpp"
 #include "mimamori/retrieval/client.hpp"
 
@@ -54,19 +56,20 @@ TEST_CASE("recording the street clip: a fetch during 8 hammering clients decodes
 
     // What mimamorid does (apps/mimamorid + docs/retrieval-http.md): recorder, audit log, nonce
     // store, endpoint on the recorder's store.
-    recorder::DaemonConfig daemonConfig = recorder::loadConfig(dir.path() / "mimamorid.json");
-    const EndpointConfig endpointConfig =
-        parseEndpointConfig(daemonConfig.retrievalJson, dir.path(), daemonConfig.stateDir);
+    const daemon::DaemonConfig whole = daemon::loadDaemonConfig(dir.path() / "mimamorid.json");
+    const recorder::RecorderConfig& daemonConfig = whole.recorder;
+    const EndpointConfig& endpointConfig = *whole.retrieval;
     masking::MaskSet masks = masking::loadMaskFile(daemonConfig.maskFile);
     const std::string maskSha = masks.sha256Hex;
     const common::SystemClock clock;
-    recorder::RecorderOptions options;
-    options.healthIntervalSeconds = 1;
-    recorder::Recorder rec(daemonConfig, std::move(masks), clock, options);
+    const auto ring = store::SegmentStore::open(daemonConfig.store, clock);
     fs::create_directories(daemonConfig.stateDir);
     policy::AuditLog audit(daemonConfig.stateDir / "audit.log", camera, clock);
     policy::NonceStore nonces(daemonConfig.stateDir / "nonces");
-    auto endpoint = Endpoint::start(endpointConfig, "kakogawa-0042", rec.store(), audit, nonces, clock,
+    recorder::RecorderOptions options;
+    options.healthIntervalSeconds = 1;
+    recorder::Recorder rec(daemonConfig, std::move(masks), *ring, &audit, clock, options);
+    auto endpoint = Endpoint::start(endpointConfig, "kakogawa-0042", *ring, audit, nonces, camera, clock,
                                     [&] { return maskSha; });
     const UtcMicros started = clock.nowUtc();
 
@@ -106,7 +109,7 @@ TEST_CASE("recording the street clip: a fetch during 8 hammering clients decodes
         }
         ::kill(::getpid(), SIGTERM);  // mimamorid's stop: finish the segment and return
     });
-    const int exitCode = rec.run();
+    const int exitCode = daemon::runRecorder(rec);
     officer.join();
     endpoint->stop();
     CHECK(exitCode == 0);

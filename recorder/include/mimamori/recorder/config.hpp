@@ -1,6 +1,6 @@
 // SPDX-FileCopyrightText: 2026 The Mimamori authors
 // SPDX-License-Identifier: Apache-2.0
-// mimamorid's configuration file (JSON, docs/config.md): parsed and validated in one place.
+// The recorder's sections of mimamorid's configuration file (JSON, docs/config.md).
 #pragma once
 
 #include "mimamori/common/config_error.hpp"
@@ -35,7 +35,7 @@ struct EncoderConfig {
     int keyframeIntervalFrames = 0;   // 0 = kDefaultKeyframeSeconds of video, or the segment if shorter
 };
 
-struct DaemonConfig {
+struct RecorderConfig {
     std::filesystem::path path;  // where it was read from
     store::StoreConfig store;    // camera id, storage, key directory, limits, retention
     SourceConfig source;
@@ -43,8 +43,6 @@ struct DaemonConfig {
     double segmentSeconds = 10;
     std::filesystem::path maskFile;
     std::filesystem::path stateDir;  // health, gap records, audit log, nonces (internal flash)
-    std::string retrievalJson;       // the "retrieval" object as JSON text, "" when absent
-    std::string bleJson;             // the "ble" object as JSON text, "" when absent
 };
 
 // `path` made absolute and normal, with every symlink in the part that exists resolved.
@@ -53,9 +51,10 @@ struct DaemonConfig {
 // (of the path or of a parent) into the card counts as on the card.
 [[nodiscard]] bool liesInside(const std::filesystem::path& inner, const std::filesystem::path& outer);
 
-// Throw common::ConfigError with every problem, each naming its key ("storage.byte_limit: ..."),
-// or common::FileError when unreadable.
-[[nodiscard]] DaemonConfig loadConfig(const std::filesystem::path& path);
-[[nodiscard]] DaemonConfig parseConfig(std::string_view json, const std::filesystem::path& source);
+// The recorder's part of mimamorid's config (docs/config.md): the top-level object without the
+// other modules' sections ("retrieval", "ble"), which the daemon's config parser takes out and
+// hands to their own parsers. `source` is the config file, for relative paths and messages.
+// Throws common::ConfigError with every problem, each naming its key ("storage.byte_limit: ...").
+[[nodiscard]] RecorderConfig parseConfig(std::string_view json, const std::filesystem::path& source);
 
 }  // namespace mimamori::recorder

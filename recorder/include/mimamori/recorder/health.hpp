@@ -77,6 +77,9 @@ public:
     void write(const FrameCounts& frames, UtcMicros now) const;
 
     [[nodiscard]] std::vector<Gap> gaps() const;
+    // One line for the service manager's status (systemctl status): the state, the open gap's
+    // reason, segments written and failed this run, and a failing key ratchet.
+    [[nodiscard]] std::string summary() const;
 
 private:
     mutable std::mutex mutex_;

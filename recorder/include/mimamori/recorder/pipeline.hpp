@@ -77,14 +77,14 @@ inline constexpr double kDefaultKeyframeSeconds = 10.0;
 
 // Throws std::runtime_error naming the first GStreamer element the config needs that is not
 // installed. Used by --check-config and before the first start.
-void checkElementsAvailable(const DaemonConfig& config);
+void checkElementsAvailable(const RecorderConfig& config);
 
 // One instance of the pipeline; built, played, and destroyed (set to NULL) as a whole. The
 // recorder builds a fresh one after a source loss. Must be created and destroyed on the
 // thread running the default GLib main context (its bus watch is dispatched there).
 class CapturePipeline {
 public:
-    CapturePipeline(const DaemonConfig& config, std::shared_ptr<MaskState> masks,
+    CapturePipeline(const RecorderConfig& config, std::shared_ptr<MaskState> masks,
                     PipelineCounters& counters, TsCallback onTs, StopCallback onStop);
     ~CapturePipeline();
     CapturePipeline(const CapturePipeline&) = delete;

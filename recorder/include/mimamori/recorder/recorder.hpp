@@ -4,12 +4,14 @@
 // to the encrypted store, survives source loss, reloads masks, and keeps the health record.
 #pragma once
 
+#include "mimamori/common/result.hpp"
 #include "mimamori/common/time.hpp"
 #include "mimamori/masking/mask.hpp"
 #include "mimamori/policy/audit_log.hpp"
 #include "mimamori/recorder/config.hpp"
 #include "mimamori/store/segment_store.hpp"
 
+#include <functional>
 #include <memory>
 
 namespace mimamori::recorder {
@@ -22,34 +24,48 @@ struct RecorderOptions {
     int healthIntervalSeconds = 10;
 };
 
-// Owns the GLib main loop of the process while run() is active: create it, and call run(),
-// on the main thread. Not copyable.
+// Runs on the thread-default GLib main context, which its owner (mimamorid's composition root,
+// or a test) creates, runs and quits; the owner also handles the signals. Not copyable.
 class Recorder {
 public:
-    // Opens the store (recovering partial segments). Throws on setup problems: the caller
-    // reports the one-line message and exits non-zero. `masks` must be a validated set: there
-    // is no way to start without masks.
-    Recorder(DaemonConfig config, masking::MaskSet masks, const common::Clock& clock,
-             RecorderOptions options = {});
-    ~Recorder();
+    // Borrows the store (opened by the owner; the recorder recovers nothing itself) and the audit
+    // log (null when the daemon keeps none): both must outlive the Recorder. Mask changes,
+    // recording gaps, retention deletions and key advances go to `audit`; an audit write failure
+    // is logged and never stops recording. Throws on setup problems (a missing GStreamer element):
+    // the caller reports the one-line message and exits non-zero. `masks` must be a validated set:
+    // there is no way to start without masks.
+    Recorder(RecorderConfig config, masking::MaskSet masks, store::SegmentStore& store, policy::AuditLog* audit,
+             const common::Clock& clock, RecorderOptions options = {});
+    ~Recorder();  // stop()s when started
     Recorder(const Recorder&) = delete;
     Recorder& operator=(const Recorder&) = delete;
 
-    // Records until SIGTERM/SIGINT (finishing the current segment) or, with
-    // exitAtEndOfStream, until the source ends. SIGHUP reloads the mask file. Returns the exit
-    // code for main.
-    [[nodiscard]] int run();
+    // Enforces retention once, then starts the pipeline and the timers on the main context.
+    // Call once, from the main context's thread, after everything that must see the first
+    // retention run (the endpoint's evidence holds) is in place. `onEnded` runs there when the
+    // source ended under exitAtEndOfStream: the owner then quits its loop and calls stop().
+    void start(std::function<void()> onEnded = {});
+    // Finishes the current segment, stops the pipeline and the writing thread, and writes the
+    // final health record. Returns the exit code for main. Idempotent; main-context thread.
+    [[nodiscard]] int stop();
+    // Reloads the mask file (SIGHUP). An invalid file keeps the masks in force and is the error.
+    [[nodiscard]] common::Result<void> reloadMasks();
 
     // SHA-256 (hex) of the mask file in force. Thread-safe.
     [[nodiscard]] std::string maskSha256() const;
-    // Records mask changes, recording gaps, retention deletions and key advances in `audit`
-    // (borrowed; must outlive the Recorder). Call before run(). Audit write failures are
-    // logged and never stop recording.
-    void attachAudit(policy::AuditLog* audit);
 
-    // The ring this recorder writes, for in-process readers (retrieval) started alongside.
-    // Thread-safe (see store::SegmentStore); valid for the recorder's lifetime.
-    [[nodiscard]] store::SegmentStore& store();
+    // How far footage has reached the ring: for the service manager's readiness (the first
+    // segment open) and its watchdog (writes still arriving). Thread-safe.
+    struct Progress {
+        std::uint64_t segmentsBegun = 0;
+        std::uint64_t writesStored = 0;  // chunks of footage written into the open segment
+    };
+    [[nodiscard]] Progress progress() const;
+    // True while the source is gone and the recorder waits to try it again (a recorded gap, not
+    // a stall). Main-context thread only.
+    [[nodiscard]] bool waitingForSource() const;
+    // The health record in one line (Health::summary). Thread-safe.
+    [[nodiscard]] std::string healthSummary() const;
 
     struct Impl;
 

@@ -49,7 +49,7 @@ struct EndpointConfig {
     bool insecureHttp = false;
 };
 
-// Parses the "retrieval" object as JSON text (DaemonConfig::retrievalJson). Relative paths are
+// Parses the daemon config's "retrieval" object, as JSON text. Relative paths are
 // taken from `configDir` (the config file's directory, as for every other path in it);
 // extract_dir defaults to stateDir/extracts. Throws common::ConfigError listing every problem
 // ("retrieval.port: must be a number in 0..65535").
@@ -61,19 +61,20 @@ using MaskHashProvider = std::function<std::string()>;
 
 // The running endpoint: an HTTP layer (routes to handlers) in front of the request service
 // (decide, audit, grant a build slot) and the extract service (plan, hash, hold, stream, expire).
-// The store, audit log, nonce store, clock and provider are borrowed and must outlive it; the
+// The store, audit log, nonce store, camera key (which signs the manifests and proves the TLS
+// key), clock and provider are borrowed and must outlive it; the
 // store's hold provider is set while it runs. Handlers run on the HTTP server's threads;
 // extracts are hashed and streamed on threads of their own at lower CPU priority. stop() (or
 // destruction) ends all of them.
 class Endpoint {
 public:
-    // Loads the trust file and camera key, reopens the plans in extractDir (hashing again those
+    // Loads the trust file, reopens the plans in extractDir (hashing again those
     // not yet hashed, holding their footage), binds and starts serving. Throws std::runtime_error (bind failure,
     // policy::KeyError, common::FileError) naming what failed.
     static std::unique_ptr<Endpoint> start(const EndpointConfig& config, const std::string& cameraId,
                                            store::SegmentStore& store, policy::AuditLog& audit,
-                                           policy::NonceStore& nonces, const common::Clock& clock,
-                                           MaskHashProvider maskSha256);
+                                           policy::NonceStore& nonces, const policy::SecretKey& cameraKey,
+                                           const common::Clock& clock, MaskHashProvider maskSha256);
     virtual ~Endpoint() = default;
     // The port actually bound (useful with port 0).
     virtual int port() const = 0;
