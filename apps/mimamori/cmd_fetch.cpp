@@ -60,7 +60,7 @@ int runFetch(const Args& args) {
     args.expectPositionals(1, "FILE");
     retrieval::FetchOptions options;
     options.requestFile = args.positionals()[0];
-    options.cameraUrl = args.required("--camera");
+    options.cameraUrl = args.required("--camera-url");
     options.policeKeyFile = args.required("--key");
     options.cameraKeyFile = args.required("--camera-key");
     options.outDir = args.required("--out");
@@ -110,7 +110,7 @@ const Registrar fetchCommand({
     "",
     "fetch",
     "submit an approved request to a camera and download the sealed clip",
-    "usage: mimamori fetch FILE --camera URL --key POLICE_SECRET --camera-key CAMERA_PUB --out DIR\n"
+    "usage: mimamori fetch FILE --camera-url URL --key POLICE_SECRET --camera-key CAMERA_PUB --out DIR\n"
     "                      [--insecure-http]\n\n"
     "Connects to the camera at URL (https://HOST:PORT) and checks that its TLS key is the one\n"
     "the camera key CAMERA_PUB signed (docs/keys.md); any other camera, or anyone else on the\n"
@@ -124,7 +124,7 @@ const Registrar fetchCommand({
     "DIR is created with mode 0700; files planted in it by others are never written through.\n"
     "  --insecure-http  allow an http:// URL: no TLS, the request readable on the path (tests only)\n"
     "Exit 0 on a verified clip, 1 when refused or when anything fails to verify.\n",
-    {"--camera", "--key", "--camera-key", "--out"},
+    {"--camera-url", "--key", "--camera-key", "--out"},
     {"--insecure-http"},
     runFetch,
 });

@@ -167,7 +167,7 @@ TEST_CASE("fetch prints the camera's error text with its controls escaped") {
     common::writeFileAtomic(dir.path() / "request.json", approvedRequest(r, f.police, f.city));
     HostileCamera camera;
     const auto run = testing::runCommand(fmt::format(
-        "{}/apps/mimamori fetch {} --camera {} --insecure-http --key {} --camera-key {} --out {} 2>&1",
+        "{}/apps/mimamori fetch {} --camera-url {} --insecure-http --key {} --camera-key {} --out {} 2>&1",
         MIMAMORI_BINARY_DIR, (dir.path() / "request.json").string(), camera.url(), (f.keys / "hyogo-kakogawa-1.secret").string(),
         (f.keys / "camera-0042.pub").string(), (dir.path() / "out").string()));
     CHECK(run.status == 1);
@@ -263,7 +263,7 @@ TEST_CASE("fetch over HTTPS gets the clip from a camera whose key signed the TLS
     const fs::path out = w.dir.path() / "case";
     // On a terminal (script(1) gives it one), as an officer runs it: progress, speed, time left.
     const auto run = testing::runCommand(fmt::format(
-        "script -qec '{}/apps/mimamori fetch {} --camera {} --key {} --camera-key {} --out {}' /dev/null 2>&1",
+        "script -qec '{}/apps/mimamori fetch {} --camera-url {} --key {} --camera-key {} --out {}' /dev/null 2>&1",
         MIMAMORI_BINARY_DIR, request.string(), camera.url(), (w.keys() / "hyogo-kakogawa-1.secret").string(),
         (w.keys() / "camera-0042.pub").string(), out.string()));
     INFO(run.output);

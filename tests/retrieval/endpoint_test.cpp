@@ -483,7 +483,11 @@ TEST_CASE("mimamori fetch writes a verified clip, mimamori verify exits 0, then 
     const std::string keys = fmt::format("--insecure-http --key {} --camera-key {}", (w.keys() / "hyogo-kakogawa-1.secret").string(),
                                          (w.keys() / "camera-0042.pub").string());
     std::string output;
-    CHECK_MESSAGE(runCli(fmt::format("fetch {} --camera {} {} --out {}", request.string(), w.url(), keys, out.string()),
+    // --camera is the camera's id (request create); a URL is --camera-url: bad usage, exit 2.
+    CHECK(runCli(fmt::format("fetch {} --camera {} {} --out {}", request.string(), w.url(), keys, out.string()), output) == 2);
+    CHECK_MESSAGE(output.find("unknown option --camera ") != std::string::npos, output);
+    CHECK(!fs::exists(out));
+    CHECK_MESSAGE(runCli(fmt::format("fetch {} --camera-url {} {} --out {}", request.string(), w.url(), keys, out.string()),
                          output) == 0, output);
     CHECK(output.find("verified clip") != std::string::npos);
     CHECK(decodeMp4(out / kClipFile).frames == 3 * kFps);
@@ -497,7 +501,7 @@ TEST_CASE("mimamori fetch writes a verified clip, mimamori verify exits 0, then 
     CHECK(output.find("FAILED") != std::string::npos);
 
     // The same request again, into a fresh directory: the camera refuses the replay, exit 1.
-    CHECK(runCli(fmt::format("fetch {} --camera {} {} --out {}", request.string(), w.url(), keys,
+    CHECK(runCli(fmt::format("fetch {} --camera-url {} {} --out {}", request.string(), w.url(), keys,
                              (w.dir.path() / "again").string()),
                  output) == 1);
     CHECK(output.find("replayed_nonce") != std::string::npos);

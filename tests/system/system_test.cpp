@@ -129,7 +129,7 @@ TEST_CASE("the deployed camera: records masked, serves an approved request, refu
     REQUIRE(cli("request approve " + q(dir / "req.json") + " --key " + q(dir / "city/city.secret") +
                 " --trust " + q(dir / "trust.json") + " --out " + q(dir / "approved.json") + " --yes").status == 0);
 
-    const CliResult fetched = cli("fetch " + q(dir / "approved.json") + " --camera " + url + " --key " +
+    const CliResult fetched = cli("fetch " + q(dir / "approved.json") + " --camera-url " + url + " --key " +
                                   q(dir / "police/station.secret") + " --camera-key " +
                                   q(dir / "camera/kakogawa-0042.pub") + " --out " + q(dir / "clip"));
     INFO(fetched.output);
@@ -157,13 +157,13 @@ TEST_CASE("the deployed camera: records masked, serves an approved request, refu
             worstChroma);
 
     // A replay of the same approved request, and a request for another camera: refused.
-    CHECK(cli("fetch " + q(dir / "approved.json") + " --camera " + url + " --key " +
+    CHECK(cli("fetch " + q(dir / "approved.json") + " --camera-url " + url + " --key " +
               q(dir / "police/station.secret") + " --camera-key " + q(dir / "camera/kakogawa-0042.pub") +
               " --out " + q(dir / "replay")).status == 1);
     REQUIRE(cli(requestArgs("kakogawa-9999", from, to, dir, dir / "other.json")).status == 0);
     REQUIRE(cli("request approve " + q(dir / "other.json") + " --key " + q(dir / "city/city.secret") +
                 " --trust " + q(dir / "trust.json") + " --out " + q(dir / "other-approved.json") + " --yes").status == 0);
-    CHECK(cli("fetch " + q(dir / "other-approved.json") + " --camera " + url + " --key " +
+    CHECK(cli("fetch " + q(dir / "other-approved.json") + " --camera-url " + url + " --key " +
               q(dir / "police/station.secret") + " --camera-key " + q(dir / "camera/kakogawa-0042.pub") +
               " --out " + q(dir / "other")).status == 1);
     CHECK_FALSE(fs::exists(dir / "replay/clip.mp4"));
