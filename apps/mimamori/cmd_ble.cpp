@@ -120,7 +120,7 @@ const Registrar exportCommand({
     "overwritten) or standard output, makes it durable (fsync of the file and its directory),\n"
     "and only then removes the passages from the camera's queue. The daemon may keep running;\n"
     "run this as the daemon's user, so the queue files stay writable for it.\n"
-    "Exit status: 0 exported (possibly nothing), 1 failure (the queue is left untouched), 2 usage.\n",
+    "\nexit status: 0 exported (possibly nothing), 1 failed (the queue is left untouched), 2 bad usage\n",
     {"--config", "--company", "--out"},
     {},
     runExport,
@@ -133,7 +133,8 @@ const Registrar statusCommand({
     "usage: mimamori ble status --config DAEMON_CONFIG\n"
     "\n"
     "Lists, per company in the \"ble\" object, how many passages wait for delivery, how many\n"
-    "were dropped because the queue was full, and how many expired undelivered.\n",
+    "were dropped because the queue was full, and how many expired undelivered.\n"
+    "\nexit status: 0 shown, 1 unreadable config or queue, 2 bad usage\n",
     {"--config"},
     {},
     runStatus,

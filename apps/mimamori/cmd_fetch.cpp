@@ -123,7 +123,7 @@ const Registrar fetchCommand({
     "request is submitted only once (DIR/fetch-state.json remembers the extract).\n"
     "DIR is created with mode 0700; files planted in it by others are never written through.\n"
     "  --insecure-http  allow an http:// URL: no TLS, the request readable on the path (tests only)\n"
-    "Exit 0 on a verified clip, 1 when refused or when anything fails to verify.\n",
+    "\nexit status: 0 a verified clip, 1 refused or anything failed to verify, 2 bad usage\n",
     {"--camera-url", "--key", "--camera-key", "--out"},
     {"--insecure-http"},
     runFetch,
@@ -136,7 +136,7 @@ const Registrar verifyCommand({
     "usage: mimamori verify DIR --camera-key CAMERA_PUB\n\n"
     "Checks that DIR/manifest.json carries the camera's valid signature (DIR/manifest.sig), that\n"
     "DIR/clip.mp4 matches the SHA-256 and size it states, and DIR/extract.sealed (if kept) its size.\n"
-    "Exit 0 when everything holds, 1 otherwise (the first problem is printed).\n",
+    "\nexit status: 0 everything holds, 1 otherwise (the first problem is printed), 2 bad usage\n",
     {"--camera-key"},
     {},
     runVerify,

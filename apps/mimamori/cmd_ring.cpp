@@ -149,7 +149,8 @@ const Registrar lsCommand(Command{
     "Lists the encrypted segment ring of the camera configured in FILE (read-only; safe while\n"
     "mimamorid records): segment count, bytes, oldest and newest footage, coverage and gaps,\n"
     "and how many days the capacity holds at the recent bitrate. --segments lists every\n"
-    "segment and every gap. Nothing is decrypted.\n",
+    "segment and every gap. Nothing is decrypted.\n"
+    "\nexit status: 0 shown, 1 unreadable config or ring, 2 bad usage\n",
     {"--config"},
     {"--segments"},
     runLs});
@@ -158,8 +159,9 @@ const Registrar verifyCommand(Command{
     "ring", "verify", "decrypt and authenticate every segment; exit 1 if any is bad",
     "usage: mimamori ring verify --config FILE\n\n"
     "Decrypts and authenticates every segment of the ring configured in FILE, chunk by chunk,\n"
-    "and throws the plaintext away. Names each bad segment (tampered, truncated, undecryptable)\n"
-    "and exits 1 if there is any, 0 otherwise. Segments being written are not checked.\n",
+    "and throws the plaintext away. Names each bad segment (tampered, truncated, undecryptable).\n"
+    "Segments being written are not checked.\n"
+    "\nexit status: 0 every segment is sound, 1 any is not (or the ring is unreadable), 2 bad usage\n",
     {"--config"},
     {},
     runVerify});

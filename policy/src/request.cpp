@@ -34,24 +34,44 @@ bool isIdChar(char c) {
            c == '-';
 }
 
-bool validId(std::string_view s) {
-    return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), isIdChar);
+// Why `s` is not a valid id, or nothing. Reasons name positions and limits, never the text.
+std::optional<std::string> idProblem(std::string_view s) {
+    if (s.empty()) return "is empty";
+    if (s.size() > 64) return fmt::format("is {} bytes, the limit is 64", s.size());
+    const auto bad = std::find_if_not(s.begin(), s.end(), isIdChar);
+    if (bad != s.end())
+        return fmt::format("has a byte 0x{:02X} at byte {}; only A-Z a-z 0-9 . _ - are allowed",
+                           static_cast<unsigned char>(*bad), bad - s.begin());
+    return std::nullopt;
 }
 
-bool validGroundWord(std::string_view s) {
-    return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
-               return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-           });
+bool validId(std::string_view s) { return !idProblem(s); }
+
+std::optional<std::string> groundWordProblem(std::string_view s) {
+    if (s.empty()) return "is empty";
+    if (s.size() > 64) return fmt::format("is {} bytes, the limit is 64", s.size());
+    const auto bad = std::find_if_not(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+    });
+    if (bad != s.end())
+        return fmt::format("has a byte 0x{:02X} at byte {}; only a-z 0-9 - are allowed", static_cast<unsigned char>(*bad),
+                           bad - s.begin());
+    return std::nullopt;
 }
 
-// Well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF) without control characters.
-bool validText(std::string_view s) {
-    if (s.empty() || s.size() > kMaxTextField) return false;
+bool validGroundWord(std::string_view s) { return !groundWordProblem(s); }
+
+// Why `s` is not well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF) without control
+// characters within the byte limit, or nothing.
+std::optional<std::string> textProblem(std::string_view s) {
+    if (s.empty()) return "is empty";
+    if (s.size() > kMaxTextField) return fmt::format("is {} bytes, the limit is {}", s.size(), kMaxTextField);
     std::size_t i = 0;
+    const auto invalidAt = [](std::size_t at) { return fmt::format("is not valid UTF-8 at byte {}", at); };
     while (i < s.size()) {
         const auto c = static_cast<unsigned char>(s[i]);
         if (c < 0x80) {
-            if (c < 0x20 || c == 0x7F) return false;
+            if (c < 0x20 || c == 0x7F) return fmt::format("has a control character U+{:04X} at byte {}", c, i);
             ++i;
             continue;
         }
@@ -67,21 +87,23 @@ bool validText(std::string_view s) {
             len = 4;
             cp = c & 0x07;
         } else {
-            return false;
+            return invalidAt(i);
         }
-        if (i + len > s.size()) return false;
+        if (i + len > s.size()) return invalidAt(i);
         for (std::size_t k = 1; k < len; ++k) {
             const auto cc = static_cast<unsigned char>(s[i + k]);
-            if ((cc & 0xC0) != 0x80) return false;
+            if ((cc & 0xC0) != 0x80) return invalidAt(i);
             cp = cp << 6 | (cc & 0x3F);
         }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF) || (cp >= 0x80 && cp <= 0x9F))
-            return false;
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
+            return invalidAt(i);
+        if (cp >= 0x80 && cp <= 0x9F) return fmt::format("has a control character U+{:04X} at byte {}", cp, i);
         i += len;
     }
-    return true;
+    return std::nullopt;
 }
+
+bool validText(std::string_view s) { return !textProblem(s); }
 
 bool validNonceHex(std::string_view s) {
     if (s.size() < 2 * kNonceMinBytes || s.size() > 2 * kNonceMaxBytes || s.size() % 2 != 0) return false;
@@ -111,6 +133,11 @@ std::span<const std::uint8_t> asBytes(std::string_view s) {
 
 void checkForSerialize(bool ok, std::string_view field) {
     if (!ok) throw RequestError(fmt::format("request field '{}' is invalid (see docs/request-format.md)", field));
+}
+
+// As above, saying why: the byte limit, a control character and where.
+void checkForSerialize(const std::optional<std::string>& problem, std::string_view field) {
+    if (problem) throw RequestError(fmt::format("request field '{}' {} (see docs/request-format.md)", field, *problem));
 }
 
 std::optional<SignatureBlock> parseSignatureBlock(const nlohmann::json& j, std::string_view name, std::string& error) {
@@ -163,13 +190,13 @@ bool isGrantableGround(Ground ground) {
 
 std::string serializeRequest(const Request& r) {
     checkForSerialize(r.version == 1, "version");
-    checkForSerialize(validId(r.requestId), "request-id");
-    checkForSerialize(validId(r.cameraId), "camera");
-    checkForSerialize(validGroundWord(r.groundWord), "ground");
-    checkForSerialize(validText(r.reference), "reference");
-    checkForSerialize(validText(r.purpose), "purpose");
-    checkForSerialize(validText(r.body), "requesting-body");
-    checkForSerialize(validText(r.officer), "officer");
+    checkForSerialize(idProblem(r.requestId), "request-id");
+    checkForSerialize(idProblem(r.cameraId), "camera");
+    checkForSerialize(groundWordProblem(r.groundWord), "ground");
+    checkForSerialize(textProblem(r.reference), "reference");
+    checkForSerialize(textProblem(r.purpose), "purpose");
+    checkForSerialize(textProblem(r.body), "requesting-body");
+    checkForSerialize(textProblem(r.officer), "officer");
     checkForSerialize(r.nonce.size() >= kNonceMinBytes && r.nonce.size() <= kNonceMaxBytes, "nonce");
     std::string out;
     out += kBodyMagic;

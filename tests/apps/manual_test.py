@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The manual pages and the bash completion the build writes from the binaries' own help:
 groff reads the pages without a warning, every command's --help text is in mimamori(1), and
-the completion offers every command and every option of a command.
+the completion offers every command and every option of a command; every command's help has the
+same layout, ending in its exit status.
 
   manual_test.py MIMAMORI MIMAMORID GENERATED_DIR
 """
@@ -48,6 +49,12 @@ def main():
     check(len(commands) >= 15, f"too few commands in mimamori --help: {commands}")
     for command in commands:
         help_text = subprocess.run([cli, *command.split(), "--help"], capture_output=True, text=True).stdout
+        # One help layout: the usage line first, an exit-status section last, 2 always bad usage.
+        check(help_text.startswith(f"usage: mimamori {command}"), f"`{command} --help` does not start with its usage line")
+        sections = help_text.split("\nexit status: ")
+        status = " ".join(sections[-1].split())
+        check(len(sections) == 2 and status.startswith("0 ") and status.endswith("2 bad usage"),
+              f"`{command} --help` does not end in one 'exit status: 0 ..., 2 bad usage' section")
         for line in help_text.splitlines():
             if line.strip():
                 check(line.strip() in manual, f"mimamori(1) lacks this line of `{command} --help`: {line.strip()!r}")

@@ -245,3 +245,28 @@ TEST_CASE("the description city staff approve from shows bidi overrides escaped,
     CHECK(text.find("Sgt. \\u2066Tanaka\\u2069") != std::string::npos);
     CHECK(text.find("加古川署刑第1234号") != std::string::npos);  // Japanese text stays as it is
 }
+
+TEST_CASE("a field that cannot be signed says why: the byte limit, a control character and where") {
+    const SecretKey police = generateKey(Role::Police, "hyogo-kakogawa-1");
+    const auto problem = [&](auto change) {
+        Request r = sampleRequest(police);
+        change(r);
+        try {
+            (void)serializeRequest(r);
+        } catch (const RequestError& e) {
+            return std::string(e.what());
+        }
+        return std::string("accepted");
+    };
+    CHECK(problem([](Request& r) { r.reference = "case\x1b[2J"; }) ==
+          "request field 'reference' has a control character U+001B at byte 4 (see docs/request-format.md)");
+    CHECK(problem([](Request& r) { r.officer = std::string(1500, 'a'); }) ==
+          "request field 'officer' is 1500 bytes, the limit is 1024 (see docs/request-format.md)");
+    CHECK(problem([](Request& r) { r.purpose = "\xe2\x80"; }) ==
+          "request field 'purpose' is not valid UTF-8 at byte 0 (see docs/request-format.md)");
+    CHECK(problem([](Request& r) { r.body = "next\xc2\x85line"; }) ==
+          "request field 'requesting-body' has a control character U+0085 at byte 4 (see docs/request-format.md)");
+    CHECK(problem([](Request& r) { r.cameraId = "cam 1"; }) ==
+          "request field 'camera' has a byte 0x20 at byte 3; only A-Z a-z 0-9 . _ - are allowed (see docs/request-format.md)");
+    CHECK(problem([](Request& r) { r.reference = "捜査関係事項照会書 第12号"; }) == "accepted");
+}
