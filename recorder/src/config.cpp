@@ -111,8 +111,10 @@ public:
         const std::string expect =
             "must be a byte count: a non-negative integer or a string like \"200G\" (got " +
             shown(v) + ")";
-        if (v.is_number_unsigned()) {
-            out = v.get<std::uint64_t>();
+        // Parsed text gives non-negative integers as unsigned; a document built in code may
+        // hold them as signed.
+        if (v.is_number_unsigned() || (v.is_number_integer() && v.get<std::int64_t>() >= 0)) {
+            out = v.is_number_unsigned() ? v.get<std::uint64_t>() : static_cast<std::uint64_t>(v.get<std::int64_t>());
             return true;
         }
         if (!v.is_string()) {
@@ -309,15 +311,8 @@ bool liesInside(const std::filesystem::path& inner, const std::filesystem::path&
     return end == b.end() || (std::next(end) == b.end() && end->empty());
 }
 
-RecorderConfig parseConfig(std::string_view text, const std::filesystem::path& source) {
+RecorderConfig parseConfig(const nlohmann::json& root, const std::filesystem::path& source) {
     const std::string name = source.empty() ? "config" : source.string();
-    json root;
-    try {
-        root = json::parse(text);
-    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number beyond a double
-        // nlohmann's message carries the byte offset ("at line 3, column 7").
-        throw common::ConfigError(name, {std::string("not valid JSON: ") + e.what()});
-    }
     if (!root.is_object()) throw common::ConfigError(name, {"the top level must be a JSON object"});
 
     std::vector<std::string> problems;

@@ -109,6 +109,7 @@ TEST_CASE("malformed JSON is one problem with its position, and unknown keys are
     } catch (const ConfigError& e) {
         REQUIRE(e.problems().size() == 1);
         CHECK(e.problems()[0].find("not valid JSON") == 0);
+        CHECK(std::string(e.what()).find("broken.json") != std::string::npos);
     }
     json doc = minimal();
     doc["retreival"] = retrieval();

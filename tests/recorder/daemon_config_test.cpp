@@ -26,7 +26,7 @@ json minimal() {
 
 std::vector<std::string> problemsOf(const json& doc) {
     try {
-        (void)parseConfig(doc.dump(), "/etc/mimamori/mimamorid.json");
+        (void)parseConfig(doc, "/etc/mimamori/mimamorid.json");
     } catch (const ConfigError& e) {
         return e.problems();
     }
@@ -36,7 +36,7 @@ std::vector<std::string> problemsOf(const json& doc) {
 }  // namespace
 
 TEST_CASE("a minimal config gets the documented defaults") {
-    auto c = parseConfig(minimal().dump(), "/etc/mimamori/mimamorid.json");
+    auto c = parseConfig(minimal(), "/etc/mimamori/mimamorid.json");
     CHECK(c.store.cameraId == "cam-1");
     CHECK(c.source.kind == "test");
     CHECK(c.encoder.element == "x264enc");
@@ -51,7 +51,7 @@ TEST_CASE("relative paths are relative to the config file's directory") {
     json doc = minimal();
     doc["storage"]["path"] = "ring";
     doc["key_dir"] = "../keys";
-    auto c = parseConfig(doc.dump(), "/srv/demo/conf/demo.json");
+    auto c = parseConfig(doc, "/srv/demo/conf/demo.json");
     CHECK(c.store.storageDir == "/srv/demo/conf/ring");
     CHECK(c.store.keyDir == "/srv/demo/keys");
 }
@@ -61,7 +61,7 @@ TEST_CASE("sizes accept bytes or K/M/G/T suffixes") {
     doc["storage"]["byte_limit"] = "200G";
     doc["storage"]["free_space_floor"] = 1048576;
     doc["storage"]["retention_days"] = 7;
-    auto c = parseConfig(doc.dump(), "x.json");
+    auto c = parseConfig(doc, "x.json");
     CHECK(c.store.byteLimit == 200ULL << 30);
     CHECK(c.store.freeSpaceFloor == 1048576);
     CHECK(c.store.retentionDays == 7);
@@ -149,14 +149,4 @@ TEST_CASE("required keys and source locations are checked") {
     CHECK(problemsOf(doc).size() == 1);
     doc["source"] = {{"kind", "v4l2"}, {"location", "/dev/video7"}};
     CHECK(problemsOf(doc).empty());  // a missing camera is a lost source, not a bad config
-}
-
-TEST_CASE("malformed JSON is one error with its position") {
-    try {
-        (void)parseConfig("{\"camera_id\": ", "broken.json");
-        FAIL("no error");
-    } catch (const ConfigError& e) {
-        REQUIRE(e.problems().size() == 1);
-        CHECK(std::string(e.what()).find("broken.json") != std::string::npos);
-    }
 }

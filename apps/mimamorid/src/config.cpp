@@ -64,7 +64,7 @@ DaemonConfig parseDaemonConfig(std::string_view text, const std::filesystem::pat
 
     DaemonConfig out;
     out.path = source;
-    collect(problems, [&] { out.recorder = recorder::parseConfig(root.dump(), source); });
+    collect(problems, [&] { out.recorder = recorder::parseConfig(root, source); });
     if (!retrievalText.empty())
         collect(problems, [&] {
             out.retrieval = retrieval::parseEndpointConfig(retrievalText, source.parent_path(), out.recorder.stateDir);

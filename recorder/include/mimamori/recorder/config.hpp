@@ -6,6 +6,8 @@
 #include "mimamori/common/config_error.hpp"
 #include "mimamori/store/segment_store.hpp"
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -55,6 +57,6 @@ struct RecorderConfig {
 // other modules' sections ("retrieval", "ble"), which the daemon's config parser takes out and
 // hands to their own parsers. `source` is the config file, for relative paths and messages.
 // Throws common::ConfigError with every problem, each naming its key ("storage.byte_limit: ...").
-[[nodiscard]] RecorderConfig parseConfig(std::string_view json, const std::filesystem::path& source);
+[[nodiscard]] RecorderConfig parseConfig(const nlohmann::json& root, const std::filesystem::path& source);
 
 }  // namespace mimamori::recorder
