@@ -167,56 +167,31 @@ std::string parseLine(std::string_view line, ParsedLine& out) {
 AuditVerifyResult verifyLines(LineReader& reader, const SignPublicKey& cameraKey,
                               const std::optional<AuditCheckpoint>& expected, ChainState& state) {
     AuditVerifyResult result;
-    const KeyId cameraKeyId = keyIdOf(cameraKey);
     auto bad = [&result](std::size_t line, std::string reason) {
         result.ok = false;
         result.badLine = line;
         result.reason = std::move(reason);
         return result;
     };
+    AuditChainVerifier chain(cameraKey);
     std::size_t lineNo = 0;
     bool expectedSeen = false;
     std::string line;
     while (reader.next(line)) {
         ++lineNo;
-        ParsedLine e;
-        if (auto error = parseLine(line, e); !error.empty()) return bad(lineNo, error);
-        if (e.seq != state.lastSeq + 1)
-            return bad(lineNo, fmt::format("seq {} where {} was expected (a line was removed, inserted or moved)",
-                                           e.seq, state.lastSeq + 1));
-        if (e.prev != state.lastHash)
-            return bad(lineNo, lineNo == 1 ? std::string("prev of the first entry is not the genesis value")
-                                           : fmt::format("prev does not match the hash of line {} (that line was "
-                                                         "changed, or lines were removed, inserted or moved)",
-                                                         lineNo - 1));
-        const std::string hash = blake2b256Hex(line);
-        if (e.type == audit::kCheckpoint) {
-            const auto& f = e.fields;  // shape checked by parseLine
-            if (f["key_id"].get<std::string>() != cameraKeyId)
-                return bad(lineNo, fmt::format("checkpoint signed by key {}, not the camera key {}",
-                                               common::escapeControls(f["key_id"].get<std::string>()), cameraKeyId));
-            std::vector<std::uint8_t> sigBytes;
-            Signature sig{};
-            if (!fromBase64(f["signature"].get<std::string>(), sigBytes) || sigBytes.size() != sig.size())
-                return bad(lineNo, "checkpoint signature is not base64 of 64 bytes");
-            std::copy(sigBytes.begin(), sigBytes.end(), sig.begin());
-            if (!verify(cameraKey, checkpointMessage(e.seq, e.time, e.prev), sig))
-                return bad(lineNo, "checkpoint signature does not verify with the camera key");
-            state.sinceCheckpoint = 0;
-            state.lastCheckpoint = AuditCheckpoint{e.seq, hash};
-        } else {
-            ++state.sinceCheckpoint;
-        }
-        if (expected && e.seq == expected->seq) {
-            if (e.type != audit::kCheckpoint || hash != expected->lineHash)
+        if (auto error = chain.next(line, lineNo); !error.empty()) return bad(lineNo, error);
+        if (expected && chain.lastSeq() == expected->seq) {
+            if (chain.lastType() != audit::kCheckpoint || chain.lastHash() != expected->lineHash)
                 return bad(lineNo, fmt::format("entry {} is not the expected checkpoint {} (the log was rewritten)",
-                                               e.seq, expected->toString()));
+                                               chain.lastSeq(), expected->toString()));
             expectedSeen = true;
         }
-        state.lastSeq = e.seq;
-        state.lastHash = hash;
-        state.lastType = e.type;
     }
+    state.lastSeq = chain.lastSeq();
+    state.lastHash = chain.lastHash();
+    state.lastType = chain.lastType();
+    state.sinceCheckpoint = chain.sinceCheckpoint();
+    state.lastCheckpoint = chain.lastCheckpoint();
     if (reader.tooLong()) return bad(lineNo + 1, fmt::format("a line longer than {} bytes", LineReader::kMaxLine));
     result.entries = state.lastSeq;
     result.lastCheckpoint = state.lastCheckpoint;
@@ -424,6 +399,47 @@ void AuditLog::writeLine(const std::string& line) {
             common::logError("audit", "{}: cannot undo a partial write: {}", path_.string(), std::strerror(errno));
         throw;
     }
+}
+
+AuditChainVerifier::AuditChainVerifier(const SignPublicKey& cameraKey, std::uint64_t lastSeq, std::string lastHash)
+    : key_(cameraKey), keyId_(keyIdOf(cameraKey)), lastSeq_(lastSeq), lastHash_(std::move(lastHash)) {}
+
+std::string AuditChainVerifier::next(std::string_view line, std::size_t lineNo) {
+    if (line.size() > kMaxAuditLineBytes) return fmt::format("a line longer than {} bytes", kMaxAuditLineBytes);
+    ParsedLine e;
+    if (auto error = parseLine(line, e); !error.empty()) return error;
+    if (e.seq != lastSeq_ + 1)
+        return fmt::format("seq {} where {} was expected (a line was removed, inserted or moved)", e.seq, lastSeq_ + 1);
+    if (e.prev != lastHash_) {
+        if (lineNo == 1) return "prev of the first entry is not the genesis value";
+        if (lineNo == 0) return fmt::format("prev does not match the hash of entry {} (the chain was rewritten)", lastSeq_);
+        return fmt::format("prev does not match the hash of line {} (that line was changed, or lines were removed, "
+                           "inserted or moved)",
+                           lineNo - 1);
+    }
+    const std::string hash = blake2b256Hex(line);
+    if (e.type == audit::kCheckpoint) {
+        const auto& f = e.fields;  // shape checked by parseLine
+        if (f["key_id"].get<std::string>() != keyId_)
+            return fmt::format("checkpoint signed by key {}, not the camera key {}",
+                               common::escapeControls(f["key_id"].get<std::string>()), keyId_);
+        std::vector<std::uint8_t> sigBytes;
+        Signature sig{};
+        if (!fromBase64(f["signature"].get<std::string>(), sigBytes) || sigBytes.size() != sig.size())
+            return "checkpoint signature is not base64 of 64 bytes";
+        std::copy(sigBytes.begin(), sigBytes.end(), sig.begin());
+        if (!verify(key_, checkpointMessage(e.seq, e.time, e.prev), sig))
+            return "checkpoint signature does not verify with the camera key";
+        sinceCheckpoint_ = 0;
+        lastCheckpoint_ = AuditCheckpoint{e.seq, hash};
+    } else {
+        ++sinceCheckpoint_;
+    }
+    lastSeq_ = e.seq;
+    lastHash_ = hash;
+    lastType_ = e.type;
+    lastTime_ = e.timeMicros;
+    return {};
 }
 
 std::vector<AuditEntry> readAuditLog(const std::filesystem::path& path) {

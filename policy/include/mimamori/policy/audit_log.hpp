@@ -153,6 +153,38 @@ struct AuditVerifyResult {
 [[nodiscard]] AuditVerifyResult verifyAuditLog(const std::filesystem::path& path, const SignPublicKey& cameraKey,
                                  const std::optional<AuditCheckpoint>& expected = std::nullopt);
 
+// Walks a chain one line at a time with the checks of verifyAuditLog (each line an entry, seq
+// and prev continuing the chain, every checkpoint signed by the camera key). `mimamori fleet
+// collect` starts one at the end of an archived chain to check the lines a camera sends.
+// Not thread-safe; the key is borrowed and must outlive the verifier.
+class AuditChainVerifier {
+public:
+    // Continues after entry `lastSeq` whose line hashes to `lastHash` (0 and 64 zeros: a new log).
+    explicit AuditChainVerifier(const SignPublicKey& cameraKey, std::uint64_t lastSeq = 0,
+                                std::string lastHash = std::string(64, '0'));
+    // Empty when `line` (without '\n') extends the chain, which then ends with it; otherwise the
+    // one-line reason, and the chain stays where it was. `lineNo` (1-based, 0: not in a file)
+    // only words the reason.
+    [[nodiscard]] std::string next(std::string_view line, std::size_t lineNo = 0);
+
+    [[nodiscard]] std::uint64_t lastSeq() const { return lastSeq_; }
+    [[nodiscard]] const std::string& lastHash() const { return lastHash_; }
+    [[nodiscard]] const std::string& lastType() const { return lastType_; }
+    [[nodiscard]] UtcMicros lastTime() const { return lastTime_; }
+    [[nodiscard]] const std::optional<AuditCheckpoint>& lastCheckpoint() const { return lastCheckpoint_; }
+    [[nodiscard]] std::uint64_t sinceCheckpoint() const { return sinceCheckpoint_; }
+
+private:
+    const SignPublicKey& key_;
+    std::string keyId_;
+    std::uint64_t lastSeq_ = 0;
+    std::string lastHash_;
+    std::string lastType_;
+    UtcMicros lastTime_ = 0;
+    std::optional<AuditCheckpoint> lastCheckpoint_;
+    std::uint64_t sinceCheckpoint_ = 0;
+};
+
 // The bytes a checkpoint signature covers: "mimamori-audit-checkpoint-v1\n" SEQ "\n" TIME "\n" PREV.
 [[nodiscard]] std::string checkpointMessage(std::uint64_t seq, std::string_view time, std::string_view prevHash);
 
