@@ -195,7 +195,7 @@ ArchiveEnd CameraArchive::end() {
 }
 
 IngestResult CameraArchive::ingest(std::string_view lines, const policy::AuditCheckpoint& cameraCheckpoint,
-                                   UtcMicros now) {
+                                   UtcMicros now, bool complete) {
     IngestResult result;
     const ArchiveEnd start = end();
     const policy::PublicKey cameraKey = key();
@@ -240,7 +240,11 @@ IngestResult CameraArchive::ingest(std::string_view lines, const policy::AuditCh
         return problem(fmt::format("the camera's last checkpoint {} is behind the archive's entry {}: its log was "
                                    "cut back",
                                    cameraCheckpoint.toString(), start.seq));
-    if (!checkpointSeen)
+    if (!complete && cameraCheckpoint.seq <= chain.lastSeq())
+        return problem(fmt::format("the camera said more lines follow entry {}, but its checkpoint {} is not after "
+                                   "them",
+                                   chain.lastSeq(), cameraCheckpoint.toString()));
+    if (complete && !checkpointSeen)
         return problem(fmt::format("the camera's last checkpoint {} is not in its log as the archive holds it and "
                                    "as the camera sent it (rewritten)",
                                    cameraCheckpoint.toString()));

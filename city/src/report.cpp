@@ -76,18 +76,17 @@ bool cutCompact(std::string_view line, LineParts& out) {
     const auto [afterSeq, ec] = std::from_chars(p, e, out.seq);
     if (ec != std::errc{}) return false;
     std::string_view rest(afterSeq, static_cast<std::size_t>(e - afterSeq));
-    if (!rest.starts_with(kTime)) return false;
-    rest.remove_prefix(kTime.size());
-    const auto t = rest.find('"');
-    if (t == std::string_view::npos) return false;
-    out.time = rest.substr(0, t);
-    rest.remove_prefix(t);
-    if (!rest.starts_with(kType)) return false;
-    rest.remove_prefix(kType.size());
-    const auto y = rest.find('"');
-    if (y == std::string_view::npos) return false;
-    out.type = rest.substr(0, y);
-    rest.remove_prefix(y);
+    // `prefix`, then a string up to the next quote (times and types hold no escapes).
+    auto quoted = [&rest](std::string_view prefix, std::string_view& value) {
+        if (!rest.starts_with(prefix)) return false;
+        rest.remove_prefix(prefix.size());
+        const auto quote = rest.find('"');
+        if (quote == std::string_view::npos) return false;
+        value = rest.substr(0, quote);
+        rest.remove_prefix(quote);
+        return true;
+    };
+    if (!quoted(kTime, out.time) || !quoted(kType, out.type)) return false;
     if (!rest.starts_with(kFields)) return false;
     rest.remove_prefix(kFields.size());
     const std::size_t tail = kPrev.size() + 64 + kEnd.size();

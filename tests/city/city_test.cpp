@@ -4,6 +4,7 @@
 // cut-back logs flagged) and the report's figures for a synthetic fleet with known events.
 #include "mimamori/city/archive.hpp"
 #include "mimamori/city/fiscal_year.hpp"
+#include "mimamori/city/fleet.hpp"
 #include "mimamori/city/report.hpp"
 #include "mimamori/common/file.hpp"
 #include "mimamori/common/time.hpp"
@@ -330,4 +331,28 @@ TEST_CASE("the report's figures equal a synthetic fleet's known events, in all t
     CHECK(html.find("FY2025 (Reiwa 7)") != std::string::npos);
     CHECK(html.find("data-month=\"2026-01\" data-ground=\"emergency\" data-count=\"1\"") != std::string::npos);
     CHECK(html.find("<script") == std::string::npos);
+}
+
+TEST_CASE("FLEET.json: cameras with id, URL and key file; every finding named") {
+    const auto fleet = city::parseFleet(
+        R"({"format":"mimamori-fleet-1","cameras":[{"id":"kakogawa-0001","url":"https://10.20.1.1:8443","key":"keys/kakogawa-0001.pub"}]})",
+        "/etc/mimamori");
+    REQUIRE(fleet.size() == 1);
+    CHECK(fleet[0].id == "kakogawa-0001");
+    CHECK(fleet[0].url == "https://10.20.1.1:8443");
+    CHECK(fleet[0].keyFile == "/etc/mimamori/keys/kakogawa-0001.pub");
+    try {
+        (void)city::parseFleet(R"({"format":"mimamori-fleet-1","cameras":[{"id":"../x","url":"ftp://a","key":"k"},)"
+                               R"({"id":"a","url":"http://b","key":"k"},{"id":"a","url":"http://b","key":"k","extra":1}]})",
+                               ".");
+        FAIL("accepted");
+    } catch (const std::invalid_argument& e) {
+        const std::string message = e.what();
+        CHECK(message.find("cameras[0].id: not a camera id") != std::string::npos);
+        CHECK(message.find("cameras[0].url: not an http:// or https:// URL") != std::string::npos);
+        CHECK(message.find("cameras[2].id: 'a' is listed twice") != std::string::npos);
+        CHECK(message.find("cameras[2].extra: unknown member") != std::string::npos);
+    }
+    CHECK_THROWS_AS((void)city::parseFleet("[]", "."), std::invalid_argument);
+    CHECK_THROWS_AS((void)city::parseFleet(R"({"format":"mimamori-fleet-1","cameras":[]})", "."), std::invalid_argument);
 }

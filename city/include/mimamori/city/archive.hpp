@@ -72,9 +72,12 @@ public:
 
     // Verifies `lines` (the camera's entries after end().seq, each ending in '\n') against the
     // archived chain and the camera's last checkpoint `cameraCheckpoint`, then appends the
-    // entries up to the last checkpoint among them and records that checkpoint. On a problem
-    // nothing is stored and the problem is appended to the camera's problems file.
-    IngestResult ingest(std::string_view lines, const policy::AuditCheckpoint& cameraCheckpoint, UtcMicros now);
+    // entries up to the last checkpoint among them and records that checkpoint. `complete`
+    // false: the camera sent only the first part of what follows (docs/city-log-route.md), so
+    // its checkpoint lies after these lines. On a problem nothing is stored and the problem is
+    // appended to the camera's problems file.
+    IngestResult ingest(std::string_view lines, const policy::AuditCheckpoint& cameraCheckpoint, UtcMicros now,
+                        bool complete = true);
 
     // Keeps `health` (the camera's health record as collected) as the record of now's JST day,
     // replacing an earlier one of the same day. Throws common::FileError.
