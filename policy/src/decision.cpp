@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 
 namespace mimamori::policy {
 namespace {
@@ -41,8 +42,52 @@ std::string days(UtcMicros micros) {
     return fmt::format("{:.2f} days", static_cast<double>(micros) / static_cast<double>(common::kMicrosPerDay));
 }
 
-// Everything except the nonce; `nonceSeen` is consulted last by the callers.
-Decision decideWithoutNonce(const DecisionInput& in) {
+// What footage and still requests share in their decision.
+struct CommonInput {
+    std::string_view requestBytes;
+    const TrustStore* trust = nullptr;
+    std::string_view cameraId;
+    UtcMicros now = 0;
+    UtcMicros maxLifetime = 0;
+    UtcMicros clockSkew = 0;
+};
+
+enum class Asked { Footage, Still };
+
+// The requester of footage: a police key whose signature verifies.
+std::optional<Decision> checkPoliceRequester(Decision& d, const TrustStore& trust) {
+    const SignedRequest& sr = *d.request;
+    const TrustedKey* police = trust.find(sr.police.keyId);
+    if (!police || police->role != Role::Police)
+        return refuse(std::move(d), RefusalReason::UnknownPoliceKey,
+                      fmt::format("signing key {} is not a trusted police key", sr.police.keyId));
+    d.policeName = police->name;
+    if (!verify(police->signKey, sr.body, sr.police.signature))
+        return refuse(std::move(d), RefusalReason::BadPoliceSignature,
+                      fmt::format("police signature by {} ({}) does not verify", police->name, police->keyId));
+    return std::nullopt;
+}
+
+// The requester of a still: a city key whose signature verifies. A police key is recognised
+// (and refused by name) only once its signature holds, so that refusal is an authenticated one.
+std::optional<Decision> checkCityRequester(Decision& d, const TrustStore& trust) {
+    const SignedRequest& sr = *d.request;
+    const TrustedKey* requester = trust.find(sr.police.keyId);
+    if (!requester || (requester->role != Role::City && requester->role != Role::Police))
+        return refuse(std::move(d), RefusalReason::UnknownRequesterKey,
+                      fmt::format("signing key {} is not a trusted city or police key", sr.police.keyId));
+    d.policeName = requester->name;
+    if (!verify(requester->signKey, sr.body, sr.police.signature))
+        return refuse(std::move(d), RefusalReason::BadRequesterSignature,
+                      fmt::format("signature by {} ({}) does not verify", requester->name, requester->keyId));
+    if (requester->role == Role::Police)
+        return refuse(std::move(d), RefusalReason::StillNotForPolice,
+                      fmt::format("{} is a police key: review stills are given to the city only", requester->name));
+    return std::nullopt;
+}
+
+// Everything except the nonce (and, for footage, the range); the caller checks those after.
+Decision decideWithoutNonce(const CommonInput& in, Asked asked) {
     Decision d;
     if (!in.trust) throw std::invalid_argument("decide: no trust store");
     auto parsed = parseSignedRequest(in.requestBytes);
@@ -56,17 +101,15 @@ Decision decideWithoutNonce(const DecisionInput& in) {
                       "disclosure requests are refused (ordinance Art. 8)");
     if (r.ground == Ground::Unknown)
         return refuse(std::move(d), RefusalReason::UnknownGround,
-                      fmt::format("ground '{}' is none of law, emergency, criminal-investigation (Art. 7(1))",
-                                  r.groundWord));
+                      fmt::format("ground '{}' is none of law, emergency, criminal-investigation (Art. 7(1)){}",
+                                  r.groundWord, asked == Asked::Still ? ", mask-review" : ""));
+    if (r.ground == Ground::MaskReview && asked == Asked::Footage)
+        return refuse(std::move(d), RefusalReason::StillOnlyGround,
+                      "ground 'mask-review' asks for a review still, never for footage");
 
-    const TrustedKey* police = in.trust->find(sr.police.keyId);
-    if (!police || police->role != Role::Police)
-        return refuse(std::move(d), RefusalReason::UnknownPoliceKey,
-                      fmt::format("signing key {} is not a trusted police key", sr.police.keyId));
-    d.policeName = police->name;
-    if (!verify(police->signKey, sr.body, sr.police.signature))
-        return refuse(std::move(d), RefusalReason::BadPoliceSignature,
-                      fmt::format("police signature by {} ({}) does not verify", police->name, police->keyId));
+    auto requesterRefusal = asked == Asked::Footage ? checkPoliceRequester(d, *in.trust)
+                                                    : checkCityRequester(d, *in.trust);
+    if (requesterRefusal) return std::move(*requesterRefusal);
 
     if (!sr.approval)
         return refuse(std::move(d), RefusalReason::NoApproval, "the request carries no city approval");
@@ -75,6 +118,10 @@ Decision decideWithoutNonce(const DecisionInput& in) {
         return refuse(std::move(d), RefusalReason::ApprovalNotByCity,
                       fmt::format("approval key {} is not a trusted city key", sr.approval->keyId));
     d.approverName = city->name;
+    if (sr.approval->keyId == sr.police.keyId)
+        return refuse(std::move(d), RefusalReason::ApprovedByRequester,
+                      fmt::format("{} both signed and approved the request; a second city key must approve it",
+                                  city->name));
     if (!verify(city->signKey, approvalMessage(sr.body, sr.police.signature), sr.approval->signature))
         return refuse(std::move(d), RefusalReason::BadApprovalSignature,
                       fmt::format("city approval by {} ({}) does not verify", city->name, city->keyId));
@@ -101,6 +148,10 @@ Decision decideWithoutNonce(const DecisionInput& in) {
     d.granted = true;
     d.reason = RefusalReason::None;
     return d;
+}
+
+CommonInput commonOf(const DecisionInput& in) {
+    return {in.requestBytes, in.trust, in.cameraId, in.now, in.maxLifetime, in.clockSkew};
 }
 
 // The range checks, after the nonce.
@@ -156,30 +207,37 @@ std::string_view reasonCode(RefusalReason reason) {
         case RefusalReason::RangeInFuture: return "range_in_future";
         case RefusalReason::RangeTooLong: return "range_too_long";
         case RefusalReason::RangeNotHeld: return "range_not_held";
+        case RefusalReason::StillOnlyGround: return "still_only_ground";
+        case RefusalReason::UnknownRequesterKey: return "unknown_requester_key";
+        case RefusalReason::BadRequesterSignature: return "bad_requester_signature";
+        case RefusalReason::StillNotForPolice: return "still_not_for_police";
+        case RefusalReason::ApprovedByRequester: return "approved_by_requester";
+        case RefusalReason::UnmaskedNeedsMaskReview: return "unmasked_needs_mask_review";
     }
     return "unknown";
 }
 
 Decision decide(const DecisionInput& in) {
     if (!in.nonceSeen) throw std::invalid_argument("decide: no nonce check");
-    Decision d = decideWithoutNonce(in);
+    Decision d = decideWithoutNonce(commonOf(in), Asked::Footage);
     if (!d.granted) return d;
     if (in.nonceSeen(d.request->request.nonce)) return replayed(std::move(d));
     return checkRange(std::move(d), in);
 }
 
-Decision decideAndRecord(const DecisionInput& in, NonceStore& nonces) {
-    Decision d = decideWithoutNonce(in);
-    if (!d.granted) return d;
+namespace {
+
+// The nonce check and record of a decision that passed everything before it, then `after`
+// (the checks that follow the nonce), all under the store's lock: of two racing copies one wins.
+Decision recordNonce(Decision d, NonceStore& nonces, UtcMicros now, const std::function<Decision(Decision)>& after) {
     const Request& r = d.request->request;
     bool wasReplay = false;
-    // The check and the record happen under the store's lock: of two racing copies one wins.
     nonces.checkAndRemember(r.nonce, r.expiresAt, [&](bool known) {
         if (known) {
             wasReplay = true;
             return false;
         }
-        d = checkRange(std::move(d), in);
+        d = after(std::move(d));
         return d.granted;
     });
     if (wasReplay) {
@@ -195,12 +253,39 @@ Decision decideAndRecord(const DecisionInput& in, NonceStore& nonces) {
     if (d.granted) {
         // Grants are rare (a few a year), so pruning on each keeps the store bounded for free.
         try {
-            nonces.prune(in.now);
+            nonces.prune(now);
         } catch (const std::exception& e) {
             common::logWarning("policy", "{}: pruning expired nonces failed: {}", nonces.path().string(), e.what());
         }
     }
     return d;
+}
+
+}  // namespace
+
+Decision decideAndRecord(const DecisionInput& in, NonceStore& nonces) {
+    Decision d = decideWithoutNonce(commonOf(in), Asked::Footage);
+    if (!d.granted) return d;
+    return recordNonce(std::move(d), nonces, in.now, [&](Decision granted) { return checkRange(std::move(granted), in); });
+}
+
+std::string_view stillFormName(StillForm form) { return form == StillForm::Unmasked ? "unmasked" : "masked"; }
+
+Decision decideStillAndRecord(const StillDecisionInput& in, NonceStore& nonces) {
+    Decision d = decideWithoutNonce({in.requestBytes, in.trust, in.cameraId, in.now, in.maxLifetime, in.clockSkew},
+                                    Asked::Still);
+    if (!d.granted) return d;
+    const Request& r = d.request->request;
+    if (in.form == StillForm::Unmasked && r.ground != Ground::MaskReview)
+        return refuse(std::move(d), RefusalReason::UnmaskedNeedsMaskReview,
+                      fmt::format("the unmasked form is given only for mask-review, not for ground '{}'", r.groundWord));
+    return recordNonce(std::move(d), nonces, in.now, [&](Decision granted) {
+        const Request& g = granted.request->request;
+        granted.text = fmt::format("granted: {} still for {} under {} ({}), requested by {}, approved by {}",
+                                   stillFormName(in.form), g.requestId, groundArticle(g.ground), g.groundWord,
+                                   granted.policeName, granted.approverName);
+        return granted;
+    });
 }
 
 }  // namespace mimamori::policy

@@ -170,6 +170,7 @@ Ground classifyGround(std::string_view word) {
     if (word == "emergency") return Ground::Emergency;
     if (word == "criminal-investigation") return Ground::CriminalInvestigation;
     if (word == "disclosure") return Ground::Disclosure;
+    if (word == "mask-review") return Ground::MaskReview;
     return Ground::Unknown;
 }
 
@@ -179,6 +180,7 @@ std::string_view groundArticle(Ground ground) {
         case Ground::Emergency: return "Art. 7(1)(2)";
         case Ground::CriminalInvestigation: return "Art. 7(1)(3)";
         case Ground::Disclosure: return "Art. 8";
+        case Ground::MaskReview: return "Art. 4(3)-(4)";
         case Ground::Unknown: return "none";
     }
     return "none";
@@ -307,17 +309,19 @@ std::string approvalMessage(std::string_view body, const Signature& policeSignat
     return msg;
 }
 
-SignedRequest signRequest(const Request& request, const SecretKey& policeKey) {
-    if (policeKey.role() != Role::Police)
-        throw RequestError(fmt::format("key '{}' is a {} key; requests are signed with a police key", policeKey.name(),
-                                       roleName(policeKey.role())));
+SignedRequest signRequest(const Request& request, const SecretKey& requesterKey) {
+    const bool cityReview = requesterKey.role() == Role::City && classifyGround(request.groundWord) == Ground::MaskReview;
+    if (requesterKey.role() != Role::Police && !cityReview)
+        throw RequestError(fmt::format("key '{}' is a {} key; requests are signed with a police key ({} only with "
+                                       "a city key)",
+                                       requesterKey.name(), roleName(requesterKey.role()), "mask-review"));
     SignedRequest out;
     out.body = serializeRequest(request);
     auto parsed = parseRequestBody(out.body);
     if (!parsed.request) throw RequestError(parsed.error);  // serialize and parse disagree: a bug
     out.request = std::move(*parsed.request);
-    out.police.keyId = policeKey.keyId();
-    out.police.signature = sign(policeKey, out.body);
+    out.police.keyId = requesterKey.keyId();
+    out.police.signature = sign(requesterKey, out.body);
     return out;
 }
 
@@ -325,6 +329,9 @@ void approveRequest(SignedRequest& request, const SecretKey& cityKey) {
     if (cityKey.role() != Role::City)
         throw RequestError(fmt::format("key '{}' is a {} key; approvals are signed with a city key", cityKey.name(),
                                        roleName(cityKey.role())));
+    if (cityKey.keyId() == request.police.keyId)
+        throw RequestError(fmt::format("key '{}' signed this request; a second city key must approve it",
+                                       cityKey.name()));
     SignatureBlock block;
     block.keyId = cityKey.keyId();
     block.signature = sign(cityKey, approvalMessage(request.body, request.police.signature));

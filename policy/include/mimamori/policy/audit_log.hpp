@@ -31,6 +31,7 @@ constexpr std::string_view kRequestReceived = "request_received";
 constexpr std::string_view kRequestGranted = "request_granted";
 constexpr std::string_view kRequestRefused = "request_refused";   // fields: reason (reasonCode), text
 constexpr std::string_view kExtractDelivered = "extract_delivered";  // fields: bytes, sha256
+constexpr std::string_view kMaskReviewStill = "mask_review_still";  // a review still given (docs/review-still.md)
 constexpr std::string_view kMaskChanged = "mask_changed";          // fields: old_hash, new_hash
 constexpr std::string_view kRetentionDeleted = "retention_deleted";
 constexpr std::string_view kRecordingGap = "recording_gap";

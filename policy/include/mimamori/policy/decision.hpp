@@ -39,6 +39,13 @@ enum class RefusalReason {
     RangeInFuture,         // to > now
     RangeTooLong,          // to - from > the configured maximum
     RangeNotHeld,          // the ring does not hold the whole range
+    // Footage and review stills (docs/review-still.md):
+    StillOnlyGround,       // footage asked for under "mask-review", a ground for review stills only
+    UnknownRequesterKey,   // a still request's signer is not a city or police key in the trust file
+    BadRequesterSignature, // a still request's signature does not verify over the body
+    StillNotForPolice,     // a still asked for with a police key: stills are for the city only
+    ApprovedByRequester,   // the key that signed the request also approved it
+    UnmaskedNeedsMaskReview,  // the unmasked form asked for under a ground other than mask-review
 };
 
 // Stable snake_case word for logs and the audit log ("bad_police_signature").
@@ -83,11 +90,33 @@ struct Decision {
     std::string approverName;             // trust-file name of the city approver, when known
 };
 
-// Checks, in this order: malformed, ground (Art. 8 / unknown), police key and signature,
+// Checks, in this order: malformed, ground (Art. 8 / unknown / mask-review), police key and signature,
 // approval, camera id, validity window (inverted, too long, not yet valid, expired), nonce,
 // range (empty, future, too long, not held).
 // The first failing check is the reason. Pure: no I/O, no clock, no global state.
 [[nodiscard]] Decision decide(const DecisionInput& input);
+
+// The form of a review still: as recorded (masks applied) or unmasked (mask-review only).
+enum class StillForm { Masked, Unmasked };
+[[nodiscard]] std::string_view stillFormName(StillForm form);  // "masked", "unmasked"
+
+// What decideStill() looks at: the fields of DecisionInput without the range ones, and the form.
+struct StillDecisionInput {
+    std::string_view requestBytes;
+    const TrustStore* trust = nullptr;       // required
+    std::string_view cameraId;
+    UtcMicros now = 0;
+    StillForm form = StillForm::Masked;
+    UtcMicros maxLifetime = kDefaultMaxLifetime;
+    UtcMicros clockSkew = kDefaultClockSkew;
+};
+
+// A request for one review still (docs/review-still.md, "What the camera checks"): malformed,
+// ground (Art. 8 / unknown), requester (a trusted key whose signature verifies, and a city key:
+// police keys get no stills), approval by another city key, camera id, validity window, form
+// (unmasked only for mask-review), then the nonce, recorded durably on a grant as in
+// decideAndRecord(). `request.police` holds the requester's signature; `policeName` its name.
+[[nodiscard]] Decision decideStillAndRecord(const StillDecisionInput& input, NonceStore& nonces);
 
 // decide() with the nonce store as the replay check; on a grant it records the nonce durably
 // (until the request expires) before returning, atomically with the check, so two copies of

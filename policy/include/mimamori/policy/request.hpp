@@ -27,12 +27,14 @@ enum class Ground {
     Emergency,              // "emergency": Art. 7(1)(2), urgent protection of life, body, property
     CriminalInvestigation,  // "criminal-investigation": Art. 7(1)(3), an investigative body's request
     Disclosure,             // "disclosure": a disclosure request, always refused (Art. 8)
+    MaskReview,             // "mask-review": a review still for the masks (Art. 4(3)-(4)), never footage
     Unknown,                // any other well-formed word
 };
 
 [[nodiscard]] Ground classifyGround(std::string_view word);
-// "Art. 7(1)(3)" etc.; "Art. 8" for Disclosure; "none" for Unknown.
+// "Art. 7(1)(3)" etc.; "Art. 8" for Disclosure; "Art. 4(3)-(4)" for MaskReview; "none" for Unknown.
 [[nodiscard]] std::string_view groundArticle(Ground ground);
+// True for the three Art. 7(1) grounds: the only ones footage is ever released under.
 [[nodiscard]] bool isGrantableGround(Ground ground);
 
 constexpr std::size_t kNonceMinBytes = 16;
@@ -94,9 +96,12 @@ struct SignedRequest {
 // The bytes the city signs: "mimamori-approval-v1\n" || body || police signature (64 raw bytes).
 [[nodiscard]] std::string approvalMessage(std::string_view body, const Signature& policeSignature);
 
-// Serialises and signs with a police key (RequestError unless `key` is a police key).
-[[nodiscard]] SignedRequest signRequest(const Request& request, const SecretKey& policeKey);
-// Adds (or replaces) the approval signature (RequestError unless `key` is a city key).
+// Serialises and signs with the requester's key: a police key, or a city key for a
+// `mask-review` request (docs/review-still.md). RequestError for any other key.
+// The signature travels in the envelope's `police` member whichever role made it.
+[[nodiscard]] SignedRequest signRequest(const Request& request, const SecretKey& requesterKey);
+// Adds (or replaces) the approval signature. RequestError unless `key` is a city key, and when
+// it is the key that signed the request: two people, not one.
 void approveRequest(SignedRequest& request, const SecretKey& cityKey);
 
 // The JSON envelope (docs/request-format.md), ending in one '\n'.
