@@ -7,6 +7,7 @@
 #include "mimamori/common/time.hpp"
 #include "mimamori/policy/keys.hpp"
 #include "mimamori/retrieval/client.hpp"
+#include "mimamori/retrieval/still.hpp"
 
 #include <fmt/format.h>
 
@@ -56,8 +57,36 @@ private:
     bool started_ = false;
 };
 
+// `fetch --still FORM`: one review still for an approved still request (docs/review-still.md).
+int runFetchStill(const Args& args, const std::string& form) {
+    retrieval::StillFetchOptions options;
+    options.requestFile = args.positionals()[0];
+    options.cameraUrl = args.required("--camera");
+    options.cameraKeyFile = args.required("--camera-key");
+    options.outDir = args.required("--out");
+    options.insecureHttp = args.flag("--insecure-http");
+    if (form == "masked") options.form = policy::StillForm::Masked;
+    else if (form == "unmasked") options.form = policy::StillForm::Unmasked;
+    else throw UsageError("--still takes masked or unmasked");
+    const policy::SecretKey key = policy::loadSecretKey(args.required("--key"));
+    try {
+        const retrieval::StillManifest m = retrieval::fetchStill(options, key.boxPublic(), key.boxSecret());
+        fmt::print("{}: verified {} still of camera {} for request {}\n",
+                   (options.outDir / retrieval::kStillFile).string(), policy::stillFormName(m.form),
+                   common::escapeControls(m.cameraId), common::escapeControls(m.requestId));
+        fmt::print("  taken at  {}\n  size      {}x{}\n  masks     {}\n  manifest  {} (+ {})\n",
+                   common::formatUtcAndJst(m.takenAt), m.width, m.height, m.maskSha256,
+                   (options.outDir / retrieval::kStillManifestFile).string(), retrieval::kStillSignatureFile);
+        return 0;
+    } catch (const retrieval::FetchError& e) {
+        fmt::print(stderr, "mimamori fetch: {}\n", e.what());
+        return 1;
+    }
+}
+
 int runFetch(const Args& args) {
     args.expectPositionals(1, "FILE");
+    if (const auto form = args.option("--still")) return runFetchStill(args, *form);
     retrieval::FetchOptions options;
     options.requestFile = args.positionals()[0];
     options.cameraUrl = args.required("--camera-url");
@@ -111,7 +140,7 @@ const Registrar fetchCommand({
     "fetch",
     "submit an approved request to a camera and download the sealed clip",
     "usage: mimamori fetch FILE --camera-url URL --key POLICE_SECRET --camera-key CAMERA_PUB --out DIR\n"
-    "                      [--insecure-http]\n\n"
+    "                      [--still masked|unmasked] [--insecure-http]\n\n"
     "Connects to the camera at URL (https://HOST:PORT) and checks that its TLS key is the one\n"
     "the camera key CAMERA_PUB signed (docs/keys.md); any other camera, or anyone else on the\n"
     "path, is refused before a byte of the request is sent. Then submits the approved request\n"
@@ -122,9 +151,14 @@ const Registrar fetchCommand({
     "An interrupted download resumes where it stopped when the same command is run again; the\n"
     "request is submitted only once (DIR/fetch-state.json remembers the extract).\n"
     "DIR is created with mode 0700; files planted in it by others are never written through.\n"
+    "With --still, FILE is an approved still request (docs/review-still.md) and the camera answers\n"
+    "with one current frame: masked (as recorded) or unmasked (mask-review requests only). It is\n"
+    "decrypted with the city key's X25519 part and checked against the camera-signed manifest;\n"
+    "DIR/still.png (for mimamori mask edit --still), DIR/still-manifest.json and\n"
+    "DIR/still-manifest.sig are written.\n"
     "  --insecure-http  allow an http:// URL: no TLS, the request readable on the path (tests only)\n"
     "\nexit status: 0 a verified clip, 1 refused or anything failed to verify, 2 bad usage\n",
-    {"--camera-url", "--key", "--camera-key", "--out"},
+    {"--camera-url", "--key", "--camera-key", "--out", "--still"},
     {"--insecure-http"},
     runFetch,
 });

@@ -106,18 +106,28 @@ std::optional<TrustStore> trustOption(const Args& args) {
 int runCreate(const Args& args) {
     args.expectPositionals(0, "");
     const SecretKey police = loadSecretKey(args.required("--key"));
-    if (police.role() != Role::Police)
-        throw std::runtime_error(fmt::format("{}: a {} key; requests are signed with a police key",
-                                             args.required("--key"), roleName(police.role())));
+    const std::string groundWord = args.required("--ground");
+    // A review still (docs/review-still.md) is asked for by a city key and has no range.
+    const bool review = classifyGround(groundWord) == Ground::MaskReview;
+    if (police.role() != (review ? Role::City : Role::Police))
+        throw std::runtime_error(fmt::format("{}: a {} key; {} requests are signed with a {} key", args.required("--key"),
+                                             roleName(police.role()), review ? "mask-review" : "footage",
+                                             review ? "city" : "police"));
     const common::SystemClock clock;
     const double hours = hoursOption(args, "--expires-in", kDefaultValidHours);
     Request r = newRequest(clock.nowUtc(), static_cast<UtcMicros>(std::llround(hours * 3600.0)) *
                                                  common::kMicrosPerSecond);
     r.cameraId = args.required("--camera");
-    r.from = timeOption(args, "--from");
-    r.to = timeOption(args, "--to");
-    if (r.to <= r.from) throw UsageError("--to must be after --from");
-    r.groundWord = args.required("--ground");
+    if (review) {
+        if (args.option("--from") || args.option("--to"))
+            throw UsageError("a mask-review request asks for the current frame: no --from or --to");
+        r.from = r.to = r.issuedAt;
+    } else {
+        r.from = timeOption(args, "--from");
+        r.to = timeOption(args, "--to");
+        if (r.to <= r.from) throw UsageError("--to must be after --from");
+    }
+    r.groundWord = groundWord;
     r.ground = classifyGround(r.groundWord);
     // A typo or a made-up ground ("theft") would be signed, approved by nobody and refused by
     // every camera: stop it here, unless a test means it.
@@ -135,7 +145,7 @@ int runCreate(const Args& args) {
         if (!key.boxKey) throw std::runtime_error(fmt::format("{}: not a police key; it cannot receive extracts", *recipient));
         r.recipient = *key.boxKey;
     }
-    if (!isGrantableGround(r.ground))
+    if (!isGrantableGround(r.ground) && !review)
         fmt::print(stderr,
                    "warning: ground '{}' is not one of law, emergency, criminal-investigation; every camera "
                    "refuses it ({})\n",
@@ -239,9 +249,13 @@ const Registrar createCommand(Command{
     "Writes a signed request (format: docs/request-format.md) for the footage of camera ID\n"
     "from TIME to TIME. Times need a zone: 2026-11-24T10:00:00Z or 2026-11-24T19:00:00+09:00.\n"
     "The request still needs the city's approval (mimamori request approve).\n"
+    "With --ground mask-review, a city key (--key CITY_SECRET) asks for one current frame\n"
+    "instead, a review still (docs/review-still.md): no --from or --to; a second city key\n"
+    "approves it, and mimamori fetch --still fetches it.\n"
     "\n"
     "  --ground GROUND     law (ordinance Art. 7(1)(1)), emergency (Art. 7(1)(2)) or\n"
-    "                      criminal-investigation (Art. 7(1)(3)). disclosure (Art. 8) is\n"
+    "                      criminal-investigation (Art. 7(1)(3)); mask-review (Art. 4(3)-(4))\n"
+    "                      for a review still. disclosure (Art. 8) is\n"
     "                      signed with a warning and refused by every camera; any other\n"
     "                      word is refused here (exit 2) unless --force\n"
     "  --force             sign a request on an unknown ground (tests of the refusal)\n"

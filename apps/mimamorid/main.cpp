@@ -2,6 +2,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // mimamorid: the camera's daemon. Parses the command line, validates the config and the mask
 // file (fail-closed), then runs the recorder until SIGTERM.
+#include "still_source.hpp"
+
 #include "mimamori/ble/service.hpp"
 #include "mimamori/common/config_error.hpp"
 #include "mimamori/common/file.hpp"
@@ -178,6 +180,7 @@ struct Daemon {
     std::optional<policy::SecretKey> cameraKey;
     std::unique_ptr<policy::AuditLog> audit;
     std::unique_ptr<policy::NonceStore> nonces;
+    std::unique_ptr<daemon::RecorderStillSource> stills;  // review stills from the recorder's tap
     std::unique_ptr<retrieval::Endpoint> endpoint;
     std::unique_ptr<ble::Service> ble;
 
@@ -218,8 +221,10 @@ void openShared(Daemon& d, const Loaded& loaded, const common::Clock& clock) {
 void startServices(Daemon& d, const Loaded& loaded, recorder::Recorder& rec, const common::Clock& clock) {
     const recorder::RecorderConfig& config = loaded.config.recorder;
     if (const auto& ep = loaded.config.retrieval) {
+        d.stills = std::make_unique<daemon::RecorderStillSource>(rec.stills());
         d.endpoint = retrieval::Endpoint::start(*ep, config.store.cameraId, *d.store, *d.audit, *d.nonces,
-                                                *d.cameraKey, clock, [&rec] { return rec.maskSha256(); });
+                                                *d.cameraKey, clock, [&rec] { return rec.maskSha256(); },
+                                                d.stills.get());
         common::logInfo("mimamorid", "retrieval endpoint on {}:{}", ep->address, d.endpoint->port());
     }
     d.ble = ble::Service::start(loaded.config.ble, config.store.cameraId, config.stateDir, clock);

@@ -174,10 +174,41 @@ BgrImage renderPreview(const MaskSet& masks, const BgrImage& frame, bool outline
     return fromMat(result);
 }
 
+std::vector<std::uint8_t> encodePng(const BgrImage& image) {
+    std::vector<std::uint8_t> png;
+    if (!cv::imencode(".png", asMat(image), png)) throw PreviewError("cannot encode the image as PNG");
+    return png;
+}
+
+BgrImage packedYuvToBgr(std::span<const std::uint8_t> packed, int width, int height, PixelFormat format) {
+    if (width < 1 || height < 1) throw PreviewError("a frame of no pixels");
+    if (format != PixelFormat::I420 && format != PixelFormat::NV12) throw PreviewError("a frame that is not YUV 4:2:0");
+    const auto w = static_cast<std::size_t>(width), h = static_cast<std::size_t>(height);
+    const std::size_t cw = (w + 1) / 2, ch = (h + 1) / 2;
+    if (packed.size() != w * h + 2 * cw * ch) throw PreviewError("the frame's size does not match its pixels");
+    // OpenCV converts only even sizes: the luma plane gets its last column and row repeated,
+    // the chroma planes already have ceil(w/2) x ceil(h/2) samples.
+    const std::size_t pw = 2 * cw, ph = 2 * ch;
+    cv::Mat yuv(static_cast<int>(ph + ph / 2), static_cast<int>(pw), CV_8UC1);
+    std::uint8_t* out = yuv.data;
+    for (std::size_t y = 0; y < ph; ++y) {
+        const std::uint8_t* row = packed.data() + std::min(y, h - 1) * w;
+        std::memcpy(out + y * pw, row, w);
+        if (pw > w) out[y * pw + w] = row[w - 1];
+    }
+    std::memcpy(out + pw * ph, packed.data() + w * h, 2 * cw * ch);  // chroma, already packed
+    cv::Mat bgr;
+    cv::cvtColor(yuv, bgr, format == PixelFormat::NV12 ? cv::COLOR_YUV2BGR_NV12 : cv::COLOR_YUV2BGR_I420);
+    return fromMat(bgr(cv::Rect(0, 0, width, height)));
+}
+
 void writePng(const BgrImage& image, const std::filesystem::path& out) {
     std::vector<std::uint8_t> png;
-    if (!cv::imencode(".png", asMat(image), png))
+    try {
+        png = encodePng(image);
+    } catch (const PreviewError&) {
         throw PreviewError(fmt::format("cannot encode the preview for '{}' as PNG", out.string()));
+    }
     using std::filesystem::perms;
     common::writeFileAtomic(out, std::string_view(reinterpret_cast<const char*>(png.data()), png.size()),
                             perms::owner_read | perms::owner_write | perms::group_read | perms::others_read);

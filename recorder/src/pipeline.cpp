@@ -208,6 +208,7 @@ struct CapturePipeline::Impl {
     PipelineCounters& counters;
     TsCallback onTs;
     StopCallback onStop;
+    std::shared_ptr<StillTap> stills;  // may be null
 
     GstPtr<GstElement> pipeline;
     GstPtr<GstElement> encoder;
@@ -240,9 +241,9 @@ struct CapturePipeline::Impl {
     bool eosAtSink = false;
 
     Impl(CapturePipeline* o, const RecorderConfig& c, std::shared_ptr<MaskState> m,
-         PipelineCounters& k, TsCallback ts, StopCallback stop)
+         PipelineCounters& k, TsCallback ts, StopCallback stop, std::shared_ptr<StillTap> st)
         : owner(o), config(c), masks(std::move(m)), counters(k), onTs(std::move(ts)),
-          onStop(std::move(stop)) {
+          onStop(std::move(stop)), stills(std::move(st)) {
         gst_segment_init(&encodedSegment, GST_FORMAT_TIME);
         gst_segment_init(&rawSegment, GST_FORMAT_TIME);
     }
@@ -316,7 +317,12 @@ struct CapturePipeline::Impl {
             view.planes[p] = static_cast<std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(frame->get(), p));
             view.strides[p] = GST_VIDEO_FRAME_PLANE_STRIDE(frame->get(), p);
         }
+        // A review still is copied only while one is asked for (docs/review-still.md).
+        if (stills && stills->wanted(StillStage::BeforeMasks))
+            stills->offer(StillStage::BeforeMasks, view, masks->sha256Hex());
         raster->apply(view);
+        if (stills && stills->wanted(StillStage::AfterMasks))
+            stills->offer(StillStage::AfterMasks, view, masks->sha256Hex());
         return true;
     }
 
@@ -587,9 +593,10 @@ std::string pendingError(GstElement* pipeline) {
 }  // namespace
 
 CapturePipeline::CapturePipeline(const RecorderConfig& config, std::shared_ptr<MaskState> masks,
-                                 PipelineCounters& counters, TsCallback onTs, StopCallback onStop)
+                                 PipelineCounters& counters, TsCallback onTs, StopCallback onStop,
+                                 std::shared_ptr<StillTap> stills)
     : impl_(std::make_unique<Impl>(this, config, std::move(masks), counters, std::move(onTs),
-                                   std::move(onStop))) {
+                                   std::move(onStop), std::move(stills))) {
     ensureGstInit();
     const std::string description = pipelineDescription(config);
     common::logDebug(kLog, "pipeline: {}", description);

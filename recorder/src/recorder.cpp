@@ -257,6 +257,7 @@ struct Recorder::Impl {
     RecorderOptions options;
     store::SegmentStore* store;  // borrowed from the composition root, outlives the recorder
     std::shared_ptr<MaskState> masks;
+    std::shared_ptr<StillTap> stills = std::make_shared<StillTap>();  // lent to each pipeline
     PipelineCounters counters;
     Health health;
     WriteQueue queue;
@@ -448,7 +449,7 @@ struct Recorder::Impl {
             pipeline = std::make_unique<CapturePipeline>(
                 config, masks, counters,
                 [this](std::span<const std::uint8_t> b, std::int64_t ns, bool key) { onTs(b, ns, key); },
-                [this](bool eos, const std::string& reason) { onPipelineStopped(eos, reason); });
+                [this](bool eos, const std::string& reason) { onPipelineStopped(eos, reason); }, stills);
             const common::Result<void> started = pipeline->start();
             if (!started) failure = started.error();
         } catch (const std::exception& e) {
@@ -724,6 +725,8 @@ Recorder::~Recorder() {
 std::string Recorder::maskSha256() const { return impl_->masks->sha256Hex(); }
 
 common::Result<void> Recorder::reloadMasks() { return impl_->reloadMasks(); }
+
+StillTap& Recorder::stills() { return *impl_->stills; }
 
 Recorder::Progress Recorder::progress() const {
     return {impl_->segmentsBegun.load(), impl_->writesStored.load()};

@@ -7,6 +7,7 @@
 #include "mimamori/common/text.hpp"
 #include "mimamori/policy/request.hpp"
 #include "mimamori/retrieval/seal.hpp"
+#include "mimamori/retrieval/still.hpp"
 #include "mimamori/retrieval/tls.hpp"
 
 #include "tls_peer.hpp"
@@ -480,6 +481,84 @@ VerifyResult verifyExtractDir(const fs::path& dir, const policy::SignPublicKey& 
         r.reason = e.what();
     }
     return r;
+}
+
+StillManifest fetchStill(const StillFetchOptions& o, const policy::BoxPublicKey& recipientPublic,
+                         std::span<const std::uint8_t> recipientSecret) {
+    // A still of a 4K frame is a few MiB of PNG; more than this is not a still.
+    constexpr std::size_t kMaxStillAnswerBytes = 64u << 20;
+    const std::string requestBytes = common::readFile(o.requestFile);
+    const std::string requestSha = sha256Hex(requestBytes);
+    const policy::PublicKey camera = policy::loadPublicKey(o.cameraKeyFile);
+    if (camera.role != policy::Role::Camera)
+        throw policy::KeyError(fmt::format("{}: not a camera key", o.cameraKeyFile.string()));
+    if (!fs::exists(o.outDir)) {
+        fs::create_directories(o.outDir);
+        fs::permissions(o.outDir, fs::perms::owner_all);  // an unmasked still shows what masks hide
+    }
+    TlsPin pin;  // outlives `client`, whose TLS context points at it
+    auto client = makeClient(o.cameraUrl, o.insecureHttp, pin);
+    if (o.cameraUrl.starts_with("https://")) pinCameraKey(*client, pin, camera, o.cameraUrl);
+
+    httplib::Request post;
+    post.method = "POST";
+    post.path = fmt::format("/v1/stills?form={}", policy::stillFormName(o.form));
+    post.body = requestBytes;
+    post.set_header("Content-Type", "application/json");
+    std::string body;
+    bool tooLong = false;
+    post.content_receiver = [&](const char* data, std::size_t n, std::uint64_t, std::uint64_t) {
+        if (body.size() + n > kMaxStillAnswerBytes) {
+            tooLong = true;
+            return false;
+        }
+        body.append(data, n);
+        return true;
+    };
+    const httplib::Result result = client->send(post);
+    if (tooLong) throw FetchError(fmt::format("still: the camera's answer is longer than {} bytes", kMaxStillAnswerBytes));
+    if (!result || result->status != 200) throw cameraError("still", result, body, pin);
+
+    const Json answer = Json::parse(body, nullptr, false);
+    if (!answer.is_object() || !answer.contains("manifest") || !answer["manifest"].is_string() ||
+        !answer.contains("signature") || !answer["signature"].is_string() || !answer.contains("sealed") ||
+        !answer["sealed"].is_string())
+        throw FetchError("still: the camera's answer is not {\"manifest\", \"signature\", \"sealed\"}");
+    const std::string manifestText = answer["manifest"].get<std::string>();
+    const std::optional<policy::Signature> signature = parseSignature(answer["signature"].get<std::string>());
+    if (!signature || !policy::verify(camera.signKey, manifestText, *signature))
+        throw FetchError("still: the manifest's signature does not verify with the camera key " + camera.name);
+    const ParsedStillManifest parsed = parseStillManifest(manifestText);
+    if (!parsed.manifest) throw FetchError("still: " + parsed.error);
+    const StillManifest& m = *parsed.manifest;
+    if (m.requestSha256 != requestSha) throw FetchError("still: the manifest is for another request");
+    if (m.form != o.form) throw FetchError("still: the camera sent another form than the one asked for");
+    if (m.recipient != policy::toBase64(recipientPublic))
+        throw FetchError("still: the still is sealed to another key than this one");
+
+    std::vector<std::uint8_t> sealed;
+    if (!policy::fromBase64(answer["sealed"].get<std::string>(), sealed) || sealed.size() != m.sealedBytes)
+        throw FetchError("still: the sealed still is not base64 of the size the manifest states");
+    std::vector<std::uint8_t> png;
+    Unsealer unsealer(recipientPublic, recipientSecret, [&](std::span<const std::uint8_t> plain) {
+        if (png.size() + plain.size() > m.pngBytes) throw SealError("more plaintext than the manifest states");
+        png.insert(png.end(), plain.begin(), plain.end());
+    });
+    try {
+        unsealer.write(sealed);
+        unsealer.finish();
+    } catch (const SealError& e) {
+        throw FetchError(fmt::format("still: {}", e.what()));
+    }
+    if (png.size() != m.pngBytes || sha256Hex(png) != m.pngSha256)
+        throw FetchError("still: the PNG does not match the manifest's SHA-256 and size");
+
+    const auto privateFile = fs::perms::owner_read | fs::perms::owner_write;
+    common::writeFileAtomic(o.outDir / kStillFile, std::string_view(reinterpret_cast<const char*>(png.data()), png.size()),
+                            privateFile);
+    common::writeFileAtomic(o.outDir / kStillManifestFile, manifestText, privateFile);
+    common::writeFileAtomic(o.outDir / kStillSignatureFile, formatSignature(*signature), privateFile);
+    return m;
 }
 
 }  // namespace mimamori::retrieval

@@ -6,6 +6,7 @@
 
 #include "extract_service.hpp"
 #include "request_service.hpp"
+#include "still_service.hpp"
 #include "router.hpp"
 #include "unauthenticated_audit.hpp"
 
@@ -153,18 +154,23 @@ class EndpointImpl final : public Endpoint {
 public:
     EndpointImpl(const EndpointConfig& config, const std::string& cameraId, store::SegmentStore& store,
                  policy::AuditLog& audit, policy::NonceStore& nonces, const policy::SecretKey& cameraKey,
-                 const common::Clock& clock, MaskHashProvider maskSha256)
+                 const common::Clock& clock, MaskHashProvider maskSha256, StillSource* stills)
         : config_(config),
           cameraKey_(cameraKey),
+          trust_(policy::TrustStore::load(config.trustFile)),
           unauthenticated_(audit, clock, config.unauthenticatedAuditBurst, config.unauthenticatedAuditPerMinute),
           router_(unauthenticated_, config.maxRequestBytes),
           extracts_({config.extractDir, config.extractTtl, config.maxConcurrentExtracts, 2 * config.maxConcurrentExtracts},
                     cameraId, store, audit, clock, cameraKey_, std::move(maskSha256), unauthenticated_),
           requests_({config.maxRange, config.maxLifetime, config.maxConcurrentExtracts, config.retryAfterSeconds},
-                    cameraId, policy::TrustStore::load(config.trustFile), store, audit, nonces, clock,
-                    unauthenticated_, extracts_) {
+                    cameraId, trust_, store, audit, nonces, clock, unauthenticated_, extracts_) {
         requests_.addRoutes(router_);
         extracts_.addRoutes(router_);
+        if (stills) {
+            stills_.emplace(StillServiceConfig{config.maxLifetime}, cameraId, trust_, audit, nonces, clock, cameraKey_,
+                            unauthenticated_, *stills);
+            stills_->addRoutes(router_);
+        }
         std::optional<HttpTls> tls;
         if (!config_.insecureHttp) {
             tlsKeyRecord_ = tlsKeyRecordFor(config_.tlsCertFile, config_.tlsKeyFile, cameraKey_);
@@ -200,11 +206,13 @@ public:
 private:
     EndpointConfig config_;
     const policy::SecretKey& cameraKey_;  // the composition root's; outlives the endpoint
+    policy::TrustStore trust_;  // loaded once, a copy to each service
     std::string tlsKeyRecord_;  // GET /v1/tls-key; empty over plain HTTP. Immutable once serving.
     UnauthenticatedAudit unauthenticated_;
     Router router_;
     ExtractService extracts_;
     RequestService requests_;
+    std::optional<StillService> stills_;  // only with a StillSource
     bool stopped_ = false;
     // Last: the server's threads call into everything above, and stop() ends them first.
     std::unique_ptr<HttpServer> server_;
@@ -215,11 +223,12 @@ private:
 std::unique_ptr<Endpoint> Endpoint::start(const EndpointConfig& config, const std::string& cameraId,
                                           store::SegmentStore& store, policy::AuditLog& audit,
                                           policy::NonceStore& nonces, const policy::SecretKey& cameraKey,
-                                          const common::Clock& clock, MaskHashProvider maskSha256) {
+                                          const common::Clock& clock, MaskHashProvider maskSha256,
+                                          StillSource* stills) {
     if (cameraKey.role() != policy::Role::Camera)
         throw policy::KeyError(fmt::format("{}: not a camera key", config.cameraKeyFile.string()));
     return std::make_unique<EndpointImpl>(config, cameraId, store, audit, nonces, cameraKey, clock,
-                                          std::move(maskSha256));
+                                          std::move(maskSha256), stills);
 }
 
 }  // namespace mimamori::retrieval

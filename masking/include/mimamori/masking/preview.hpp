@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <stdexcept>
 #include <vector>
 
@@ -37,5 +38,13 @@ struct BgrImage {
 
 // Writes a PNG atomically (a crash leaves the old file or the new one, never half of one).
 void writePng(const BgrImage& image, const std::filesystem::path& out);
+// The PNG bytes (8-bit, 3 channels) of `image`. Throws PreviewError.
+[[nodiscard]] std::vector<std::uint8_t> encodePng(const BgrImage& image);
+
+// A raw frame with its planes packed without padding (I420: Y, then U and V of
+// ceil(w/2) x ceil(h/2); NV12: Y, then interleaved UV) as BGR, converted as the recorder's
+// review still is (docs/review-still.md, "The PNG"). Throws PreviewError for a size mismatch.
+[[nodiscard]] BgrImage packedYuvToBgr(std::span<const std::uint8_t> packed, int width, int height,
+                                      PixelFormat format);
 
 }  // namespace mimamori::masking

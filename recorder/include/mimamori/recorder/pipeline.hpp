@@ -7,6 +7,7 @@
 #include "mimamori/common/result.hpp"
 #include "mimamori/masking/mask.hpp"
 #include "mimamori/recorder/config.hpp"
+#include "mimamori/recorder/still_tap.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -84,8 +85,10 @@ void checkElementsAvailable(const RecorderConfig& config);
 // thread running the default GLib main context (its bus watch is dispatched there).
 class CapturePipeline {
 public:
+    // `stills` (may be null) is offered frames at the mask stage while a still is asked for.
     CapturePipeline(const RecorderConfig& config, std::shared_ptr<MaskState> masks,
-                    PipelineCounters& counters, TsCallback onTs, StopCallback onStop);
+                    PipelineCounters& counters, TsCallback onTs, StopCallback onStop,
+                    std::shared_ptr<StillTap> stills = nullptr);
     ~CapturePipeline();
     CapturePipeline(const CapturePipeline&) = delete;
     CapturePipeline& operator=(const CapturePipeline&) = delete;

@@ -9,6 +9,7 @@
 #include "mimamori/masking/mask.hpp"
 #include "mimamori/policy/audit_log.hpp"
 #include "mimamori/recorder/config.hpp"
+#include "mimamori/recorder/still_tap.hpp"
 #include "mimamori/store/segment_store.hpp"
 
 #include <functional>
@@ -66,6 +67,10 @@ public:
     [[nodiscard]] bool waitingForSource() const;
     // The health record in one line (Health::summary). Thread-safe.
     [[nodiscard]] std::string healthSummary() const;
+
+    // Frames for review stills (docs/review-still.md), from whichever pipeline is running.
+    // Thread-safe; valid for the recorder's lifetime.
+    [[nodiscard]] StillTap& stills();
 
     struct Impl;
 

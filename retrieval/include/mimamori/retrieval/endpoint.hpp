@@ -6,6 +6,7 @@
 #include "mimamori/common/time.hpp"
 #include "mimamori/policy/audit_log.hpp"
 #include "mimamori/policy/nonce_store.hpp"
+#include "mimamori/retrieval/still.hpp"
 #include "mimamori/store/segment_store.hpp"
 
 #include <chrono>
@@ -71,10 +72,12 @@ public:
     // Loads the trust file, reopens the plans in extractDir (hashing again those
     // not yet hashed, holding their footage), binds and starts serving. Throws std::runtime_error (bind failure,
     // policy::KeyError, common::FileError) naming what failed.
+    // With `stills` (borrowed, may be null), it also answers POST /v1/stills (docs/review-still.md).
     static std::unique_ptr<Endpoint> start(const EndpointConfig& config, const std::string& cameraId,
                                            store::SegmentStore& store, policy::AuditLog& audit,
                                            policy::NonceStore& nonces, const policy::SecretKey& cameraKey,
-                                           const common::Clock& clock, MaskHashProvider maskSha256);
+                                           const common::Clock& clock, MaskHashProvider maskSha256,
+                                           StillSource* stills = nullptr);
     virtual ~Endpoint() = default;
     // The port actually bound (useful with port 0).
     virtual int port() const = 0;
