@@ -73,14 +73,17 @@ bool describeSignatures(const SignedRequest& s, const std::optional<TrustStore>&
         const TrustedKey* k = trust->find(id);
         return k ? fmt::format(" = {} key '{}'", roleName(k->role), k->name) : " (not in the trust file)";
     };
+    // A mask-review request is signed by a city key (docs/review-still.md), any other by police.
+    const Role requester = s.request.ground == Ground::MaskReview ? Role::City : Role::Police;
     std::string policeState = "not checked (no --trust)";
     if (trust) {
         const TrustedKey* k = trust->find(s.police.keyId);
-        const bool ok = k && k->role == Role::Police && verify(k->signKey, s.body, s.police.signature);
-        policeState = ok ? "valid" : "INVALID or not a trusted police key";
+        const bool ok = k && k->role == requester && verify(k->signKey, s.body, s.police.signature);
+        policeState = ok ? "valid" : fmt::format("INVALID or not a trusted {} key", roleName(requester));
         good = good && ok;
     }
-    fmt::print("  {:<18}key {}{}: {}\n", "police signature", s.police.keyId, who(s.police.keyId), policeState);
+    fmt::print("  {:<18}key {}{}: {}\n", requester == Role::City ? "city signature" : "police signature",
+               s.police.keyId, who(s.police.keyId), policeState);
     if (!s.approval) {
         fmt::print("  {:<18}none yet\n", "city approval");
         return good;
@@ -198,7 +201,10 @@ int runApprove(const Args& args) {
     if (!signaturesOk)
         throw std::runtime_error(fmt::format("{}: not approved: a signature is not valid for a key of the trust file {}",
                                              file, args.required("--trust")));
-    if (!isGrantableGround(s.request.ground))
+    if (s.request.ground == Ground::MaskReview && s.police.keyId == city.keyId())
+        throw std::runtime_error(fmt::format("{}: not approved: '{}' signed this request; a second city key approves it",
+                                             file, city.name()));
+    if (!isGrantableGround(s.request.ground) && s.request.ground != Ground::MaskReview)
         throw std::runtime_error(fmt::format("{}: ground '{}' cannot be approved: the ordinance allows only law, "
                                              "emergency and criminal-investigation (Art. 7(1)); {}",
                                              file, s.request.groundWord,
