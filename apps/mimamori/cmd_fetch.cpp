@@ -61,7 +61,7 @@ private:
 int runFetchStill(const Args& args, const std::string& form) {
     retrieval::StillFetchOptions options;
     options.requestFile = args.positionals()[0];
-    options.cameraUrl = args.required("--camera");
+    options.cameraUrl = args.required("--camera-url");
     options.cameraKeyFile = args.required("--camera-key");
     options.outDir = args.required("--out");
     options.insecureHttp = args.flag("--insecure-http");
@@ -151,13 +151,14 @@ const Registrar fetchCommand({
     "An interrupted download resumes where it stopped when the same command is run again; the\n"
     "request is submitted only once (DIR/fetch-state.json remembers the extract).\n"
     "DIR is created with mode 0700; files planted in it by others are never written through.\n"
-    "With --still, FILE is an approved still request (docs/review-still.md) and the camera answers\n"
+    "With --still, FILE is an approved still request (docs/review-still.md), --key the city key\n"
+    "that made it, and the camera answers\n"
     "with one current frame: masked (as recorded) or unmasked (mask-review requests only). It is\n"
     "decrypted with the city key's X25519 part and checked against the camera-signed manifest;\n"
     "DIR/still.png (for mimamori mask edit --still), DIR/still-manifest.json and\n"
     "DIR/still-manifest.sig are written.\n"
     "  --insecure-http  allow an http:// URL: no TLS, the request readable on the path (tests only)\n"
-    "\nexit status: 0 a verified clip, 1 refused or anything failed to verify, 2 bad usage\n",
+    "\nexit status: 0 a verified clip (or still), 1 refused or anything failed to verify, 2 bad usage\n",
     {"--camera-url", "--key", "--camera-key", "--out", "--still"},
     {"--insecure-http"},
     runFetch,
