@@ -49,6 +49,10 @@ struct Command {
     std::function<int(const Args&)> run;
 };
 
+// Runs a registered command with these words (after its name), as main would without the
+// usage checks; for a command made of others (provision runs keygen). Exit status as above.
+int runCommand(const std::string& group, const std::string& name, const std::vector<std::string>& words);
+
 // Called from static initialisers in each cmd_*.cpp.
 struct Registrar {
     explicit Registrar(Command command);

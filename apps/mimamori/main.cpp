@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <exception>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -150,6 +151,12 @@ std::string bashCompletion() {
 }  // namespace
 
 Registrar::Registrar(Command command) { registry().push_back(std::move(command)); }
+
+int runCommand(const std::string& group, const std::string& name, const std::vector<std::string>& words) {
+    for (const auto& c : registry())
+        if (c.group == group && c.name == name) return c.run(Args(words, c.valueOptions, c.flagOptions));
+    throw std::logic_error(fmt::format("no command '{}'", group.empty() ? name : group + " " + name));
+}
 
 Args::Args(const std::vector<std::string>& words, const std::vector<std::string>& valueOptions,
            const std::vector<std::string>& flagOptions) {
