@@ -145,7 +145,8 @@ int runCreate(const Args& args) {
     r.recipient = police.boxPublic();
     if (const auto recipient = args.option("--recipient")) {
         const PublicKey key = loadPublicKey(*recipient);
-        if (!key.boxKey) throw std::runtime_error(fmt::format("{}: not a police key; it cannot receive extracts", *recipient));
+        if (key.role != Role::Police || !key.boxKey)
+            throw std::runtime_error(fmt::format("{}: not a police key; it cannot receive extracts", *recipient));
         r.recipient = *key.boxKey;
     }
     if (!isGrantableGround(r.ground) && !review)

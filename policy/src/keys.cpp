@@ -146,8 +146,8 @@ PublicKey publicPart(const KeyFileFields& f, std::string_view expectedKind, std:
     if (!validName(key.name)) throw KeyError(fmt::format("{}: invalid key name '{}'", what, key.name));
     key.signKey = decodeFixed<kSignPublicKeyBytes>(requiredField(f, "ed25519-public", what), "ed25519-public", what);
     if (auto box = field(f, "x25519-public")) {
-        if (key.role != Role::Police)
-            throw KeyError(fmt::format("{}: only police keys carry an x25519 key", what));
+        if (key.role == Role::Camera)
+            throw KeyError(fmt::format("{}: only police and city keys carry an x25519 key", what));
         key.boxKey = decodeFixed<kBoxPublicKeyBytes>(*box, "x25519-public", what);
     } else if (key.role == Role::Police) {
         throw KeyError(fmt::format("{}: police key without 'x25519-public'", what));
@@ -156,6 +156,17 @@ PublicKey publicPart(const KeyFileFields& f, std::string_view expectedKind, std:
     if (id != key.keyId())
         throw KeyError(fmt::format("{}: key-id {} does not match the public key (expected {})", what, id, key.keyId()));
     return key;
+}
+
+// Why a key cannot receive sealed data: camera keys never can; a city key made before city keys
+// had an X25519 part (docs/keys.md) still signs approvals but must be replaced to receive.
+std::string noBoxKeyMessage(const PublicKey& key) {
+    if (key.role == Role::City)
+        return fmt::format("city key '{}' has no X25519 part (made before city keys had one), so nothing can be "
+                           "sealed to it; make a new one with `mimamori keygen --role city`",
+                           key.name);
+    return fmt::format("key '{}' is a {} key; only police and city keys can receive sealed data", key.name,
+                       roleName(key.role));
 }
 
 void checkKnownFields(const KeyFileFields& f, std::initializer_list<std::string_view> known, std::string_view what) {
@@ -188,22 +199,18 @@ SecretKey::SecretKey(PublicKey publicKey, SecureBuffer signSecret, SecureBuffer 
     : public_(std::move(publicKey)), signSecret_(std::move(signSecret)), boxSecret_(std::move(boxSecret)) {
     if (signSecret_.size() != crypto_sign_SECRETKEYBYTES)
         throw std::invalid_argument("SecretKey: Ed25519 secret must be 64 bytes");
-    if ((public_.role == Role::Police) != (boxSecret_.size() == kBoxSecretKeyBytes) ||
-        (public_.role == Role::Police) != public_.boxKey.has_value())
-        throw std::invalid_argument("SecretKey: police keys, and only they, carry an X25519 key pair");
+    if (public_.boxKey.has_value() != (boxSecret_.size() == kBoxSecretKeyBytes) ||
+        (public_.role == Role::Police && !public_.boxKey) || (public_.role == Role::Camera && public_.boxKey))
+        throw std::invalid_argument("SecretKey: police keys carry an X25519 key pair, city keys may, camera keys never");
 }
 
 std::span<const std::uint8_t> SecretKey::boxSecret() const {
-    if (boxSecret_.empty())
-        throw KeyError(fmt::format("key '{}' is a {} key; only police keys can receive extracts", public_.name,
-                                   roleName(public_.role)));
+    if (boxSecret_.empty()) throw KeyError(noBoxKeyMessage(public_));
     return boxSecret_.bytes();
 }
 
 const BoxPublicKey& SecretKey::boxPublic() const {
-    if (!public_.boxKey)
-        throw KeyError(fmt::format("key '{}' is a {} key; only police keys can receive extracts", public_.name,
-                                   roleName(public_.role)));
+    if (!public_.boxKey) throw KeyError(noBoxKeyMessage(public_));
     return *public_.boxKey;
 }
 
@@ -217,7 +224,7 @@ SecretKey generateKey(Role role, std::string_view name) {
     SecureBuffer signSecret(crypto_sign_SECRETKEYBYTES);
     crypto_sign_keypair(pub.signKey.data(), signSecret.data());
     SecureBuffer boxSecret;
-    if (role == Role::Police) {
+    if (role == Role::Police || role == Role::City) {
         boxSecret = SecureBuffer(kBoxSecretKeyBytes);
         BoxPublicKey boxPub{};
         crypto_box_keypair(boxPub.data(), boxSecret.data());
@@ -244,7 +251,7 @@ SecureBuffer formatSecretKey(const SecretKey& key) {
     std::size_t used = head.size();
     // libsodium's secret key is seed || public key; the file holds the 32-byte seed (RFC 8032).
     appendSecretField("ed25519-secret", key.signSecret().first(kSeedBytes), text, used);
-    if (pub.role == Role::Police) appendSecretField("x25519-secret", key.boxSecret(), text, used);
+    if (pub.boxKey) appendSecretField("x25519-secret", key.boxSecret(), text, used);
     SecureBuffer exact(used);
     std::memcpy(exact.data(), text.data(), used);
     return exact;
@@ -271,14 +278,14 @@ SecretKey parseSecretKey(std::span<const std::uint8_t> bytes, std::string_view w
     if (sodium_memcmp(derived.data(), pub.signKey.data(), derived.size()) != 0)
         throw KeyError(fmt::format("{}: ed25519-secret does not belong to ed25519-public", what));
     SecureBuffer boxSecret;
-    if (pub.role == Role::Police) {
+    if (pub.boxKey) {
         boxSecret = decodeSecret(requiredField(f, "x25519-secret", what), kBoxSecretKeyBytes, "x25519-secret", what);
         BoxPublicKey derivedBox{};
         crypto_scalarmult_base(derivedBox.data(), boxSecret.data());
         if (sodium_memcmp(derivedBox.data(), pub.boxKey->data(), derivedBox.size()) != 0)
             throw KeyError(fmt::format("{}: x25519-secret does not belong to x25519-public", what));
     } else if (field(f, "x25519-secret")) {
-        throw KeyError(fmt::format("{}: only police keys carry an x25519 key", what));
+        throw KeyError(fmt::format("{}: x25519-secret without x25519-public", what));
     }
     return SecretKey(std::move(pub), std::move(signSecret), std::move(boxSecret));
 }

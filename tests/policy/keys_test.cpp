@@ -51,7 +51,8 @@ TEST_CASE("key files round-trip for every role and the secret file is mode 0600"
         CHECK(loaded.publicKey().signKey == key.publicKey().signKey);
         CHECK(pub.keyId() == key.keyId());
         CHECK(pub.keyId().size() == 16);
-        CHECK(pub.boxKey.has_value() == (role == Role::Police));
+        CHECK(pub.boxKey.has_value() == (role != Role::Camera));
+        CHECK(loaded.publicKey().boxKey == key.publicKey().boxKey);
 
         const Signature sig = sign(loaded, "the exact bytes");
         CHECK(verify(pub.signKey, "the exact bytes", sig));
@@ -65,25 +66,83 @@ TEST_CASE("key files round-trip for every role and the secret file is mode 0600"
     }
 }
 
-TEST_CASE("a police key receives what is sealed to its X25519 public key") {
+TEST_CASE("police and city keys receive what is sealed to their X25519 public key; camera keys cannot") {
     test::TempDir dir;
-    writeKeyFiles(generateKey(Role::Police, "officer"), dir.path());
-    const SecretKey police = loadSecretKey(dir / "officer.secret");
-    const PublicKey pub = loadPublicKey(dir / "officer.pub");
-    REQUIRE(pub.boxKey);
-    const std::string message = "stream key";
-    std::string sealed(message.size() + crypto_box_SEALBYTES, '\0');
-    crypto_box_seal(reinterpret_cast<unsigned char*>(sealed.data()),
-                    reinterpret_cast<const unsigned char*>(message.data()), message.size(), pub.boxKey->data());
-    std::string opened(message.size(), '\0');
-    REQUIRE(crypto_box_seal_open(reinterpret_cast<unsigned char*>(opened.data()),
-                                 reinterpret_cast<const unsigned char*>(sealed.data()), sealed.size(),
-                                 police.boxPublic().data(), police.boxSecret().data()) == 0);
-    CHECK(opened == message);
+    for (const Role role : {Role::Police, Role::City}) {
+        const std::string name = std::string(roleName(role)) + "-receiver";
+        writeKeyFiles(generateKey(role, name), dir.path());
+        const SecretKey receiver = loadSecretKey(dir / (name + ".secret"));
+        const PublicKey pub = loadPublicKey(dir / (name + ".pub"));
+        REQUIRE(pub.boxKey);
+        const std::string message = "stream key";
+        std::string sealed(message.size() + crypto_box_SEALBYTES, '\0');
+        crypto_box_seal(reinterpret_cast<unsigned char*>(sealed.data()),
+                        reinterpret_cast<const unsigned char*>(message.data()), message.size(), pub.boxKey->data());
+        std::string opened(message.size(), '\0');
+        REQUIRE(crypto_box_seal_open(reinterpret_cast<unsigned char*>(opened.data()),
+                                     reinterpret_cast<const unsigned char*>(sealed.data()), sealed.size(),
+                                     receiver.boxPublic().data(), receiver.boxSecret().data()) == 0);
+        CHECK(opened == message);
+    }
 
-    const SecretKey city = generateKey(Role::City, "city");
-    CHECK_THROWS_AS((void)city.boxSecret(), KeyError);
-    CHECK_THROWS_AS((void)city.boxPublic(), KeyError);
+    const SecretKey camera = generateKey(Role::Camera, "cam");
+    CHECK_THROWS_AS((void)camera.boxSecret(), KeyError);
+    CHECK_THROWS_AS((void)camera.boxPublic(), KeyError);
+    CHECK_FALSE(camera.publicKey().boxKey);
+}
+
+TEST_CASE("a city key file from before city keys had an X25519 part still loads, and says why it cannot receive") {
+    test::TempDir dir;
+    const SecretKey fresh = generateKey(Role::City, "old-city");
+    writeKeyFiles(fresh, dir.path());
+    // An old city key file is today's without its two x25519 lines; the key id is the Ed25519 key's.
+    auto withoutX25519 = [](const std::string& text) {
+        std::string out;
+        std::size_t start = 0;
+        while (start < text.size()) {
+            const std::size_t end = text.find('\n', start) + 1;
+            if (text.compare(start, 7, "x25519-") != 0) out += text.substr(start, end - start);
+            start = end;
+        }
+        return out;
+    };
+    const std::string oldPub = withoutX25519(readFile(dir / "old-city.pub"));
+    const std::string oldSecret = withoutX25519(readFile(dir / "old-city.secret"));
+    REQUIRE(oldPub.find("x25519") == std::string::npos);
+    writeFileAtomic(dir / "old.pub", oldPub);
+    writeFileAtomic(dir / "old.secret", oldSecret, fs::perms::owner_read | fs::perms::owner_write);
+
+    const PublicKey pub = loadPublicKey(dir / "old.pub");
+    CHECK(pub.role == Role::City);
+    CHECK_FALSE(pub.boxKey);
+    CHECK(pub.keyId() == fresh.keyId());
+    const SecretKey key = loadSecretKey(dir / "old.secret");
+    CHECK(verify(pub.signKey, "approval", sign(key, "approval")));
+    CHECK_THROWS_WITH_AS((void)key.boxPublic(), doctest::Contains("has no X25519 part"), KeyError);
+    CHECK_THROWS_AS((void)key.boxSecret(), KeyError);
+    // And it is written back as it was read.
+    CHECK(formatPublicKey(pub) == oldPub);
+}
+
+TEST_CASE("a camera key file with an X25519 part, or a city secret with half of one, is refused") {
+    test::TempDir dir;
+    writeKeyFiles(generateKey(Role::Camera, "cam"), dir.path());
+    writeKeyFiles(generateKey(Role::City, "city"), dir.path());
+    const std::string cityPub = readFile(dir / "city.pub");
+    const auto boxLineStart = cityPub.find("x25519-public: ");
+    const std::string boxLine = cityPub.substr(boxLineStart, cityPub.find('\n', boxLineStart) + 1 - boxLineStart);
+    CHECK_THROWS_AS(parsePublicKey(readFile(dir / "cam.pub") + boxLine, "cam.pub"), KeyError);
+
+    const std::string secret = readFile(dir / "city.secret");
+    const std::string noPublic = replaceOnce(secret, boxLine, "");
+    CHECK_THROWS_AS(
+        parseSecretKey({reinterpret_cast<const std::uint8_t*>(noPublic.data()), noPublic.size()}, "city.secret"),
+        KeyError);
+    const auto secretStart = secret.find("x25519-secret: ");
+    const std::string noSecret = secret.substr(0, secretStart) + secret.substr(secret.find('\n', secretStart) + 1);
+    CHECK_THROWS_AS(
+        parseSecretKey({reinterpret_cast<const std::uint8_t*>(noSecret.data()), noSecret.size()}, "city.secret"),
+        KeyError);
 }
 
 TEST_CASE("a secret key file readable by others is refused, and an existing one is never overwritten") {
