@@ -117,14 +117,14 @@ int main(int argc, char** argv) {
         fs::create_directories(dir);
         common::ManualClock clock(now);
         {
-            policy::AuditLog log(dir / "audit.log", camera, clock, {.checkpointEvery = 3, .statePath = {}});
+            policy::AuditLog log(dir / "audit.log", camera, clock, {.checkpointEvery = 3, .statePath = {}, .legacyFile = {}});
             log.append("daemon_started", {{"camera", std::string("fuzz-cam")}});
             log.append("request_granted", {{"request_id", std::string("case-42")}, {"bytes", std::int64_t{1234}},
                                            {"approved", true}});
             log.append("request_refused", {{"reason", std::string("malformed")}});
             log.append("extract_delivered", {{"request_id", std::string("case-42")}});
         }
-        write(out / "audit_log/audit.log", readAll(dir / "audit.log"));
+        write(out / "audit_log/audit.log", readAll(dir / "audit.log" / policy::auditFileName(policy::fiscalYearOf(now))));
         fs::remove_all(dir);
     }
 

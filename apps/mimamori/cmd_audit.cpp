@@ -20,17 +20,20 @@ namespace {
 
 using namespace mimamori::policy;
 
+// The first line of the camera's state file (docs/audit-log.md, "Checkpoints").
 std::optional<AuditCheckpoint> checkpointFromState(const std::filesystem::path& path) {
     std::string text = common::readFile(path);
-    if (!text.empty() && text.back() == '\n') text.pop_back();
+    text = text.substr(0, text.find('\n'));
     auto cp = AuditCheckpoint::parse(text);
     if (!cp) throw std::runtime_error(fmt::format("{}: not a checkpoint 'SEQ:HASH'", path.string()));
     return cp;
 }
 
 int runVerify(const Args& args) {
-    args.expectPositionals(1, "LOG");
+    args.expectPositionals(1, "LOG_DIR|LOG_FILE");
     const std::filesystem::path log = args.positionals()[0];
+    std::error_code ec;
+    const bool directory = std::filesystem::is_directory(log, ec);
     const PublicKey camera = loadPublicKey(args.required("--camera-key"));
     if (camera.role != Role::Camera)
         throw std::runtime_error(fmt::format("{}: a {} key, not the camera's", args.required("--camera-key"),
@@ -42,9 +45,10 @@ int runVerify(const Args& args) {
         if (!expected) throw UsageError(fmt::format("--expect must be SEQ:HASH as printed by audit verify, not '{}'", *text));
         expectedFrom = "--expect";
     } else {
-        // The camera keeps its last checkpoint beside the log; use it when it is there.
-        std::filesystem::path state = args.option("--state").value_or(log.string() + ".checkpoint");
-        std::error_code ec;
+        // The camera keeps its last checkpoint in the log's directory (beside a single-file log
+        // before fiscal-year files); use it when it is there.
+        std::filesystem::path state = args.option("--state").value_or(
+            directory ? (log / kAuditStateFile).string() : log.string() + ".checkpoint");
         if (args.option("--state") || std::filesystem::exists(state, ec)) {
             expected = checkpointFromState(state);
             expectedFrom = state.string();
@@ -53,14 +57,23 @@ int runVerify(const Args& args) {
     const AuditVerifyResult r = verifyAuditLog(log, camera.signKey, expected);
     if (!r.ok) {
         // The reason never quotes a forged field as it is, but print it escaped all the same.
+        const std::string where = r.badFile.empty() ? log.string() : r.badFile.string();
         if (r.badLine > 0)
-            fmt::print(stderr, "{}:{}: {}\n", log.string(), r.badLine, common::escapeControls(r.reason));
+            fmt::print(stderr, "{}:{}: {}\n", where, r.badLine, common::escapeControls(r.reason));
         else
-            fmt::print(stderr, "{}: {}\n", log.string(), common::escapeControls(r.reason));
+            fmt::print(stderr, "{}: {}\n", where, common::escapeControls(r.reason));
         return 1;
     }
-    fmt::print("{}: ok: {} entries, chain intact, every checkpoint signed by camera key '{}' ({})\n", log.string(),
-               r.entries, camera.name, camera.keyId());
+    if (directory) {
+        const auto files = auditLogFiles(log);
+        fmt::print("{}: ok: {} entries in {} file{} ({} .. {}), one chain, every checkpoint signed by camera key "
+                   "'{}' ({})\n",
+                   log.string(), r.entries, files.size(), files.size() == 1 ? "" : "s",
+                   files.front().filename().string(), files.back().filename().string(), camera.name, camera.keyId());
+    } else {
+        fmt::print("{}: ok: {} entries, chain intact, every checkpoint signed by camera key '{}' ({})\n",
+                   log.string(), r.entries, camera.name, camera.keyId());
+    }
     if (expected) fmt::print("  contains the expected checkpoint {} (from {})\n", expected->toString(), expectedFrom);
     else
         fmt::print("  no expected checkpoint given: a cut back to an earlier checkpoint would go unnoticed\n");
@@ -115,7 +128,7 @@ std::optional<common::UtcMicros> timeFilter(const Args& args, const std::string&
 }
 
 int runShow(const Args& args) {
-    args.expectPositionals(1, "LOG");
+    args.expectPositionals(1, "LOG_DIR|LOG_FILE");
     const auto from = timeFilter(args, "--from");
     const auto to = timeFilter(args, "--to");
     const auto type = args.option("--type");
@@ -146,28 +159,32 @@ int runShow(const Args& args) {
 
 const Registrar verifyCommand(Command{
     "audit", "verify", "check a camera's audit log for any edit, insertion, deletion, reordering or cut",
-    "usage: mimamori audit verify LOG --camera-key CAMERA_PUB [--expect SEQ:HASH | --state FILE]\n"
+    "usage: mimamori audit verify LOG_DIR|LOG_FILE --camera-key CAMERA_PUB [--expect SEQ:HASH | --state FILE]\n"
     "\n"
-    "Checks the hash chain of LOG (every entry carries the BLAKE2b-256 of the line before)\n"
-    "and the camera's signature on every checkpoint (format: docs/audit-log.md). Any edit,\n"
+    "Checks the hash chain of a camera's audit log (every entry carries the BLAKE2b-256 of\n"
+    "the line before) and the camera's signature on every checkpoint (format:\n"
+    "docs/audit-log.md). LOG_DIR is the log's directory (state/audit on the camera): its\n"
+    "audit-FY*.log files, one per fiscal year, are checked as one chain from entry 1.\n"
+    "A single LOG_FILE is checked from its first line on. Any edit,\n"
     "insertion, deletion or reordering before the last checkpoint is found. A log cut back\n"
     "to an earlier checkpoint is found only against a checkpoint recorded before:\n"
     "\n"
     "  --expect SEQ:HASH  a checkpoint printed by an earlier `audit verify` (keep it)\n"
     "  --state FILE       the camera's record of its last checkpoint; by default\n"
-    "                     LOG.checkpoint is used when it exists\n"
+    "                     LOG_DIR/audit.checkpoint (LOG_FILE.checkpoint) is used when it exists\n"
     "\n"
     "On success prints the number of entries and the last checkpoint. On failure prints the\n"
-    "first bad entry as LOG:LINE: reason.\n"
+    "first bad entry as FILE:LINE: reason.\n"
     "\n"
     "exit status: 0 intact, 1 tampered, truncated or unreadable, 2 bad usage\n",
     {"--camera-key", "--expect", "--state"}, {}, runVerify});
 
 const Registrar showCommand(Command{
     "audit", "show", "print audit log entries, optionally filtered by time and type",
-    "usage: mimamori audit show LOG [--from TIME] [--to TIME] [--type TYPE] [--json]\n"
+    "usage: mimamori audit show LOG_DIR|LOG_FILE [--from TIME] [--to TIME] [--type TYPE] [--json]\n"
     "\n"
-    "Prints one line per entry: seq, UTC time, type and fields. Does not verify the log\n"
+    "Prints one line per entry of the log's directory (all its fiscal-year files, in order)\n"
+    "or of one file: seq, UTC time, type and fields. Does not verify the log\n"
     "(use `mimamori audit verify`).\n"
     "\n"
     "  --from TIME  entries at or after TIME (with a zone, e.g. 2026-11-24T10:00:00+09:00)\n"

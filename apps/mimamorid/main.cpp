@@ -207,7 +207,10 @@ void openShared(Daemon& d, const Loaded& loaded, const common::Clock& clock) {
     if (!loaded.config.retrieval) return;
     d.cameraKey.emplace(loadCameraKey(loaded.config.retrieval->cameraKeyFile));
     std::filesystem::create_directories(config.stateDir);
-    d.audit = std::make_unique<policy::AuditLog>(config.stateDir / "audit.log", *d.cameraKey, clock);
+    // One file per fiscal year in state/audit/; a single-file log of earlier versions moves in.
+    policy::AuditOptions auditOptions;
+    auditOptions.legacyFile = config.stateDir / "audit.log";
+    d.audit = std::make_unique<policy::AuditLog>(config.stateDir / "audit", *d.cameraKey, clock, auditOptions);
     d.audit->append(policy::audit::kDaemonStart,
                     {{"version", std::string(MIMAMORI_VERSION)},
                      {"camera", config.store.cameraId},

@@ -52,10 +52,11 @@ struct LogFixture {
     test::TempDir dir;
     SecretKey camera = generateKey(Role::Camera, "cam");
     ManualClock clock{*mimamori::common::parseUtc("2026-11-24T12:00:00Z")};
-    fs::path path = dir / "audit.log";
+    fs::path path = dir / "audit";                 // the log's directory
+    fs::path file = path / "audit-FY2026.log";    // its one file (2026-11-24 is in FY2026)
 
     LogFixture() {
-        AuditLog log(path, camera, clock, AuditOptions{4, {}});
+        AuditLog log(path, camera, clock, AuditOptions{4, {}, {}});
         log.append(audit::kDaemonStart, {{"version", std::string("0.1.0")}});
         for (int i = 0; i < 9; ++i) {
             clock.advance(kMicrosPerSecond);
@@ -67,8 +68,8 @@ struct LogFixture {
     AuditVerifyResult verifyNow(bool withState) const {
         std::optional<AuditCheckpoint> expected;
         if (withState) {
-            std::string text = readFile(path.string() + ".checkpoint");
-            expected = AuditCheckpoint::parse(text.substr(0, text.size() - 1));
+            std::string text = readFile(path / kAuditStateFile);
+            expected = AuditCheckpoint::parse(text.substr(0, text.find('\n')));
             REQUIRE(expected);
         }
         return verifyAuditLog(path, camera.publicKey().signKey, expected);
@@ -79,7 +80,7 @@ struct LogFixture {
 
 TEST_CASE("a fresh log verifies, ends with a checkpoint, and checkpoints come every N entries") {
     LogFixture f;
-    const auto lines = linesOf(f.path);
+    const auto lines = linesOf(f.file);
     REQUIRE(lines.size() == 13);
     CHECK(isCheckpoint(lines[4]));
     CHECK(isCheckpoint(lines[9]));
@@ -102,7 +103,7 @@ TEST_CASE("a fresh log verifies, ends with a checkpoint, and checkpoints come ev
 TEST_CASE("reopening continues the chain") {
     LogFixture f;
     {
-        AuditLog log(f.path, f.camera, f.clock, AuditOptions{4, {}});
+        AuditLog log(f.path, f.camera, f.clock, AuditOptions{4, {}, {}});
         CHECK(log.lastSeq() == 13);
         CHECK(log.append(audit::kDaemonStart, {}) == 14);
     }
@@ -113,7 +114,7 @@ TEST_CASE("reopening continues the chain") {
 
 TEST_CASE("tampering is detected at the first entry it breaks") {
     LogFixture f;
-    auto lines = linesOf(f.path);
+    auto lines = linesOf(f.file);
     std::size_t expectedBadLine = 0;
 
     SUBCASE("edit of a field") {
@@ -150,28 +151,133 @@ TEST_CASE("tampering is detected at the first entry it breaks") {
         lines[4][at] = lines[4][at] == 'A' ? 'B' : 'A';
         expectedBadLine = 5;
     }
-    writeLines(f.path, lines);
+    writeLines(f.file, lines);
     const auto r = f.verifyNow(false);
     CHECK_FALSE(r.ok);
     CHECK(r.badLine == expectedBadLine);
+    CHECK(r.badFile == f.file);
     CHECK_FALSE(r.reason.empty());
-    // The camera refuses to continue a log that does not verify.
+    // Verifying in full (no state file: a first start), the camera refuses to continue it.
+    fs::remove(f.path / kAuditStateFile);
     CHECK_THROWS_AS(AuditLog(f.path, f.camera, f.clock), AuditError);
+}
+
+TEST_CASE("opening starts at the recorded checkpoint: a cut behind it or a changed checkpoint is refused") {
+    LogFixture f;
+    {
+        AuditLog log(f.path, f.camera, f.clock, AuditOptions{4, {}, {}});
+        CHECK(log.recovery().linesVerified == 1);  // the checkpoint line, and nothing after it
+    }
+    auto lines = linesOf(f.file);  // reopening and closing added nothing: the log ends with a checkpoint
+    REQUIRE(lines.size() == 13);
+    SUBCASE("cut back") {
+        lines.resize(12);
+        writeLines(f.file, lines);
+        CHECK_THROWS_WITH_AS(AuditLog(f.path, f.camera, f.clock), doctest::Contains("cut back or rewritten"), AuditError);
+    }
+    SUBCASE("the checkpoint line edited in place") {
+        const auto at = lines[12].find("\"signature\":\"") + 13;
+        lines[12][at] = lines[12][at] == 'A' ? 'B' : 'A';
+        writeLines(f.file, lines);
+        CHECK_THROWS_WITH_AS(AuditLog(f.path, f.camera, f.clock), doctest::Contains("cut back or rewritten"), AuditError);
+    }
+    SUBCASE("a forged line after it") {
+        lines.push_back(R"({"seq":14,"time":"2026-11-24T12:00:09Z","type":"daemon_stop","fields":{},"prev":")" +
+                        std::string(64, 'a') + "\"}");
+        writeLines(f.file, lines);
+        CHECK_THROWS_WITH_AS(AuditLog(f.path, f.camera, f.clock), doctest::Contains("prev does not match"), AuditError);
+    }
+}
+
+TEST_CASE("a new fiscal year starts a new file: the old one ends signed, the new one continues the chain") {
+    test::TempDir dir;
+    const SecretKey camera = generateKey(Role::Camera, "cam");
+    ManualClock clock(*mimamori::common::parseUtc("2026-03-31T14:59:59Z"));  // 23:59:59 JST, FY2025
+    {
+        AuditLog log(dir / "audit", camera, clock);
+        log.append(audit::kDaemonStart, {});
+        clock.advance(kMicrosPerSecond);  // 2026-04-01T00:00:00 JST
+        log.append(audit::kRequestReceived, {{"request_id", std::string("r1")}});
+        CHECK(log.currentFile().filename() == "audit-FY2026.log");
+    }
+    const auto files = auditLogFiles(dir / "audit");
+    REQUIRE(files.size() == 2);
+    const auto old = linesOf(files[0]);
+    const auto fresh = linesOf(files[1]);
+    REQUIRE(old.size() == 2);
+    CHECK(isCheckpoint(old[1]));
+    CHECK(fresh[0].find("\"seq\":3,") != std::string::npos);
+    CHECK(fresh[0].find("\"prev\":\"" + blake2b256Hex(old[1]) + "\"") != std::string::npos);
+    const auto r = verifyAuditLog(dir / "audit", camera.publicKey().signKey);
+    CHECK_MESSAGE(r.ok, r.reason);
+    CHECK(r.entries == 4);
+    // A year's file alone verifies from its first line; a cut in the middle of the chain does not.
+    CHECK(verifyAuditLog(files[1], camera.publicKey().signKey).ok);
+    fs::remove(files[0]);
+    CHECK_FALSE(verifyAuditLog(dir / "audit", camera.publicKey().signKey).ok);
+}
+
+TEST_CASE("a single-file log of earlier versions is moved into the directory at start, unchanged, and continued") {
+    test::TempDir dir;
+    const SecretKey camera = generateKey(Role::Camera, "cam");
+    ManualClock clock(*mimamori::common::parseUtc("2026-11-24T12:00:00Z"));
+    // The old layout: state/audit.log and state/audit.log.checkpoint ("SEQ:HASH\n").
+    {
+        AuditLog log(dir / "build", camera, clock, AuditOptions{4, {}, {}});
+        log.append(audit::kDaemonStart, {});
+        log.append(audit::kRequestReceived, {{"request_id", std::string("r1")}});
+    }
+    fs::rename(dir / "build" / "audit-FY2026.log", dir / "audit.log");
+    const std::string state = readFile(dir / "build" / kAuditStateFile);
+    writeFileAtomic(dir / "audit.log.checkpoint", state.substr(0, state.find('\n') + 1));
+    fs::remove_all(dir / "build");
+    const std::string before = readFile(dir / "audit.log");
+
+    SUBCASE("moved and continued") {
+        {
+            AuditLog log(dir / "audit", camera, clock, AuditOptions{4, {}, dir / "audit.log"});
+            CHECK(log.recovery().migratedFrom == dir / "audit.log");
+            CHECK(log.append(audit::kDaemonStop, {}) == 6);  // 3 old lines, audit_log_migrated, its checkpoint
+        }
+        CHECK_FALSE(fs::exists(dir / "audit.log"));
+        CHECK_FALSE(fs::exists(dir / "audit.log.checkpoint"));
+        const std::string after = readFile(dir / "audit" / "audit-FY2026.log");
+        CHECK(after.starts_with(before));  // the old lines, byte for byte
+        const auto entries = readAuditLog(dir / "audit");
+        REQUIRE(entries.size() >= 4);
+        CHECK(entries[3].type == "audit_log_migrated");
+        CHECK(entries[3].fieldsJson == R"({"from":"audit.log","file":"audit-FY2026.log","entries":3})");
+        const auto r = verifyAuditLog(dir / "audit", camera.publicKey().signKey);
+        CHECK_MESSAGE(r.ok, r.reason);
+        // The next start does not migrate again and starts at the recorded checkpoint.
+        AuditLog again(dir / "audit", camera, clock, AuditOptions{4, {}, dir / "audit.log"});
+        CHECK(again.recovery().migratedFrom.empty());
+        CHECK(again.recovery().linesVerified == 1);
+    }
+    SUBCASE("a legacy log cut behind its recorded checkpoint is refused and left where it is") {
+        auto lines = linesOf(dir / "audit.log");
+        lines.resize(1);
+        writeLines(dir / "audit.log", lines);
+        CHECK_THROWS_WITH_AS(AuditLog(dir / "audit", camera, clock, AuditOptions{4, {}, dir / "audit.log"}),
+                             doctest::Contains("truncated"), AuditError);
+        CHECK(fs::exists(dir / "audit.log"));
+        CHECK(auditLogFiles(dir / "audit").empty());
+    }
 }
 
 TEST_CASE("truncation back past a checkpoint is detected with the recorded checkpoint") {
     LogFixture f;
-    auto lines = linesOf(f.path);
+    auto lines = linesOf(f.file);
     lines.resize(10);  // back to the second checkpoint: a valid-looking, shorter log
-    writeLines(f.path, lines);
+    writeLines(f.file, lines);
     // Without outside state the cut cannot be seen (docs/audit-log.md: the honest limit)...
     CHECK(f.verifyNow(false).ok);
     // ...with the checkpoint the camera (or an auditor) recorded, it is.
     const auto r = f.verifyNow(true);
     CHECK_FALSE(r.ok);
     CHECK(r.reason.find("truncated") != std::string::npos);
-    CHECK_THROWS_WITH_AS(AuditLog(f.path, f.camera, f.clock), doctest::Contains("truncated"), AuditError);
-    fs::remove(f.path);
+    CHECK_THROWS_WITH_AS(AuditLog(f.path, f.camera, f.clock), doctest::Contains("cut back"), AuditError);
+    fs::remove(f.file);
     CHECK_THROWS_WITH_AS(AuditLog(f.path, f.camera, f.clock), doctest::Contains("removed"), AuditError);
 }
 
@@ -186,14 +292,14 @@ TEST_CASE("a checkpoint signed by another camera's key does not verify") {
 TEST_CASE("a torn last line is set aside, cut, and recorded; the log then verifies") {
     LogFixture f;
     {
-        AuditLog log(f.path, f.camera, f.clock, AuditOptions{4, {}});
+        AuditLog log(f.path, f.camera, f.clock, AuditOptions{4, {}, {}});
         log.append(audit::kRecordingGap, {{"seconds", std::int64_t{3}}});
         // No close(): the destructor would add a checkpoint; simulate the power cut instead
         // by writing a prefix of a line after this log is gone.
     }
     const std::string torn = R"({"seq":99,"time":"2026-11-24T12:00:)";
     {
-        const int fd = ::open(f.path.c_str(), O_WRONLY | O_APPEND);
+        const int fd = ::open(f.file.c_str(), O_WRONLY | O_APPEND);
         REQUIRE(fd >= 0);
         REQUIRE(::write(fd, torn.data(), torn.size()) == static_cast<ssize_t>(torn.size()));
         ::close(fd);
@@ -202,7 +308,7 @@ TEST_CASE("a torn last line is set aside, cut, and recorded; the log then verifi
     CHECK_FALSE(before.ok);
     CHECK(before.reason.find("torn") != std::string::npos);
     {
-        AuditLog log(f.path, f.camera, f.clock, AuditOptions{4, {}});
+        AuditLog log(f.path, f.camera, f.clock, AuditOptions{4, {}, {}});
         CHECK(log.recovery().tornBytes == torn.size());
         CHECK(readFile(log.recovery().tornCopy) == torn);
     }
@@ -217,14 +323,14 @@ TEST_CASE("a torn last line is set aside, cut, and recorded; the log then verifi
 
 TEST_CASE("a complete garbage line is tampering, not a torn line, and a huge one does not exhaust memory") {
     LogFixture f;
-    std::string text = readFile(f.path);
-    writeFileAtomic(f.path, text + "not json\n");
+    std::string text = readFile(f.file);
+    writeFileAtomic(f.file, text + "not json\n");
     auto r = f.verifyNow(false);
     CHECK_FALSE(r.ok);
     CHECK(r.badLine == 14);
     CHECK_THROWS_AS(AuditLog(f.path, f.camera, f.clock), AuditError);
 
-    writeFileAtomic(f.path, text + std::string(3 << 20, 'x'));  // 3 MiB, no newline
+    writeFileAtomic(f.file, text + std::string(3 << 20, 'x'));  // 3 MiB, no newline
     r = f.verifyNow(false);
     CHECK_FALSE(r.ok);
     CHECK(r.badLine == 14);
@@ -237,7 +343,7 @@ TEST_CASE("appends from several threads form one valid chain") {
     const SecretKey camera = generateKey(Role::Camera, "cam");
     ManualClock clock(0);
     {
-        AuditLog log(dir / "audit.log", camera, clock, AuditOptions{7, {}});
+        AuditLog log(dir / "audit.log", camera, clock, AuditOptions{7, {}, {}});
         std::vector<std::thread> threads;
         for (int t = 0; t < 4; ++t)
             threads.emplace_back([&log, t] {

@@ -188,11 +188,12 @@ TEST_CASE("a disclosure request can be written but the city tool will not approv
 
 TEST_CASE("audit verify passes an intact log and names the first bad line of a tampered one") {
     Keys k;
-    const fs::path log = k.dir / "audit.log";
+    const fs::path log = k.dir / "audit";
+    const fs::path file = log / "audit-FY2026.log";
     {
         const SecretKey camera = loadSecretKey(k.dir / "keys/cam-0412.secret");
         mimamori::common::ManualClock clock(*mimamori::common::parseUtc("2026-11-24T12:00:00Z"));
-        AuditLog audit(log, camera, clock, AuditOptions{3, {}});
+        AuditLog audit(log, camera, clock, AuditOptions{3, {}, {}});
         audit.append(audit::kDaemonStart, {});
         for (int i = 0; i < 5; ++i) {
             clock.advance(60 * mimamori::common::kMicrosPerSecond);
@@ -200,30 +201,30 @@ TEST_CASE("audit verify passes an intact log and names the first bad line of a t
         }
         audit.append(audit::kDaemonStop, {});
     }
-    const Run ok = runTool(k.dir.path(), "audit verify audit.log --camera-key keys/cam-0412.pub");
+    const Run ok = runTool(k.dir.path(), "audit verify audit --camera-key keys/cam-0412.pub");
     CHECK_MESSAGE(ok.status == 0, ok.output);
-    CHECK(ok.output.find("ok: 10 entries") != std::string::npos);
-    CHECK(ok.output.find("audit.log.checkpoint") != std::string::npos);
+    CHECK(ok.output.find("ok: 10 entries in 1 file") != std::string::npos);
+    CHECK(ok.output.find("audit/audit.checkpoint") != std::string::npos);
 
-    const Run shown = runTool(k.dir.path(), "audit show audit.log --type request_refused --from 2026-11-24T21:02:00+09:00");
+    const Run shown = runTool(k.dir.path(), "audit show audit --type request_refused --from 2026-11-24T21:02:00+09:00");
     CHECK(shown.status == 0);
     CHECK(shown.output.find("reason=expired") != std::string::npos);
     CHECK(shown.output.find("12:01:00Z") == std::string::npos);  // before --from
     CHECK(shown.output.find("2026-11-24 21:03:00 JST request_refused") != std::string::npos);  // JST beside UTC
     CHECK(shown.output.find("daemon_start") == std::string::npos);
 
-    const Run interop = runInterop(k.dir.path(), "audit audit.log keys/cam-0412.pub");
+    const Run interop = runInterop(k.dir.path(), "audit audit/audit-FY2026.log keys/cam-0412.pub");
     CHECK_MESSAGE(interop.status == 0, interop.output);
     CHECK(interop.output.find("10 entries, 3 signed checkpoints") != std::string::npos);
 
-    std::string text = readFile(log);
+    std::string text = readFile(file);
     text.replace(text.find("wrong_camera"), 12, "range_empty!");
-    writeFileAtomic(log, text);
-    const Run bad = runTool(k.dir.path(), "audit verify audit.log --camera-key keys/cam-0412.pub");
+    writeFileAtomic(file, text);
+    const Run bad = runTool(k.dir.path(), "audit verify audit --camera-key keys/cam-0412.pub");
     CHECK(bad.status == 1);
-    CHECK(bad.output.find("audit.log:3:") != std::string::npos);
-    CHECK(runTool(k.dir.path(), "audit verify audit.log --camera-key keys/hyogo-pd.pub").status == 1);
-    CHECK(runInterop(k.dir.path(), "audit audit.log keys/cam-0412.pub").status == 1);
+    CHECK(bad.output.find("audit/audit-FY2026.log:3:") != std::string::npos);
+    CHECK(runTool(k.dir.path(), "audit verify audit --camera-key keys/hyogo-pd.pub").status == 1);
+    CHECK(runInterop(k.dir.path(), "audit audit/audit-FY2026.log keys/cam-0412.pub").status == 1);
 }
 
 TEST_CASE("audit show prints what came from the network escaped, and --json stays the same JSON without raw controls") {
@@ -253,7 +254,8 @@ TEST_CASE("audit show prints what came from the network escaped, and --json stay
     for (const std::string raw : {"\x1b", "\r", "\x7f", "\xe2\x80\xae", "\xc2\x85", "\xe2\x81\xa6"})
         CHECK(json.output.find(raw) == std::string::npos);
     const std::string firstLine = json.output.substr(0, json.output.find('\n'));
-    const std::string fileLine = readFile(log).substr(0, readFile(log).find('\n'));
+    const std::string logText = readFile(log / "audit-FY2026.log");
+    const std::string fileLine = logText.substr(0, logText.find('\n'));
     CHECK(nlohmann::json::parse(firstLine) == nlohmann::json::parse(fileLine));
     CHECK(nlohmann::json::parse(firstLine)["fields"]["purpose"] == hostile);
 }

@@ -168,7 +168,7 @@ Class classOfPath(const char* path) {
     if (!path) return kOther;
     const std::string_view p(path);
     const std::string_view base = p.substr(p.rfind('/') == std::string_view::npos ? 0 : p.rfind('/') + 1);
-    if (base.starts_with("audit.log")) return kAudit;
+    if (base.starts_with("audit-FY") || base.starts_with("audit.checkpoint")) return kAudit;
     if (base.starts_with("day.key")) return kKey;
     if (base.starts_with("ring.index")) return kIndex;
     if (base.starts_with("health.json")) return kHealth;

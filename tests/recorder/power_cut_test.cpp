@@ -114,7 +114,7 @@ TEST_CASE("power cuts inside writes, fsyncs and renames: the ring verifies, keys
     };
     common::writeFileAtomic(dir / "mimamorid.json", config.dump(2));
     const store::StoreConfig store = daemon::loadDaemonConfig(dir / "mimamorid.json").recorder.store;
-    const fs::path auditPath = dir / "state" / "audit.log";
+    const fs::path auditPath = dir / "state" / "audit";
     const fs::path report = dir / "cut-report";
 
     std::mt19937 random(seed);

@@ -95,11 +95,12 @@ TEST_CASE("end to end with mimamorid recording the street clip: the fetched clip
         again.signal(SIGTERM);
         CHECK(again.wait() == 0);
     }
-    const std::string audit = common::readFile(dir.path() / "state" / "audit.log");
+    std::string audit;
+    for (const auto& e : policy::readAuditLog(dir.path() / "state" / "audit")) audit += e.line + "\n";
     CHECK(audit.find("\"request_granted\"") != std::string::npos);
     CHECK(audit.find("\"extract_delivered\"") != std::string::npos);
     CHECK(audit.find("\"replayed_nonce\"") != std::string::npos);
     const policy::AuditVerifyResult verified =
-        policy::verifyAuditLog(dir.path() / "state" / "audit.log", camera.publicKey().signKey);
+        policy::verifyAuditLog(dir.path() / "state" / "audit", camera.publicKey().signKey);
     CHECK_MESSAGE(verified.ok, verified.reason);
 }

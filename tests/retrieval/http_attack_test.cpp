@@ -133,11 +133,9 @@ int openDescriptors(pid_t pid) {
 
 std::vector<Json> auditLines(const fs::path& log, std::size_t* longest = nullptr) {
     std::vector<Json> out;
-    std::istringstream in(common::readFile(log));
-    std::string line;
-    while (std::getline(in, line)) {
-        if (longest) *longest = std::max(*longest, line.size());
-        out.push_back(Json::parse(line));
+    for (const auto& e : policy::readAuditLog(log)) {
+        if (longest) *longest = std::max(*longest, e.line.size());
+        out.push_back(Json::parse(e.line));
     }
     return out;
 }
@@ -178,8 +176,12 @@ struct Camera {
         daemon->waitForLog(fmt::format("127.0.0.1:{}", port));
     }
 
-    fs::path auditLog() const { return dir.path() / "state" / "audit.log"; }
-    std::uintmax_t auditBytes() const { return fs::file_size(auditLog()); }
+    fs::path auditLog() const { return dir.path() / "state" / "audit"; }
+    std::uintmax_t auditBytes() const {
+        std::uintmax_t bytes = 0;
+        for (const auto& file : policy::auditLogFiles(auditLog())) bytes += fs::file_size(file);
+        return bytes;
+    }
 
     // Stops the daemon and returns the frames it dropped; checks that nothing else was lost:
     // no failed segment, no gap in health or in `ring ls`, an audit log that verifies.

@@ -191,7 +191,7 @@ TEST_CASE("the deployed camera: records masked, serves an approved request, refu
     CHECK(state.find("66554433") == std::string::npos);
 
     // Every event is in the audit log, which verifies against the camera's key.
-    const fs::path audit = dir / "state/audit.log";
+    const fs::path audit = dir / "state/audit";
     const CliResult verified = cli("audit verify " + q(audit) + " --camera-key " + q(dir / "camera/kakogawa-0042.pub"));
     INFO(verified.output);
     CHECK(verified.status == 0);
