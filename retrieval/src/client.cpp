@@ -3,6 +3,8 @@
 // The police client: submit, wait, download with resume, unseal, verify; and later re-verify.
 #include "mimamori/retrieval/client.hpp"
 
+#include "mimamori/retrieval/city_log.hpp"
+
 #include "mimamori/common/file.hpp"
 #include "mimamori/common/text.hpp"
 #include "mimamori/policy/request.hpp"
@@ -559,6 +561,58 @@ StillManifest fetchStill(const StillFetchOptions& o, const policy::BoxPublicKey&
     common::writeFileAtomic(o.outDir / kStillManifestFile, manifestText, privateFile);
     common::writeFileAtomic(o.outDir / kStillSignatureFile, formatSignature(*signature), privateFile);
     return m;
+}
+
+// The city's collection shares the police client's connection: the same TLS pinning through
+// the camera-signed record before the body is sent (docs/city-log-route.md §2).
+CityLogAnswer collectCityLog(const std::string& cameraUrl, const std::string& cameraId, const policy::PublicKey& camera,
+                             const policy::SecretKey& cityKey, std::uint64_t afterSeq, const common::Clock& clock,
+                             const CityLogClientOptions& options) {
+    if (camera.role != policy::Role::Camera)
+        throw policy::KeyError(fmt::format("key '{}' is a {} key, not a camera key", camera.name,
+                                           policy::roleName(camera.role)));
+    const std::string body = buildCityLogRequest(cityKey, cameraId, afterSeq, clock.nowUtc());
+    TlsPin pin;  // outlives `client`, whose TLS context points at it
+    auto client = makeClient(cameraUrl, options.insecureHttp, pin);
+    client->set_connection_timeout(options.connectTimeoutSeconds, 0);
+    client->set_read_timeout(options.readTimeoutSeconds, 0);
+    client->set_write_timeout(options.readTimeoutSeconds, 0);
+    if (cameraUrl.starts_with("https://")) pinCameraKey(*client, pin, camera, cameraUrl);
+
+    // The answer is bounded: the sealed form of the largest plaintext the route may send.
+    const std::uint64_t limit = sealedSize(kMaxCityLogLinesBytes + kMaxCityLogHealthBytes + 4096);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = std::string(kCityLogPath);
+    req.body = body;
+    req.set_header("Content-Type", "text/plain");
+    int status = 0;
+    std::string answer;
+    bool tooLong = false;
+    req.response_handler = [&](const httplib::Response& response) {
+        status = response.status;
+        return true;
+    };
+    req.content_receiver = [&](const char* data, std::size_t n, std::uint64_t, std::uint64_t) {
+        if (answer.size() + n > limit) {
+            tooLong = true;
+            return false;
+        }
+        answer.append(data, n);
+        return true;
+    };
+    const httplib::Result result = client->send(req);
+    const std::string what = fmt::format("city log of {}", cameraUrl);
+    if (tooLong) throw FetchError(fmt::format("{}: the answer is longer than {} bytes", what, limit));
+    if (!result || status != 200) {
+        if (answer.size() > kMaxAnswerBytes) answer.resize(kMaxAnswerBytes);
+        throw cameraError(what, result, answer, pin);
+    }
+    try {
+        return openCityLogAnswer(asBytes(answer.data(), answer.size()), cityKey, camera, body);
+    } catch (const FetchError& e) {
+        throw FetchError(fmt::format("{}: {}", what, e.what()));
+    }
 }
 
 }  // namespace mimamori::retrieval

@@ -4,6 +4,7 @@
 // and extract services.
 #include "mimamori/retrieval/endpoint.hpp"
 
+#include "city_log_service.hpp"
 #include "extract_service.hpp"
 #include "request_service.hpp"
 #include "still_service.hpp"
@@ -43,6 +44,8 @@ fs::path resolve(const fs::path& p, const fs::path& base) { return p.is_absolute
 EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const fs::path& configDir, const fs::path& stateDir) {
     EndpointConfig c;
     c.extractDir = stateDir / "extracts";
+    c.healthFile = stateDir / "health.json";
+    c.cityLogNonceFile = stateDir / "city-log-nonces";
     std::vector<std::string> problems;
     const Json j = Json::parse(retrievalJson.begin(), retrievalJson.end(), nullptr, false);
     if (j.is_discarded() || !j.is_object()) throw common::ConfigError("retrieval", {"retrieval: must be a JSON object"});
@@ -163,9 +166,12 @@ public:
           extracts_({config.extractDir, config.extractTtl, config.maxConcurrentExtracts, 2 * config.maxConcurrentExtracts},
                     cameraId, store, audit, clock, cameraKey_, std::move(maskSha256), unauthenticated_),
           requests_({config.maxRange, config.maxLifetime, config.maxConcurrentExtracts, config.retryAfterSeconds},
-                    cameraId, trust_, store, audit, nonces, clock, unauthenticated_, extracts_) {
+                    cameraId, trust_, store, audit, nonces, clock, unauthenticated_, extracts_),
+          cityLogNonces_(config.cityLogNonceFile),
+          cityLog_(cameraId, trust_, cameraKey_, config.healthFile, audit, cityLogNonces_, clock, unauthenticated_) {
         requests_.addRoutes(router_);
         extracts_.addRoutes(router_);
+        cityLog_.addRoutes(router_);
         if (stills) {
             stills_.emplace(StillServiceConfig{config.maxLifetime}, cameraId, trust_, audit, nonces, clock, cameraKey_,
                             unauthenticated_, *stills);
@@ -212,6 +218,8 @@ private:
     Router router_;
     ExtractService extracts_;
     RequestService requests_;
+    policy::NonceStore cityLogNonces_;
+    CityLogService cityLog_;
     std::optional<StillService> stills_;  // only with a StillSource
     bool stopped_ = false;
     // Last: the server's threads call into everything above, and stop() ends them first.

@@ -1,6 +1,6 @@
 // SPDX-FileCopyrightText: 2026 The Mimamori authors
 // SPDX-License-Identifier: Apache-2.0
-// Ed25519 signing keys (and X25519 receiving keys for police), their files, and the trust store.
+// Ed25519 signing keys (and X25519 receiving keys for police and city), their files, and the trust store.
 // File formats: docs/keys.md. Secrets live only in sodium_malloc'd memory and are never logged.
 #pragma once
 
@@ -19,8 +19,8 @@
 
 namespace mimamori::policy {
 
-// Who holds a key: police sign requests (and receive extracts), the city approves them,
-// the camera signs extract manifests and audit checkpoints.
+// Who holds a key: police sign requests (and receive extracts), the city approves them (and
+// receives the camera's audit log), the camera signs extract manifests and audit checkpoints.
 enum class Role { Police, City, Camera };
 
 [[nodiscard]] std::string_view roleName(Role role);  // "police", "city", "camera"
@@ -48,11 +48,13 @@ struct PublicKey {
     Role role = Role::Police;
     std::string name;                      // 1..64 printable characters, no whitespace at the ends
     SignPublicKey signKey{};               // Ed25519
-    std::optional<BoxPublicKey> boxKey;    // X25519; present exactly for police keys
+    // X25519: always for police; for city keys made since city keys have one (older city key
+    // files load without it, and cannot receive sealed answers); never for camera keys.
+    std::optional<BoxPublicKey> boxKey;
     [[nodiscard]] KeyId keyId() const;
 };
 
-// A secret key (NAME.secret): the Ed25519 seed, and for police also the X25519 secret key,
+// A secret key (NAME.secret): the Ed25519 seed, and with boxKey also the X25519 secret key,
 // in sodium_malloc'd memory. Move-only: a copy of a secret is never made by accident.
 // Immutable once made, so several threads may sign with one key at the same time.
 class SecretKey {
@@ -70,15 +72,16 @@ public:
 
     // libsodium's 64-byte Ed25519 secret key (seed || public key), for crypto_sign_detached.
     [[nodiscard]] std::span<const std::uint8_t> signSecret() const { return signSecret_.bytes(); }
-    // The X25519 secret key (32 bytes) for crypto_box_seal_open; throws KeyError unless police.
+    // The X25519 secret key (32 bytes) for crypto_box_seal_open; throws KeyError (saying why)
+    // for a camera key or an older city key without one.
     [[nodiscard]] std::span<const std::uint8_t> boxSecret() const;
-    // The X25519 public key; throws KeyError unless police.
+    // The X25519 public key; throws KeyError as boxSecret() does.
     [[nodiscard]] const BoxPublicKey& boxPublic() const;
 
 private:
     PublicKey public_;
     common::SecureBuffer signSecret_;  // 64 bytes
-    common::SecureBuffer boxSecret_;   // 32 bytes for police, empty otherwise
+    common::SecureBuffer boxSecret_;   // 32 bytes when public_.boxKey is set, empty otherwise
 };
 
 // Fresh random keys. `name` must be 1..64 characters of [A-Za-z0-9._-] (it becomes a file name).

@@ -27,6 +27,10 @@ struct EndpointConfig {
     std::filesystem::path trustFile;       // police and city keys the camera accepts
     std::filesystem::path cameraKeyFile;   // the camera's secret key (signs manifests)
     std::filesystem::path extractDir;      // plans of granted extracts (docs/extract-plan.md)
+    // The city log route (docs/city-log-route.md): the health record it hands out and where it
+    // remembers used nonces; <state_dir>/health.json and <state_dir>/city-log-nonces.
+    std::filesystem::path healthFile;
+    std::filesystem::path cityLogNonceFile;
     common::UtcMicros maxRange = 6 * 3600 * common::kMicrosPerSecond;
     common::UtcMicros maxLifetime = 30 * common::kMicrosPerDay;  // expires-at - issued-at, at most
     int maxConcurrentExtracts = 1;         // K: more requests while K extracts are hashed get 503
@@ -52,7 +56,7 @@ struct EndpointConfig {
 
 // Parses the daemon config's "retrieval" object, as JSON text. Relative paths are
 // taken from `configDir` (the config file's directory, as for every other path in it);
-// extract_dir defaults to stateDir/extracts. Throws common::ConfigError listing every problem
+// extract_dir defaults to stateDir/extracts; healthFile and cityLogNonceFile are in stateDir. Throws common::ConfigError listing every problem
 // ("retrieval.port: must be a number in 0..65535").
 EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const std::filesystem::path& configDir,
                                    const std::filesystem::path& stateDir);
