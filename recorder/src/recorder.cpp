@@ -10,6 +10,7 @@
 #include "mimamori/recorder/health.hpp"
 #include "mimamori/recorder/pipeline.hpp"
 #include "mimamori/store/segment_store.hpp"
+#include "mimamori/store/shred_tally.hpp"
 
 #include <fmt/format.h>
 #include <glib-unix.h>
@@ -282,6 +283,7 @@ struct Recorder::Impl {
     // For the service manager's readiness and watchdog (Recorder::progress()).
     std::atomic<std::uint64_t> segmentsBegun{0};
     std::atomic<std::uint64_t> writesStored{0};
+    store::ShredTally shredTally;       // main-loop thread only (retention runs)
 
     // Writing thread only.
     std::thread writerThread;
@@ -304,7 +306,7 @@ struct Recorder::Impl {
         : config(std::move(c)), clock(k), options(o), store(&st),
           masks(std::make_shared<MaskState>(std::move(m))),
           health(config.stateDir / "health.json", config.store.cameraId, k.nowUtc()),
-          queue(o.queueLimitBytes), audit(a) {}
+          queue(o.queueLimitBytes), audit(a), shredTally(config.stateDir / "shred-tally", k) {}
 
     FrameCounts frameCounts() const {
         return {counters.framesIn.load(), counters.framesOut.load(), counters.maskFailures.load(),
@@ -547,21 +549,17 @@ struct Recorder::Impl {
                 common::logInfo(kLog, "deleted {} segments ({}), {} .. {}", result.deleted.size(),
                                 result.reason, common::formatUtc(result.deleted.front().start),
                                 common::formatUtc(result.deleted.back().end));
-                // One entry per run, not per segment: a full ring deletes ~8,640 a day.
-                std::int64_t bytes = 0;
-                for (const auto& d : result.deleted) bytes += static_cast<std::int64_t>(d.bytesOnDisk);
-                record(policy::audit::kRetentionDeleted,
-                       {{"segments", static_cast<std::int64_t>(result.deleted.size())},
-                        {"bytes", bytes},
-                        {"from", common::formatUtc(result.deleted.front().start)},
-                        {"to", common::formatUtc(result.deleted.back().end)},
-                        {"reason", result.reason}});
             }
-            if (result.keyAdvances) {
-                common::logInfo(kLog, "advanced the day key {} time(s)", result.keyAdvances);
-                record(policy::audit::kKeyAdvanced,
-                       {{"advances", static_cast<std::int64_t>(result.keyAdvances)}});
-            }
+            if (result.keyAdvances) common::logInfo(kLog, "advanced the day key {} time(s)", result.keyAdvances);
+            // One audit entry per shredded day, not per run: a full ring deletes every 30 s, and
+            // a log that lasts years must hold a few entries a day (docs/audit-log.md).
+            const auto shredded = shredTally.add(result);
+            for (const store::ShreddedDay& day : shredded)
+                record(policy::audit::kDayShredded, {{"day", store::ShredTally::dayText(day.day)},
+                                                     {"segments", static_cast<std::int64_t>(day.segments)},
+                                                     {"bytes", static_cast<std::int64_t>(day.bytes)},
+                                                     {"reasons", day.reasons}});
+            if (!shredded.empty()) saveShredTally();
             keyRatchetChecked(result);
             if (result.shortfallDays) {
                 // Once an hour is enough for a condition that changes slowly.
@@ -577,6 +575,14 @@ struct Recorder::Impl {
             health.setStorage(store->usage());
         } catch (const std::exception& e) {
             common::logError(kLog, "retention enforcement failed: {}", e.what());
+        }
+    }
+
+    void saveShredTally() {
+        try {
+            shredTally.save();
+        } catch (const std::exception& e) {
+            common::logError(kLog, "cannot save the count of deleted segments: {}", e.what());
         }
     }
 
@@ -763,6 +769,7 @@ int Recorder::stop() {
     r.pipeline.reset();
     r.queue.close();
     r.writerThread.join();
+    r.saveShredTally();
     // A gap still open at a clean stop ends now; the next start opens "recorder not running".
     r.health.closeGap(std::max(r.clock.nowUtc(), r.time.floor()));
     r.health.setState("stopped");

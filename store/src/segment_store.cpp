@@ -128,7 +128,7 @@ struct Core {
     }
 
     SegmentInfo info(const Entry& e) const {
-        return SegmentInfo{e.sequence, e.start, e.end, e.bytes, pathOf(e), e.recovered};
+        return SegmentInfo{e.sequence, e.start, e.end, e.bytes, pathOf(e), e.recovered, e.keyDay};
     }
 
     void add(const Entry& e) {

@@ -439,7 +439,7 @@ TEST_CASE("footage the recorder cannot write (no descriptors) is a gap in health
     CHECK(gapEnd >= freedAt - common::kMicrosPerSecond);
     CHECK(gapEnd <= freedAt + 4 * common::kMicrosPerSecond);
 
-    const auto recorded = auditEntries(dir / "state" / "audit.log", "recording_gap");
+    const auto recorded = auditEntries(dir / "state" / "audit", "recording_gap");
     REQUIRE(recorded.size() == 1);
     CHECK(recorded[0]["reason"] == (*gap)["reason"]);
     CHECK(recorded[0]["start"] == (*gap)["start"]);
@@ -493,7 +493,7 @@ TEST_CASE("a day key that cannot advance is a health state and an audit entry; t
     CHECK(health["key_ratchet"]["day"] == common::formatUtc(oldDay * common::kMicrosPerDay).substr(0, 10));
     CHECK(health["key_ratchet"]["error"].get<std::string>().find("day.key.tmp") != std::string::npos);
     CHECK(health["key_ratchet"]["failing_since"].is_string());
-    const auto failed = auditEntries(dir / "state" / "audit.log", "key_ratchet_failed");
+    const auto failed = auditEntries(dir / "state" / "audit", "key_ratchet_failed");
     REQUIRE(failed.size() == 1);
     CHECK(failed[0]["day"] == health["key_ratchet"]["day"]);
     CHECK(failed[0]["target_day"] == health["key_ratchet"]["target_day"]);
@@ -516,6 +516,13 @@ TEST_CASE("a day key that cannot advance is a health state and an audit entry; t
     CHECK(health["key_ratchet"]["state"] == "ok");
     CHECK(health["key_ratchet"]["error"].is_null());
     CHECK(store::KeyRatchet::load(store.keyDir)->day() > oldDay);
-    CHECK(auditEntries(dir / "state" / "audit.log", "key_advanced").size() == 1);
-    CHECK(auditEntries(dir / "state" / "audit.log", "key_ratchet_failed").size() == 1);
+    // One day_shredded per day the key moved past, the first with the segment deleted while
+    // the key could not move (counted across the restart).
+    const auto shredded = auditEntries(dir / "state" / "audit", "day_shredded");
+    REQUIRE(!shredded.empty());
+    CHECK(shredded.size() == static_cast<std::size_t>(store::KeyRatchet::load(store.keyDir)->day() - oldDay));
+    CHECK(shredded.front()["day"] == common::formatUtc(oldDay * common::kMicrosPerDay).substr(0, 10));
+    CHECK(shredded.front()["segments"] == 1);
+    CHECK(auditEntries(dir / "state" / "audit", "key_advanced").empty());
+    CHECK(auditEntries(dir / "state" / "audit", "key_ratchet_failed").size() == 1);
 }

@@ -39,6 +39,7 @@ struct SegmentInfo {
     std::uint64_t bytesOnDisk = 0;
     std::filesystem::path path;
     bool recovered = false;      // cut short by a crash/power cut and recovered to its last chunk
+    std::int64_t keyDay = 0;     // the UTC day (days since 1970-01-01) whose key encrypts it
 };
 
 // One open segment. Owned and used by one thread (the recording thread); not thread-safe.
