@@ -69,18 +69,7 @@ TEST_CASE("a city key collects lines, health and checkpoint from mimamorid; poli
     const CameraFixture fixture(dir.path());
     const policy::SecretKey stranger = policy::generateKey(policy::Role::City, "not-trusted");
     const int port = freePort();
-    const Json config = {
-        {"camera_id", "kakogawa-0042"},
-        {"source", {{"kind", "test"}, {"width", 160}, {"height", 120}, {"framerate", 10}}},
-        {"segment_seconds", 1},
-        {"storage", {{"path", "ring"}}},
-        {"mask_file", "masks.json"},
-        {"key_dir", "daykeys"},
-        {"state_dir", "state"},
-        {"retrieval", {{"address", "127.0.0.1"}, {"port", port}, {"trust_file", "trust.json"},
-                       {"camera_key", "keys/camera-0042.secret"}}},
-    };
-    common::writeFileAtomic(dir.path() / "mimamorid.json", config.dump(2));
+    fixture.writeDaemonConfig(dir.path(), port, R"({"kind": "test", "width": 160, "height": 120, "framerate": 10})", 1);
     mimamori::testing::Daemon daemon({"--config", (dir.path() / "mimamorid.json").string()}, dir.path() / "daemon.log");
     daemon.waitForLog(fmt::format("127.0.0.1:{}", port));
     for (int i = 0; i < 100 && !fs::exists(dir.path() / "state" / "health.json"); ++i)

@@ -39,18 +39,8 @@ TEST_CASE("end to end with mimamorid recording the street clip: the fetched clip
     const CameraFixture fixture(dir.path());
     const policy::SecretKey& camera = fixture.camera;
     const int port = freePort();
-    const Json config = {
-        {"camera_id", "kakogawa-0042"},
-        {"source", {{"kind", "file"}, {"location", kClip}, {"realtime", true}}},
-        {"segment_seconds", 2},
-        {"storage", {{"path", "ring"}}},
-        {"mask_file", "masks.json"},
-        {"key_dir", "daykeys"},
-        {"state_dir", "state"},
-        {"retrieval", {{"address", "127.0.0.1"}, {"port", port}, {"trust_file", "trust.json"},
-                       {"camera_key", "keys/camera-0042.secret"}}},
-    };
-    common::writeFileAtomic(dir.path() / "mimamorid.json", config.dump(2));
+    fixture.writeDaemonConfig(dir.path(), port, Json{{"kind", "file"}, {"location", kClip}, {"realtime", true}}.dump(),
+                              2);
 
     const UtcMicros started = common::SystemClock().nowUtc();
     mimamori::testing::Daemon daemon({"--config", (dir.path() / "mimamorid.json").string()}, dir.path() / "daemon.log");

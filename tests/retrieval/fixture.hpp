@@ -357,6 +357,18 @@ struct CameraFixture {
                                 R"({"version": 1, "camera": "kakogawa-0042", "masks": [{"name": "house 1",
                                    "polygon": [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4], [0.1, 0.4]]}]})");
     }
+    // Writes dir/mimamorid.json for this camera: `source` (a JSON object), segments of
+    // `segmentSeconds`, ring/, daykeys/, state/, and the endpoint on 127.0.0.1:`port` (HTTPS).
+    void writeDaemonConfig(const fs::path& dir, int port, const std::string& source, int segmentSeconds) const {
+        common::writeFileAtomic(
+            dir / "mimamorid.json",
+            fmt::format(R"({{"camera_id": "kakogawa-0042", "source": {}, "segment_seconds": {},
+ "storage": {{"path": "ring"}}, "mask_file": "masks.json", "key_dir": "daykeys", "state_dir": "state",
+ "retrieval": {{"address": "127.0.0.1", "port": {}, "trust_file": "trust.json",
+                "camera_key": "keys/camera-0042.secret"}}}}
+)",
+                        source, segmentSeconds, port));
+    }
     // The police fetch [from, to) of camera "kakogawa-0042" from `url` into `outDir`, with a
     // request approved by the city and written to `requestFile`.
     FetchResult fetch(const fs::path& requestFile, UtcMicros from, UtcMicros to, const std::string& url,

@@ -41,18 +41,8 @@ TEST_CASE("the police case: a 23.976 fps XviD AVI with AC3 recorded by mimamorid
     REQUIRE(made.status == 0);
 
     const int port = freePort();
-    const Json config = {
-        {"camera_id", "kakogawa-0042"},
-        {"source", {{"kind", "file"}, {"location", avi.string()}, {"realtime", true}}},
-        {"segment_seconds", 2},
-        {"storage", {{"path", "ring"}}},
-        {"mask_file", "masks.json"},
-        {"key_dir", "daykeys"},
-        {"state_dir", "state"},
-        {"retrieval", {{"address", "127.0.0.1"}, {"port", port}, {"trust_file", "trust.json"},
-                       {"camera_key", "keys/camera-0042.secret"}}},
-    };
-    common::writeFileAtomic(dir.path() / "mimamorid.json", config.dump(2));
+    fixture.writeDaemonConfig(dir.path(), port,
+                              Json{{"kind", "file"}, {"location", avi.string()}, {"realtime", true}}.dump(), 2);
     FetchResult fetched;
     {
         testing::Daemon daemon({"--config", (dir.path() / "mimamorid.json").string()}, dir.path() / "daemon.log");
