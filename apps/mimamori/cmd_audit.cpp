@@ -73,6 +73,11 @@ int runVerify(const Args& args) {
     } else {
         fmt::print("{}: ok: {} entries, chain intact, every checkpoint signed by camera key '{}' ({})\n",
                    log.string(), r.entries, camera.name, camera.keyId());
+        // A later year's file continues a chain this file alone cannot show.
+        if (const auto entries = readAuditLog(log); !entries.empty() && entries.front().seq > 1)
+            fmt::print("  starts at entry {}: whether it continues the file before is checked only with the log's "
+                       "directory\n",
+                       entries.front().seq);
     }
     if (expected) fmt::print("  contains the expected checkpoint {} (from {})\n", expected->toString(), expectedFrom);
     else
