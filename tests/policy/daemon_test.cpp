@@ -7,6 +7,7 @@
 #include "../support/run_command.hpp"
 #include "mimamori/common/file.hpp"
 #include "mimamori/common/time.hpp"
+#include "mimamori/policy/audit_log.hpp"
 #include "mimamori/policy/keys.hpp"
 #include "mimamori/policy/request.hpp"
 #include "test_support.hpp"
