@@ -151,7 +151,7 @@ int main(int argc, char** argv) try {
         const auto logPath = scratch / (id + ".log");
         {
             common::ManualClock clock(range.begin);
-            policy::AuditLog log(logPath, key, clock, {.checkpointEvery = 64, .statePath = {}});
+            policy::AuditLog log(logPath, key, clock, {.checkpointEvery = 64, .statePath = {}, .legacyFile = {}});
             for (const auto& e : events) {
                 clock.stepWall(e.time - clock.nowUtc());
                 if (e.type == "checkpoint")
@@ -166,7 +166,8 @@ int main(int argc, char** argv) try {
 
         // The collect benchmark: read the bytes (the floor), then verify and store them.
         const auto r0 = std::chrono::steady_clock::now();
-        const std::string text = common::readFile(logPath);
+        std::string text;  // the log's files (one per fiscal year) as the camera's route sends them
+        for (const auto& file : policy::auditLogFiles(logPath)) text += common::readFile(file);
         const auto r1 = std::chrono::steady_clock::now();
         city::CameraArchive archive(o.out, id);
         if (const auto problem = archive.adoptKey(key.publicKey()); !problem.empty()) throw std::runtime_error(problem);
@@ -184,8 +185,7 @@ int main(int argc, char** argv) try {
             archive.recordProblem("the camera's log no longer extends the archive (cut back, rewritten or replaced) "
                                   "after entry 100 (simulated by fleet_gen)",
                                   range.end);
-        std::filesystem::remove(logPath);
-        std::filesystem::remove(logPath.string() + ".checkpoint");
+        std::filesystem::remove_all(logPath);  // the log's directory
         if ((cam + 1) % 100 == 0) fmt::print(stderr, "{} cameras\n", cam + 1);
     }
     std::filesystem::remove_all(scratch);

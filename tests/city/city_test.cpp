@@ -32,12 +32,13 @@ UtcMicros at(const char* text) { return common::parseUtc(text).value(); }
 
 std::string slurp(const std::filesystem::path& p) { return common::readFile(p); }
 
-// The lines of `log` after entry `seq` (what the camera's route answers).
+// The lines of `log` (a log's directory: its fiscal-year files in order) after entry `seq`
+// (what the camera's route answers).
 std::string linesAfter(const std::filesystem::path& log, std::uint64_t seq) {
-    const std::string text = slurp(log);
-    std::size_t pos = 0;
-    for (std::uint64_t i = 0; i < seq; ++i) pos = text.find('\n', pos) + 1;
-    return text.substr(pos);
+    std::string text;
+    for (const auto& e : policy::readAuditLog(log))
+        if (e.seq > seq) text += e.line + "\n";
+    return text;
 }
 
 // A camera writing its real audit log (policy::AuditLog) on a clock the test sets.
@@ -65,8 +66,7 @@ public:
     // Starts the log again from nothing with the same key (a log cut back to zero and re-extended).
     void wipe() {
         audit_.reset();
-        std::filesystem::remove(log_);
-        std::filesystem::remove(log_.string() + ".checkpoint");
+        std::filesystem::remove_all(log_);
         open();
     }
     const policy::SecretKey& key() const { return key_; }
