@@ -251,6 +251,20 @@ CameraFigures readCamera(const std::filesystem::path& root, const std::string& i
             cam.lastCheckpoint = fmt::format("{}:{}", e.seq, lastHash);
             return true;
         }
+        if (type == policy::audit::kMaskReviewStill) {
+            ++cam.maskReviews;
+            return true;
+        }
+        if (type == policy::audit::kDayShredded) {
+            // One day's key destroyed: that day's footage, the oldest of which began at the day's
+            // start (UTC), was held until now at the longest.
+            ++cam.daysShredded;
+            if (const auto day = rawField(e.fields, "day"))
+                if (const auto start = common::parseUtc(std::string(*day) + "T00:00:00Z"))
+                    if (const auto now = common::parseUtc(e.time))
+                        cam.oldestHeldSeconds = std::max(cam.oldestHeldSeconds, (*now - *start) / common::kMicrosPerSecond);
+            return true;
+        }
         if (type == policy::audit::kKeyAdvanced) {
             std::int64_t advances = 0;
             if (const auto v = rawField(e.fields, "advances"))

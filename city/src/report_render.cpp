@@ -29,6 +29,7 @@ struct Totals {
     std::map<std::string, std::uint64_t> refusals;  // without disclosure_request
     std::uint64_t disclosureRefusals = 0;
     std::uint64_t maskChanges = 0;
+    std::uint64_t maskReviews = 0;
     std::int64_t oldestHeldSeconds = 0;
     std::string oldestHeldCamera;
     std::int64_t retentionDays = 0;   // the largest limit any camera runs with
@@ -51,6 +52,7 @@ Totals totalsOf(const Report& r) {
                 t.refusals[reason] += n;
         }
         t.maskChanges += c.maskChanges;
+        t.maskReviews += c.maskReviews;
         if (c.oldestHeldSeconds > t.oldestHeldSeconds) {
             t.oldestHeldSeconds = c.oldestHeldSeconds;
             t.oldestHeldCamera = c.id;
@@ -120,6 +122,7 @@ struct Labels {
     const char* reason;
     const char* disclosure;
     const char* masks;
+    const char* reviews;
     const char* retention;
     const char* oldestHeld;
     const char* limit;
@@ -157,6 +160,7 @@ const Labels kJa{
     "理由",
     "開示請求の拒否（条例第8条）",
     "5. マスク変更（条例第4条第4項）",
+    "点検用静止画",
     "6. 保存期間の遵守",
     "保持していた最も古い画像（日）",
     "保存期間の上限（日）",
@@ -195,6 +199,7 @@ const Labels kEn{
     "Reason",
     "Disclosure requests refused (Art. 8)",
     "5. Mask changes (Art. 4(4))",
+    "review stills",
     "6. Retention compliance",
     "Oldest footage held (days)",
     "Retention limit (days)",
@@ -245,6 +250,7 @@ std::string renderJson(const Report& r, Lang lang) {
     j["extracts"] = {{"count", t.extracts}, {"seconds", t.extractSeconds}, {"bytes", t.extractBytes}};
     j["refusals"] = {{"disclosure", t.disclosureRefusals}, {"by_reason", t.refusals}};
     j["mask_changes"] = t.maskChanges;
+    j["mask_reviews"] = t.maskReviews;
     j["retention"] = {{"oldest_held_seconds", t.oldestHeldSeconds},
                       {"oldest_held_camera", t.oldestHeldCamera},
                       {"limit_days", t.retentionDays},
@@ -278,6 +284,7 @@ std::string renderJson(const Report& r, Lang lang) {
         cam["extracts"] = {{"count", c.extracts}, {"seconds", c.extractSeconds}, {"bytes", c.extractBytes}};
         cam["refusals"] = c.refusals;
         cam["mask_changes"] = c.maskChanges;
+        cam["mask_reviews"] = c.maskReviews;
         cam["oldest_held_seconds"] = c.oldestHeldSeconds;
         cam["retention_days"] = c.retentionDays;
         cam["days_shredded"] = c.daysShredded;
@@ -314,6 +321,7 @@ std::string renderCsv(const Report& r, Lang lang) {
     row("refusals", "", "disclosure", std::to_string(t.disclosureRefusals));
     for (const auto& [reason, n] : t.refusals) row("refusals", "", reason, std::to_string(n));
     row("mask_changes", "", "total", std::to_string(t.maskChanges));
+    row("mask_reviews", "", "total", std::to_string(t.maskReviews));
     row("retention", "", "oldest_held_seconds", std::to_string(t.oldestHeldSeconds));
     row("retention", "", "oldest_held_camera", t.oldestHeldCamera);
     row("retention", "", "limit_days", std::to_string(t.retentionDays));
@@ -330,6 +338,7 @@ std::string renderCsv(const Report& r, Lang lang) {
         row("camera", c.id, "extracts", std::to_string(c.extracts));
         for (const auto& [reason, n] : c.refusals) row("camera", c.id, "refused " + reason, std::to_string(n));
         row("camera", c.id, "mask_changes", std::to_string(c.maskChanges));
+        row("camera", c.id, "mask_reviews", std::to_string(c.maskReviews));
         row("camera", c.id, "oldest_held_seconds", std::to_string(c.oldestHeldSeconds));
         row("camera", c.id, "days_shredded", std::to_string(c.daysShredded));
     }
@@ -402,11 +411,14 @@ std::string renderHtml(const Report& r, Lang lang) {
         o += fmt::format("<tr><td>{}</td><td class=\"n\">{}</td></tr>\n", html(reason), n);
     o += "</table>\n";
 
-    o += fmt::format("<h2>{}</h2>\n<table id=\"masks\"><tr><th>{}</th><th>{}</th></tr>\n", L.masks, L.camera, L.count);
+    o += fmt::format("<h2>{}</h2>\n<table id=\"masks\"><tr><th>{}</th><th>{}</th><th>{}</th></tr>\n", L.masks,
+                     L.camera, L.count, L.reviews);
     for (const auto& c : r.cameras)
-        if (c.maskChanges > 0)
-            o += fmt::format("<tr{}><td>{}</td><td class=\"n\">{}</td></tr>\n", mark(c), html(c.id), c.maskChanges);
-    o += fmt::format("<tr><th>{}</th><td class=\"n\">{}</td></tr></table>\n", L.total, t.maskChanges);
+        if (c.maskChanges > 0 || c.maskReviews > 0)
+            o += fmt::format("<tr{}><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n", mark(c),
+                             html(c.id), c.maskChanges, c.maskReviews);
+    o += fmt::format("<tr><th>{}</th><td class=\"n\">{}</td><td class=\"n\">{}</td></tr></table>\n", L.total,
+                     t.maskChanges, t.maskReviews);
 
     o += fmt::format("<h2>{}</h2>\n<table id=\"retention\"><tr><th>{}</th><td class=\"n\">{}{}</td></tr>"
                      "<tr><th>{}</th><td class=\"n\">{}</td></tr><tr><th>{}</th><td class=\"n\">{}</td></tr></table>\n",

@@ -198,13 +198,15 @@ TEST_CASE("review stills from the real mimamorid: the matrix, black under the ma
     daemon.signal(SIGTERM);
     CHECK(daemon.wait() == 0);
     // Every case audited: two stills with their form, three refusals with their reason.
-    const std::string audit = common::readFile(dir.path() / "state" / "audit.log");
+    const std::filesystem::path auditDir = dir.path() / "state" / "audit";  // the daemon's log: its fiscal-year files
+    std::string audit;
+    for (const auto& entry : policy::readAuditLog(auditDir)) audit += entry.line + "\n";
     CHECK(audit.find(R"("mask_review_still")") != std::string::npos);
     CHECK(audit.find(R"("form":"unmasked")") != std::string::npos);
     CHECK(audit.find(R"("form":"masked")") != std::string::npos);
     for (const char* reason : {"still_not_for_police", "approved_by_requester", "unmasked_needs_mask_review"})
         CHECK_MESSAGE(audit.find(fmt::format(R"("reason":"{}")", reason)) != std::string::npos, reason);
     const policy::AuditVerifyResult verified =
-        policy::verifyAuditLog(dir.path() / "state" / "audit.log", fixture.camera.publicKey().signKey);
+        policy::verifyAuditLog(auditDir, fixture.camera.publicKey().signKey);
     CHECK_MESSAGE(verified.ok, verified.reason);
 }

@@ -46,6 +46,7 @@ struct CameraFigures {
     std::uint64_t extractBytes = 0;
     std::map<std::string, std::uint64_t> refusals;   // by reason code
     std::uint64_t maskChanges = 0;
+    std::uint64_t maskReviews = 0;                  // review stills given (mask_review_still), Art. 4(4)
     std::int64_t oldestHeldSeconds = 0;             // the oldest footage it deleted, at deletion (age)
     std::int64_t retentionDays = 0;                 // its limit, from daemon_start; 0: not seen
     std::uint64_t daysShredded = 0;
