@@ -126,6 +126,11 @@ int runCreate(const Args& args) {
             throw UsageError("a mask-review request asks for the current frame: no --from or --to");
         r.from = r.to = r.issuedAt;
     } else {
+        // Optional in the usage line only because a mask-review request has none.
+        if (!args.option("--from") || !args.option("--to"))
+            throw UsageError(std::string("missing ") +
+                             (args.option("--from") ? "--to" : args.option("--to") ? "--from" : "--from, --to") +
+                             " (a footage request names the range it asks for)");
         r.from = timeOption(args, "--from");
         r.to = timeOption(args, "--to");
         if (r.to <= r.from) throw UsageError("--to must be after --from");
@@ -249,7 +254,7 @@ int runShow(const Args& args) {
 
 const Registrar createCommand(Command{
     "request", "create", "write a footage request and sign it with a police key",
-    "usage: mimamori request create --camera ID --from TIME --to TIME --ground GROUND\n"
+    "usage: mimamori request create --camera ID [--from TIME --to TIME] --ground GROUND\n"
     "         --reference REF --purpose TEXT --body TEXT --officer NAME --key POLICE_SECRET\n"
     "         --out FILE [--expires-in HOURS] [--recipient POLICE_PUB] [--force]\n"
     "\n"

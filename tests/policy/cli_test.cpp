@@ -264,8 +264,13 @@ TEST_CASE("every missing option is named at once, from the command's usage line,
     Keys k;
     const Run create = runTool(k.dir.path(), "request create");
     CHECK(create.status == 2);
-    CHECK(create.output.find("missing --camera, --from, --to, --ground, --reference, --purpose, --body, --officer, "
-                             "--key, --out") != std::string::npos);
+    CHECK(create.output.find("missing --camera, --ground, --reference, --purpose, --body, --officer, --key, --out") !=
+          std::string::npos);
+    // The range is required of footage requests only (a mask-review still has none): both at once.
+    const Run noRange = runTool(k.dir.path(), "request create --camera kakogawa-0412 --ground law --reference R "
+                                              "--purpose P --body B --officer O --key keys/hyogo-pd.secret --out r.json");
+    CHECK(noRange.status == 2);
+    CHECK(noRange.output.find("missing --from, --to (a footage request names the range it asks for)") != std::string::npos);
     const Run preview = runTool(k.dir.path(), "mask preview masks.json --outline");
     CHECK(preview.status == 2);
     CHECK(preview.output.find("missing --input, --out") != std::string::npos);
@@ -300,4 +305,21 @@ TEST_CASE("a request on an unknown ground is refused before signing unless --for
     CHECK(forced.status == 0);
     CHECK(forced.output.find("warning: ground 'theft'") != std::string::npos);
     CHECK(fs::exists(k.dir / "theft.json"));
+}
+
+TEST_CASE("a mask-review still request: made by one city key without a range, approved by another") {
+    Keys k;
+    REQUIRE(runTool(k.dir.path(), "keygen --role city --name kakogawa-manager --out keys").status == 0);
+    REQUIRE(runTool(k.dir.path(), "trust add trust.json keys/kakogawa-manager.pub").status == 0);
+    const Run made = runTool(k.dir.path(), "request create --camera kakogawa-0412 --ground mask-review --reference R "
+                                           "--purpose 'annual review' --body 'Kakogawa City' --officer O "
+                                           "--key keys/kakogawa-city.secret --out still.json");
+    REQUIRE_MESSAGE(made.status == 0, made.output);
+    const Run self = runTool(k.dir.path(), "request approve still.json --key keys/kakogawa-city.secret --trust trust.json "
+                                           "--yes --out self.json");
+    CHECK(self.status == 1);
+    CHECK_FALSE(fs::exists(k.dir / "self.json"));
+    const Run approved = runTool(k.dir.path(), "request approve still.json --key keys/kakogawa-manager.secret "
+                                               "--trust trust.json --yes --out approved.json");
+    CHECK_MESSAGE(approved.status == 0, approved.output);
 }
