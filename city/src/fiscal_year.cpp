@@ -49,12 +49,6 @@ std::string one(const Era& era, int y, Lang lang) {
 
 }  // namespace
 
-int fiscalYearOf(UtcMicros t) {
-    const auto d = jstDate(t);
-    const int y = static_cast<int>(d.year());
-    return static_cast<unsigned>(d.month()) >= 4 ? y : y - 1;
-}
-
 FiscalYearRange fiscalYearRange(int y) { return {jstMidnight(y, 4, 1), jstMidnight(y + 1, 4, 1)}; }
 
 int fiscalMonthOf(UtcMicros t) {

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 
 namespace mimamori::policy {
@@ -355,11 +356,13 @@ std::string checkpointMessage(std::uint64_t seq, std::string_view time, std::str
 }
 
 int fiscalYearOf(UtcMicros t) {
-    // Japan Standard Time is UTC+9 all year; the fiscal year starts on April 1 there.
-    const std::string jst = common::formatUtc(t + 9 * 3600 * common::kMicrosPerSecond);
-    const int year = std::stoi(jst.substr(0, 4));
-    const int month = std::stoi(jst.substr(5, 2));
-    return month >= 4 ? year : year - 1;
+    // Japan Standard Time is UTC+9 all year; the fiscal year starts on April 1 there. Date
+    // arithmetic, not text: this runs on every append.
+    using namespace std::chrono;
+    const auto jstDays = floor<days>(sys_time<microseconds>(microseconds(t + 9 * 3600 * common::kMicrosPerSecond)));
+    const year_month_day d{jstDays};
+    const int year = static_cast<int>(d.year());
+    return static_cast<unsigned>(d.month()) >= 4 ? year : year - 1;
 }
 
 std::string auditFileName(int fiscalYear) { return fmt::format("audit-FY{:04d}.log", fiscalYear); }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "mimamori/common/time.hpp"
+#include "mimamori/policy/audit_log.hpp"
 
 #include <string>
 
@@ -20,7 +21,8 @@ struct FiscalYearRange {
 };
 
 // The fiscal year holding `t`, by JST: 2026-03-31T14:59:59Z is FY2025, 2026-03-31T15:00Z FY2026.
-[[nodiscard]] int fiscalYearOf(UtcMicros t);
+// The audit log's own (it names the log's files by it), so the archive splits the same way.
+using policy::fiscalYearOf;
 [[nodiscard]] FiscalYearRange fiscalYearRange(int year);
 // 0 for April .. 11 for March (JST) of the fiscal year holding `t`.
 [[nodiscard]] int fiscalMonthOf(UtcMicros t);
