@@ -20,6 +20,16 @@ std::string joinProblems(const std::string& source, const std::vector<std::strin
 
 }  // namespace
 
+std::string shownValue(std::string_view jsonText) {
+    constexpr std::size_t kMax = 60;
+    constexpr std::string_view kEllipsis = "...";
+    if (jsonText.size() <= kMax) return std::string(jsonText);
+    std::size_t cut = kMax - kEllipsis.size();
+    // Back off over UTF-8 continuation bytes (10xxxxxx) to the start of the character.
+    while (cut > 0 && (static_cast<unsigned char>(jsonText[cut]) & 0xC0) == 0x80) --cut;
+    return std::string(jsonText.substr(0, cut)) + std::string(kEllipsis);
+}
+
 ConfigError::ConfigError(std::string source, std::vector<std::string> problems)
     : std::runtime_error(joinProblems(source, problems)), problems_(std::move(problems)) {}
 

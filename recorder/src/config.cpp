@@ -3,6 +3,7 @@
 // Parses and validates mimamorid's JSON config: every problem is collected and names its key.
 #include "mimamori/recorder/config.hpp"
 
+#include "mimamori/common/config_error.hpp"
 #include "mimamori/common/file.hpp"
 #include "mimamori/policy/retention.hpp"
 
@@ -18,13 +19,6 @@ namespace mimamori::recorder {
 namespace {
 
 using nlohmann::json;
-
-// Short rendering of a bad value for an error line, so the operator sees what was read.
-std::string shown(const json& value) {
-    std::string text = value.dump();
-    if (text.size() > 60) text = text.substr(0, 57) + "...";
-    return text;
-}
 
 // Collects problems while reading one object; each getter leaves the default on a bad value.
 class Reader {
@@ -48,7 +42,7 @@ public:
         if (!object.contains(key)) return false;
         const json& v = object.at(key);
         if (!v.is_string()) {
-            problem(name, "must be a string (got " + shown(v) + ")");
+            problem(name, "must be a string (got " + common::shownValue(v.dump()) + ")");
             return false;
         }
         out = v.get<std::string>();
@@ -59,7 +53,7 @@ public:
         if (!object.contains(key)) return false;
         const json& v = object.at(key);
         if (!v.is_boolean()) {
-            problem(name, "must be true or false (got " + shown(v) + ")");
+            problem(name, "must be true or false (got " + common::shownValue(v.dump()) + ")");
             return false;
         }
         out = v.get<bool>();
@@ -71,7 +65,7 @@ public:
         if (!object.contains(key)) return false;
         const json& v = object.at(key);
         if (!v.is_number_integer()) {
-            problem(name, "must be an integer (got " + shown(v) + ")");
+            problem(name, "must be an integer (got " + common::shownValue(v.dump()) + ")");
             return false;
         }
         std::int64_t n = v.is_number_unsigned() && v.get<std::uint64_t>() > INT64_MAX
@@ -79,7 +73,7 @@ public:
                              : v.get<std::int64_t>();
         if (n < min || n > max) {
             problem(name, "must be between " + std::to_string(min) + " and " +
-                              std::to_string(max) + " (got " + shown(v) + ")");
+                              std::to_string(max) + " (got " + common::shownValue(v.dump()) + ")");
             return false;
         }
         out = n;
@@ -91,12 +85,12 @@ public:
         if (!object.contains(key)) return false;
         const json& v = object.at(key);
         if (!v.is_number()) {
-            problem(name, "must be a number (got " + shown(v) + ")");
+            problem(name, "must be a number (got " + common::shownValue(v.dump()) + ")");
             return false;
         }
         double d = v.get<double>();
         if (!std::isfinite(d) || d < min || d > max) {
-            problem(name, fmt::format("must be between {} and {} (got {})", min, max, shown(v)));
+            problem(name, fmt::format("must be between {} and {} (got {})", min, max, common::shownValue(v.dump())));
             return false;
         }
         out = d;
@@ -110,7 +104,7 @@ public:
         const json& v = object.at(key);
         const std::string expect =
             "must be a byte count: a non-negative integer or a string like \"200G\" (got " +
-            shown(v) + ")";
+            common::shownValue(v.dump()) + ")";
         // Parsed text gives non-negative integers as unsigned; a document built in code may
         // hold them as signed.
         if (v.is_number_unsigned() || (v.is_number_integer() && v.get<std::int64_t>() >= 0)) {
@@ -145,7 +139,7 @@ public:
     bool object(const json& parent, const std::string& key, const std::string& name) {
         if (!parent.contains(key)) return false;
         if (!parent.at(key).is_object()) {
-            problem(name, "must be an object (got " + shown(parent.at(key)) + ")");
+            problem(name, "must be an object (got " + common::shownValue(parent.at(key).dump()) + ")");
             return false;
         }
         return true;
@@ -277,14 +271,14 @@ void parseStorage(Reader& r, const json& s, RecorderConfig& out, const std::file
     if (s.contains("retention_days")) {
         const json& v = s.at("retention_days");
         if (!v.is_number_integer()) {
-            r.problem("storage.retention_days", "must be an integer (got " + shown(v) + ")");
+            r.problem("storage.retention_days", "must be an integer (got " + common::shownValue(v.dump()) + ")");
         } else if (v.get<std::int64_t>() > policy::kRetentionCeilingDays) {
             r.problem("storage.retention_days",
                       fmt::format("{} is above the policy's ceiling of {} days",
                                   v.get<std::int64_t>(), policy::kRetentionCeilingDays));
         } else if (v.get<std::int64_t>() < 1) {
             r.problem("storage.retention_days",
-                      "must be at least 1 (got " + shown(v) + ")");
+                      "must be at least 1 (got " + common::shownValue(v.dump()) + ")");
         } else {
             out.store.retentionDays = static_cast<int>(v.get<std::int64_t>());
         }

@@ -17,13 +17,6 @@ namespace {
 
 using nlohmann::json;
 
-// Short rendering of a bad value, as the sections' parsers show it.
-std::string shown(const json& value) {
-    std::string text = value.dump();
-    if (text.size() > 60) text = text.substr(0, 57) + "...";
-    return text;
-}
-
 // Takes the member `key` out of `root` as JSON text: "" when absent, and a problem when it is
 // not an object (the section's parser would only see garbage).
 std::string takeSection(json& root, const char* key, std::vector<std::string>& problems) {
@@ -31,7 +24,7 @@ std::string takeSection(json& root, const char* key, std::vector<std::string>& p
     if (it == root.end()) return {};
     std::string text;
     if (it->is_object()) text = it->dump();
-    else problems.push_back(std::string(key) + ": must be an object (got " + shown(*it) + ")");
+    else problems.push_back(std::string(key) + ": must be an object (got " + common::shownValue(it->dump()) + ")");
     root.erase(it);
     return text;
 }

@@ -5,6 +5,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace mimamori::common {
@@ -20,5 +21,10 @@ public:
 private:
     std::vector<std::string> problems_;
 };
+
+// A bad value as a problem line shows it ("must be an integer (got \"ten\")"): its JSON text,
+// cut to at most 60 bytes (ending in "...") on a UTF-8 character boundary, so a long or hostile
+// value cannot flood the line and a cut never leaves half a character behind.
+[[nodiscard]] std::string shownValue(std::string_view jsonText);
 
 }  // namespace mimamori::common
