@@ -24,9 +24,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
+#include <stop_token>
 #include <thread>
 #include <vector>
 
@@ -227,6 +231,42 @@ void pinCameraKey(httplib::Client& client, TlsPin& pin, const policy::PublicKey&
                                      url, spkiHex(*pin.seen), camera.name, spkiHex(record->spki)));
     pin.pinned = record->spki;
 }
+
+// Ends `client`'s exchange once `limit` has passed, however the server paces its bytes: the
+// read timeout bounds each read, not a server that sends one byte just before each runs out.
+// httplib's stop() is its one call meant to end a request from another thread (it shuts the
+// socket down under the client's lock). While the client connects it holds that lock, so
+// stop() waits for the connection attempt to end; it is repeated until the exchange is over,
+// which also ends a request started on a new connection. Destroy before `client`.
+class ExchangeDeadline {
+public:
+    ExchangeDeadline(httplib::Client& client, std::chrono::seconds limit)
+        : client_(client),
+          deadline_(std::chrono::steady_clock::now() + limit),
+          watchdog_([this](std::stop_token stop) { watch(stop); }) {}
+
+    [[nodiscard]] bool expired() const { return expired_.load(); }
+
+private:
+    void watch(std::stop_token stop) {
+        std::unique_lock lock(mutex_);
+        const auto never = [] { return false; };  // woken only by the stop request or the time
+        wakeup_.wait_until(lock, stop, deadline_, never);
+        if (stop.stop_requested()) return;
+        expired_ = true;
+        while (!stop.stop_requested()) {
+            client_.stop();
+            wakeup_.wait_for(lock, stop, std::chrono::milliseconds(50), never);
+        }
+    }
+
+    httplib::Client& client_;
+    const std::chrono::steady_clock::time_point deadline_;
+    std::mutex mutex_;
+    std::condition_variable_any wakeup_;
+    std::atomic<bool> expired_{false};
+    std::jthread watchdog_;  // last: starts once the members above exist; its destructor stops and joins it
+};
 
 // 32 lowercase hex characters: safe to put in a URL path.
 bool isExtractId(const std::string& id) {
@@ -575,9 +615,21 @@ CityLogAnswer collectCityLog(const std::string& cameraUrl, const std::string& ca
     TlsPin pin;  // outlives `client`, whose TLS context points at it
     auto client = makeClient(cameraUrl, options.insecureHttp, pin);
     client->set_connection_timeout(options.connectTimeoutSeconds, 0);
-    client->set_read_timeout(options.readTimeoutSeconds, 0);
-    client->set_write_timeout(options.readTimeoutSeconds, 0);
-    if (cameraUrl.starts_with("https://")) pinCameraKey(*client, pin, camera, cameraUrl);
+    client->set_read_timeout(options.exchangeTimeoutSeconds, 0);
+    client->set_write_timeout(options.exchangeTimeoutSeconds, 0);
+    const std::string what = fmt::format("city log of {}", cameraUrl);
+    const ExchangeDeadline deadline(*client, std::chrono::seconds(options.exchangeTimeoutSeconds));
+    const auto tooSlow = [&] {
+        return FetchError(fmt::format("{}: no complete answer within {} s", what, options.exchangeTimeoutSeconds));
+    };
+    if (cameraUrl.starts_with("https://")) {
+        try {
+            pinCameraKey(*client, pin, camera, cameraUrl);
+        } catch (const FetchError&) {
+            if (deadline.expired()) throw tooSlow();
+            throw;
+        }
+    }
 
     // The answer is bounded: the sealed form of the largest plaintext the route may send.
     const std::uint64_t limit = sealedSize(kMaxCityLogLinesBytes + kMaxCityLogHealthBytes + 4096);
@@ -602,7 +654,7 @@ CityLogAnswer collectCityLog(const std::string& cameraUrl, const std::string& ca
         return true;
     };
     const httplib::Result result = client->send(req);
-    const std::string what = fmt::format("city log of {}", cameraUrl);
+    if (deadline.expired() && (!result || status != 200)) throw tooSlow();  // cut off by the deadline
     if (tooLong) throw FetchError(fmt::format("{}: the answer is longer than {} bytes", what, limit));
     if (!result || status != 200) {
         if (answer.size() > kMaxAnswerBytes) answer.resize(kMaxAnswerBytes);

@@ -74,12 +74,17 @@ struct CityLogClientOptions {
     // Allows an http:// URL (tests only). Otherwise https://, with the camera's TLS key pinned
     // through the record its camera key signed (docs/keys.md) before the body is sent.
     bool insecureHttp = false;
-    int connectTimeoutSeconds = 10;
-    int readTimeoutSeconds = 30;  // per read; the whole answer is bounded in size
+    int connectTimeoutSeconds = 10;   // for the TCP connection, and again for the TLS handshake
+    // The whole collection, from the call to the answer's last byte (the TLS key record, the
+    // body, the answer): a camera that sends a byte just before each read would time out is
+    // cut off at this too. Also the timeout of each read and write.
+    int exchangeTimeoutSeconds = 120;
 };
 
 // One collection: builds and signs the body, POSTs it to `cameraUrl`/v1/city/log, opens and
 // checks the answer. Ask again with afterSeq = answer.throughSeq while !answer.complete.
+// Returns or throws within exchangeTimeoutSeconds, or at most two connectTimeoutSeconds later
+// when that runs out while a connection is being made (the connection attempt is not cut).
 // Throws FetchError (httpStatus() and code() carry a refusal, e.g. 403 "replayed_nonce"),
 // policy::KeyError. Thread-safe: collections of different cameras may run in parallel.
 // `cameraId` is the camera's id (its config's camera_id), `camera` its public key file's key.
