@@ -76,8 +76,10 @@ std::string manual() {
          "The command line of the Mimamori watch cameras, for the city staff who place privacy\n"
          "masks and approve requests, and for the police who fetch footage under the city's\n"
          "ordinance: masks and their review, keys, requests, fetch, verify, the audit log, the\n"
-         "ring on a camera's card and the BLE detector's records. Each command's options and\n"
-         "exit status follow; `mimamori COMMAND --help` prints the same text.\n"});
+         "ring on a camera's card, the BLE detector's records, and for the city office the\n"
+         "collection of every camera's log (fleet collect) and the yearly report. Each\n"
+         "command's options and exit status follow; `mimamori COMMAND --help` prints the same\n"
+         "text.\n"});
     std::string list;
     for (const auto& c : sortedCommands()) list += fmt::format("  {:<22} {}\n", fullName(c), c.summary);
     page.sections.push_back({"commands", list});
