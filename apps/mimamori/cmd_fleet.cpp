@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -64,14 +65,18 @@ Outcome collectOne(const city::FleetCamera& camera, const std::filesystem::path&
             throw std::runtime_error(fmt::format("{}: a {} key, not a camera key", camera.keyFile.string(),
                                                  policy::roleName(key.role)));
         city::CameraArchive archive(archiveDir, camera.id);
-        if (std::string replaced = archive.adoptKey(key); !replaced.empty()) {
-            archive.recordProblem(replaced, clock.nowUtc());
-            out.problem = common::escapeControls(replaced);
-            return out;
-        }
         for (int answers = 0; answers < kMaxAnswersPerCamera; ++answers) {
             const auto answer =
                 retrieval::collectCityLog(camera.url, camera.id, key, cityKey, archive.end().seq, clock, options);
+            // Once an answer verified with the key: the archive keeps that key (so a camera never
+            // reached gets no folder), or says that it was replaced.
+            if (!out.reached) {
+                if (std::string replaced = archive.adoptKey(key); !replaced.empty()) {
+                    archive.recordProblem(replaced, clock.nowUtc());
+                    out.problem = common::escapeControls(replaced);
+                    return out;
+                }
+            }
             out.reached = true;
             std::string lines;
             for (const auto& line : answer.lines) (lines += line) += '\n';
@@ -110,7 +115,10 @@ public:
     void done(const city::FleetCamera& camera, const Outcome& outcome) {
         const std::lock_guard lock(mutex_);
         ++done_;
-        if (terminal_) return draw();
+        if (terminal_) {
+            draw();
+            return;
+        }
         fmt::print(stderr, "fleet collect: {}/{} {}: {}\n", done_, total_, camera.id,
                    outcome.problem.empty() ? "collected" : "problem");
     }
@@ -146,6 +154,9 @@ int runCollect(const Args& args) {
     const std::filesystem::path archiveDir = args.required("--archive");
     std::filesystem::create_directories(archiveDir);
     const common::SystemClock clock;
+    // A camera that resets the connection while OpenSSL writes to it (OpenSSL's socket writes
+    // do not ask for MSG_NOSIGNAL) must fail its own collection, not kill the whole run.
+    std::signal(SIGPIPE, SIG_IGN);
 
     // Each worker takes the next camera: an unreachable or slow camera holds only its own
     // worker, for at most the client's timeouts per answer.
