@@ -53,6 +53,11 @@ struct Command {
 // usage checks; for a command made of others (provision runs keygen). Exit status as above.
 int runCommand(const std::string& group, const std::string& name, const std::vector<std::string>& words);
 
+// For commands that talk to cameras: a camera that resets the connection while OpenSSL writes
+// to it (OpenSSL's socket writes do not ask for MSG_NOSIGNAL, as cpp-httplib's own do) must fail
+// that exchange with an error line, not kill the command silently with SIGPIPE.
+void ignoreBrokenConnections();
+
 // Called from static initialisers in each cmd_*.cpp.
 struct Registrar {
     explicit Registrar(Command command);

@@ -86,6 +86,7 @@ int runFetchStill(const Args& args, const std::string& form) {
 
 int runFetch(const Args& args) {
     args.expectPositionals(1, "FILE");
+    ignoreBrokenConnections();
     if (const auto form = args.option("--still")) return runFetchStill(args, *form);
     retrieval::FetchOptions options;
     options.requestFile = args.positionals()[0];

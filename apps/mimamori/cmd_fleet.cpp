@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
-#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -154,9 +153,7 @@ int runCollect(const Args& args) {
     const std::filesystem::path archiveDir = args.required("--archive");
     std::filesystem::create_directories(archiveDir);
     const common::SystemClock clock;
-    // A camera that resets the connection while OpenSSL writes to it (OpenSSL's socket writes
-    // do not ask for MSG_NOSIGNAL) must fail its own collection, not kill the whole run.
-    std::signal(SIGPIPE, SIG_IGN);
+    ignoreBrokenConnections();  // a camera that resets fails its own collection, not the run
 
     // Each worker takes the next camera: an unreachable or slow camera holds only its own
     // worker, for at most the client's timeouts per answer.

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -153,6 +154,8 @@ std::string bashCompletion() {
 }  // namespace
 
 Registrar::Registrar(Command command) { registry().push_back(std::move(command)); }
+
+void ignoreBrokenConnections() { std::signal(SIGPIPE, SIG_IGN); }
 
 int runCommand(const std::string& group, const std::string& name, const std::vector<std::string>& words) {
     for (const auto& c : registry())
