@@ -38,7 +38,7 @@ HttpResponse auditFailure(const std::exception& e) {
 }  // namespace
 
 CityLogService::CityLogService(std::string cameraId, policy::TrustStore trust, const policy::SecretKey& cameraKey,
-                               std::filesystem::path healthFile, policy::AuditLog& audit, policy::NonceStore& nonces,
+                               std::filesystem::path healthFile, policy::AuditTrail& audit, policy::NonceStore& nonces,
                                const common::Clock& clock, UnauthenticatedAudit& unauthenticated)
     : cameraId_(std::move(cameraId)),
       trust_(std::move(trust)),

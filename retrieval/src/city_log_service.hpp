@@ -24,7 +24,7 @@ namespace mimamori::retrieval {
 class CityLogService {
 public:
     CityLogService(std::string cameraId, policy::TrustStore trust, const policy::SecretKey& cameraKey,
-                   std::filesystem::path healthFile, policy::AuditLog& audit, policy::NonceStore& nonces,
+                   std::filesystem::path healthFile, policy::AuditTrail& audit, policy::NonceStore& nonces,
                    const common::Clock& clock, UnauthenticatedAudit& unauthenticated);
 
     // POST /v1/city/log.
@@ -41,7 +41,7 @@ private:
     const policy::TrustStore trust_;
     const policy::SecretKey& cameraKey_;
     const std::filesystem::path healthFile_;
-    policy::AuditLog& audit_;
+    policy::AuditTrail& audit_;
     policy::NonceStore& nonces_;
     const common::Clock& clock_;
     UnauthenticatedAudit& unauthenticated_;

@@ -156,7 +156,7 @@ HttpLimits httpLimits(const EndpointConfig& c) {
 class EndpointImpl final : public Endpoint {
 public:
     EndpointImpl(const EndpointConfig& config, const std::string& cameraId, store::SegmentStore& store,
-                 policy::AuditLog& audit, policy::NonceStore& nonces, const policy::SecretKey& cameraKey,
+                 policy::AuditTrail& audit, policy::NonceStore& nonces, const policy::SecretKey& cameraKey,
                  const common::Clock& clock, MaskHashProvider maskSha256, StillSource* stills)
         : config_(config),
           cameraKey_(cameraKey),
@@ -229,7 +229,7 @@ private:
 }  // namespace
 
 std::unique_ptr<Endpoint> Endpoint::start(const EndpointConfig& config, const std::string& cameraId,
-                                          store::SegmentStore& store, policy::AuditLog& audit,
+                                          store::SegmentStore& store, policy::AuditTrail& audit,
                                           policy::NonceStore& nonces, const policy::SecretKey& cameraKey,
                                           const common::Clock& clock, MaskHashProvider maskSha256,
                                           StillSource* stills) {

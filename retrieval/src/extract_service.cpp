@@ -132,7 +132,7 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> parseRanges(const std::stri
     return ranges;
 }
 
-void auditOrLog(policy::AuditLog& audit, std::string_view type, const policy::AuditFields& fields) {
+void auditOrLog(policy::AuditTrail& audit, std::string_view type, const policy::AuditFields& fields) {
     try {
         audit.append(type, fields);
     } catch (const std::exception& e) {
@@ -157,7 +157,7 @@ struct ExtractService::Extract {
 };
 
 ExtractService::ExtractService(ExtractServiceConfig config, std::string cameraId, store::SegmentStore& store,
-                               policy::AuditLog& audit, const common::Clock& clock,
+                               policy::AuditTrail& audit, const common::Clock& clock,
                                const policy::SecretKey& cameraKey, MaskHashProvider maskSha256,
                                UnauthenticatedAudit& unauthenticated)
     : config_(std::move(config)),

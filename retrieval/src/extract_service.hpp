@@ -43,7 +43,7 @@ public:
     // Reopens the plans in extractDir (restarting the hash pass of those granted but not yet
     // hashed, forgetting expired ones), then holds their footage. Throws on an unusable dir.
     ExtractService(ExtractServiceConfig config, std::string cameraId, store::SegmentStore& store,
-                   policy::AuditLog& audit, const common::Clock& clock, const policy::SecretKey& cameraKey,
+                   policy::AuditTrail& audit, const common::Clock& clock, const policy::SecretKey& cameraKey,
                    MaskHashProvider maskSha256, UnauthenticatedAudit& unauthenticated);
     ~ExtractService() override;
     ExtractService(const ExtractService&) = delete;
@@ -91,7 +91,7 @@ private:
     const ExtractServiceConfig config_;
     const std::string cameraId_;
     store::SegmentStore& store_;
-    policy::AuditLog& audit_;
+    policy::AuditTrail& audit_;
     const common::Clock& clock_;
     const policy::SecretKey& cameraKey_;
     MaskHashProvider maskSha256_;

@@ -37,7 +37,7 @@ HttpResponse auditFailure(const std::exception& e) {
 }  // namespace
 
 RequestService::RequestService(RequestServiceConfig config, std::string cameraId, policy::TrustStore trust,
-                               const store::SegmentStore& store, policy::AuditLog& audit,
+                               const store::SegmentStore& store, policy::AuditTrail& audit,
                                policy::NonceStore& nonces, const common::Clock& clock,
                                UnauthenticatedAudit& unauthenticated, Grants& grants)
     : config_(config),

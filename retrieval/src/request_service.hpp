@@ -32,7 +32,7 @@ struct RequestServiceConfig {
 class RequestService {
 public:
     RequestService(RequestServiceConfig config, std::string cameraId, policy::TrustStore trust,
-                   const store::SegmentStore& store, policy::AuditLog& audit, policy::NonceStore& nonces,
+                   const store::SegmentStore& store, policy::AuditTrail& audit, policy::NonceStore& nonces,
                    const common::Clock& clock, UnauthenticatedAudit& unauthenticated, Grants& grants);
 
     // POST /v1/requests.
@@ -49,7 +49,7 @@ private:
     const std::string cameraId_;
     const policy::TrustStore trust_;
     const store::SegmentStore& store_;
-    policy::AuditLog& audit_;
+    policy::AuditTrail& audit_;
     policy::NonceStore& nonces_;
     const common::Clock& clock_;
     UnauthenticatedAudit& unauthenticated_;

@@ -47,7 +47,7 @@ HttpResponse auditFailure(const std::exception& e) {
 }  // namespace
 
 StillService::StillService(StillServiceConfig config, std::string cameraId, policy::TrustStore trust,
-                           policy::AuditLog& audit, policy::NonceStore& nonces, const common::Clock& clock,
+                           policy::AuditTrail& audit, policy::NonceStore& nonces, const common::Clock& clock,
                            const policy::SecretKey& cameraKey, UnauthenticatedAudit& unauthenticated,
                            StillSource& stills)
     : config_(config),

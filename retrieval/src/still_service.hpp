@@ -28,7 +28,7 @@ struct StillServiceConfig {
 class StillService {
 public:
     StillService(StillServiceConfig config, std::string cameraId, policy::TrustStore trust,
-                 policy::AuditLog& audit, policy::NonceStore& nonces, const common::Clock& clock,
+                 policy::AuditTrail& audit, policy::NonceStore& nonces, const common::Clock& clock,
                  const policy::SecretKey& cameraKey, UnauthenticatedAudit& unauthenticated, StillSource& stills);
 
     // POST /v1/stills.
@@ -43,7 +43,7 @@ private:
     const StillServiceConfig config_;
     const std::string cameraId_;
     const policy::TrustStore trust_;
-    policy::AuditLog& audit_;
+    policy::AuditTrail& audit_;
     policy::NonceStore& nonces_;
     const common::Clock& clock_;
     const policy::SecretKey& cameraKey_;

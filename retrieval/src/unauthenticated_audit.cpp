@@ -27,7 +27,7 @@ std::string capped(std::string_view text, std::size_t maxJson) {
     return out;
 }
 
-UnauthenticatedAudit::UnauthenticatedAudit(policy::AuditLog& audit, const common::Clock& clock, int burst,
+UnauthenticatedAudit::UnauthenticatedAudit(policy::AuditTrail& audit, const common::Clock& clock, int burst,
                                            double perMinute)
     : audit_(audit),
       clock_(clock),

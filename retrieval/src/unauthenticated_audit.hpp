@@ -29,7 +29,7 @@ constexpr std::size_t kMaxFieldJson = 160;  // one text field of an unauthentica
 // suppressed every 10 s when a token allows. Thread-safe; the audit log and clock are borrowed.
 class UnauthenticatedAudit {
 public:
-    UnauthenticatedAudit(policy::AuditLog& audit, const common::Clock& clock, int burst, double perMinute);
+    UnauthenticatedAudit(policy::AuditTrail& audit, const common::Clock& clock, int burst, double perMinute);
     ~UnauthenticatedAudit();
     UnauthenticatedAudit(const UnauthenticatedAudit&) = delete;
     UnauthenticatedAudit& operator=(const UnauthenticatedAudit&) = delete;
@@ -37,7 +37,7 @@ public:
     using Entries = std::vector<std::pair<std::string_view, policy::AuditFields>>;
     // Takes one token for these entries (written in order, after a pending suppressed count);
     // without a token they are only counted. Returns whether they were written. Throws what
-    // AuditLog::append throws.
+    // AuditTrail::append throws.
     [[nodiscard]] bool write(const Entries& entries);
     // An `http_refused` entry for `request` (status 0: no answer was sent). Never throws: a
     // failed audit write is logged.
@@ -51,7 +51,7 @@ private:
     void flushSuppressed(bool final);
     void flushLoop();
 
-    policy::AuditLog& audit_;
+    policy::AuditTrail& audit_;
     const common::Clock& clock_;
     const int burst_;
     const double perMinute_;

@@ -106,9 +106,24 @@ struct AuditLines {
     bool complete = false;      // every line up to throughSeq is given
 };
 
+// What a writer of entries needs of the log: the log itself in the process that owns it, or a
+// client of that process over a socket (policy/audit_channel.hpp). Implementations are
+// thread-safe and throw on failure; an append that returned is on disk (fsync'd by the owner).
+class AuditTrail {
+public:
+    virtual ~AuditTrail() = default;
+    // Appends one entry; returns its seq.
+    virtual std::uint64_t append(std::string_view type, const AuditFields& fields) = 0;
+    // A signed checkpoint now (unless the last entry already is one).
+    [[nodiscard]] virtual AuditCheckpoint checkpoint() = 0;
+    // The lines with seq in (afterSeq, throughSeq], as many as fit in maxBytes.
+    [[nodiscard]] virtual AuditLines linesAfter(std::uint64_t afterSeq, std::uint64_t throughSeq,
+                                                std::size_t maxBytes) const = 0;
+};
+
 // Thread-safe: any thread may append; each append is written with one write(2) and fsync'd
 // before it returns, so the caller may answer the network only afterwards.
-class AuditLog {
+class AuditLog final : public AuditTrail {
 public:
     // Opens or creates the log in `directory` (created 0700 when missing). An existing log is
     // verified from the checkpoint the state file records (its line, then every line after
@@ -120,16 +135,16 @@ public:
     AuditLog(std::filesystem::path directory, const SecretKey& cameraKey, const common::Clock& clock,
              AuditOptions options = {});
     // Calls close(); errors are logged, never thrown.
-    ~AuditLog();
+    ~AuditLog() override;
     AuditLog(const AuditLog&) = delete;
     AuditLog& operator=(const AuditLog&) = delete;
 
     // Appends one entry (and a checkpoint after it when due). Returns the entry's seq.
     // Throws common::FileError when the disk refuses, std::invalid_argument for a bad type/key
     // or a line over kMaxAuditLineBytes, AuditError after close().
-    std::uint64_t append(std::string_view type, const AuditFields& fields);
+    std::uint64_t append(std::string_view type, const AuditFields& fields) override;
     // Writes a signed checkpoint now (unless the last entry already is one). Returns it.
-    [[nodiscard]] AuditCheckpoint checkpoint();
+    [[nodiscard]] AuditCheckpoint checkpoint() override;
     // Writes a final checkpoint and closes the file. Idempotent.
     void close();
 
@@ -137,7 +152,7 @@ public:
     // The lines with seq in (afterSeq, throughSeq], in order, as many as fit in `maxBytes`
     // (each counted with its '\n'). Reads the file while others append; throughSeq must not be
     // beyond lastSeq(). Throws common::FileError, or AuditError when a line is not the next seq.
-    [[nodiscard]] AuditLines linesAfter(std::uint64_t afterSeq, std::uint64_t throughSeq, std::size_t maxBytes) const;
+    [[nodiscard]] AuditLines linesAfter(std::uint64_t afterSeq, std::uint64_t throughSeq, std::size_t maxBytes) const override;
     [[nodiscard]] const AuditRecovery& recovery() const { return recovery_; }
     [[nodiscard]] const std::filesystem::path& path() const { return dir_; }  // the directory
     [[nodiscard]] std::filesystem::path currentFile() const;

@@ -78,7 +78,7 @@ public:
     // policy::KeyError, common::FileError) naming what failed.
     // With `stills` (borrowed, may be null), it also answers POST /v1/stills (docs/review-still.md).
     static std::unique_ptr<Endpoint> start(const EndpointConfig& config, const std::string& cameraId,
-                                           store::SegmentStore& store, policy::AuditLog& audit,
+                                           store::SegmentStore& store, policy::AuditTrail& audit,
                                            policy::NonceStore& nonces, const policy::SecretKey& cameraKey,
                                            const common::Clock& clock, MaskHashProvider maskSha256,
                                            StillSource* stills = nullptr);
