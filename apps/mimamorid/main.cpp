@@ -10,15 +10,14 @@
 #include "mimamori/common/log.hpp"
 #include "mimamori/common/manpage.hpp"
 #include "mimamori/daemon/config.hpp"
+#include "mimamori/daemon/endpoint_process.hpp"
 #include "mimamori/daemon/main_loop.hpp"
 #include "mimamori/daemon/service_notifier.hpp"
 #include "mimamori/masking/mask.hpp"
 #include "mimamori/policy/audit_log.hpp"
 #include "mimamori/policy/keys.hpp"
-#include "mimamori/policy/nonce_store.hpp"
 #include "mimamori/recorder/pipeline.hpp"
 #include "mimamori/recorder/recorder.hpp"
-#include "mimamori/retrieval/endpoint.hpp"
 #include "mimamori/retrieval/tls.hpp"
 #include "mimamori/store/segment_store.hpp"
 
@@ -174,14 +173,13 @@ int checkWhatTheDaemonLoads(const std::string& path, const daemon::DaemonConfig&
 }
 
 // What the composition root opens once and lends out. Members are destroyed in reverse order:
-// BLE, endpoint, nonces, audit log, camera key, store.
+// BLE, the endpoint process's supervisor, stills, audit log, camera key, store.
 struct Daemon {
     std::unique_ptr<store::SegmentStore> store;
     std::optional<policy::SecretKey> cameraKey;
     std::unique_ptr<policy::AuditLog> audit;
-    std::unique_ptr<policy::NonceStore> nonces;
     std::unique_ptr<daemon::RecorderStillSource> stills;  // review stills from the recorder's tap
-    std::unique_ptr<retrieval::Endpoint> endpoint;
+    std::unique_ptr<daemon::EndpointSupervisor> endpoint;  // the endpoint runs in a child process
     std::unique_ptr<ble::Service> ble;
 
     // After the recorder stopped: the endpoint and BLE stop, and the audit log records the stop.
@@ -199,8 +197,29 @@ struct Daemon {
     }
 };
 
-// Opens the store, and with retrieval configured the camera key, the audit log (recording the
-// start) and the nonce store. Throws on setup problems (unreadable key, tampered audit log).
+// The endpoint process writes only beneath its own directories (docs/endpoint-process.md), made
+// here with mimamorid's rights. Nonce stores of versions that ran the endpoint in-process sat in
+// state_dir itself; they move in once, so no granted request becomes new again.
+void prepareEndpointDirs(const retrieval::EndpointConfig& ep, const std::filesystem::path& stateDir) {
+    namespace fs = std::filesystem;
+    for (const fs::path& dir : {ep.ownStateDir, ep.extractDir}) {
+        fs::create_directories(dir);
+        fs::permissions(dir, fs::perms::owner_all);
+    }
+    for (const char* name : {"nonces", "city-log-nonces"}) {
+        const fs::path old = stateDir / name, now = ep.ownStateDir / name;
+        if (fs::exists(old) && !fs::exists(now)) {
+            fs::rename(old, now);
+            common::fsyncDirectory(ep.ownStateDir);
+            common::fsyncDirectory(stateDir);
+            common::logInfo("mimamorid", "moved {} to {}", old.string(), now.string());
+        }
+    }
+}
+
+// Opens the store, and with retrieval configured the camera key and the audit log (recording the
+// start), and makes the endpoint process's directories. Throws on setup problems (unreadable
+// key, tampered audit log).
 void openShared(Daemon& d, const Loaded& loaded, const common::Clock& clock) {
     const recorder::RecorderConfig& config = loaded.config.recorder;
     d.store = store::SegmentStore::open(config.store, clock);
@@ -216,19 +235,24 @@ void openShared(Daemon& d, const Loaded& loaded, const common::Clock& clock) {
                      {"camera", config.store.cameraId},
                      {"mask_hash", loaded.masks.sha256Hex},
                      {"retention_days", static_cast<std::int64_t>(config.store.retentionDays)}});
-    d.nonces = std::make_unique<policy::NonceStore>(config.stateDir / "nonces");
+    prepareEndpointDirs(*loaded.config.retrieval, config.stateDir);
 }
 
-// The endpoint (which installs the store's evidence holds) and the BLE detector, after the
-// recorder exists and before it starts: retention must never run without the holds.
-void startServices(Daemon& d, const Loaded& loaded, recorder::Recorder& rec, const common::Clock& clock) {
+// The endpoint process (whose reported evidence holds the store keeps) and the BLE detector,
+// after the recorder exists and before it starts: retention must never run without the holds.
+void startServices(Daemon& d, const Loaded& loaded, const Options& options, recorder::Recorder& rec,
+                   const common::Clock& clock) {
     const recorder::RecorderConfig& config = loaded.config.recorder;
-    if (const auto& ep = loaded.config.retrieval) {
+    if (loaded.config.retrieval) {
         d.stills = std::make_unique<daemon::RecorderStillSource>(rec.stills());
-        d.endpoint = retrieval::Endpoint::start(*ep, config.store.cameraId, *d.store, *d.audit, *d.nonces,
-                                                *d.cameraKey, clock, [&rec] { return rec.maskSha256(); },
-                                                d.stills.get());
-        common::logInfo("mimamorid", "retrieval endpoint on {}:{}", ep->address, d.endpoint->port());
+        daemon::EndpointProcessConfig process;
+        process.executable = "/proc/self/exe";  // this very binary, even if an upgrade replaced the file
+        process.configFile = std::filesystem::absolute(options.config);
+        process.verbose = options.verbose;
+        process.address = loaded.config.retrieval->address;
+        d.endpoint = std::make_unique<daemon::EndpointSupervisor>(
+            process, *d.audit, *d.store, daemon::RecorderSide{[&rec] { return rec.maskSha256(); }, d.stills.get()});
+        d.endpoint->start();
     }
     d.ble = ble::Service::start(loaded.config.ble, config.store.cameraId, config.stateDir, clock);
 }
@@ -258,6 +282,11 @@ static std::string manual() {
 }
 
 int main(int argc, char** argv) {
+    // The endpoint process mimamorid starts (docs/endpoint-process.md); not for use by hand.
+    if (argc >= 4 && !std::strcmp(argv[1], "--endpoint-child") && !std::strcmp(argv[2], "--config")) {
+        if (argc == 5 && !std::strcmp(argv[4], "--verbose")) common::setLogLevel(common::LogLevel::Debug);
+        return daemon::runEndpointChild(argv[3]);
+    }
     if (argc == 2 && !std::strcmp(argv[1], "--man")) {  // for the package build
         std::fputs(manual().c_str(), stdout);
         return 0;
@@ -306,7 +335,7 @@ int main(int argc, char** argv) {
         recorderOptions.exitAtEndOfStream = options->exitAtEos;
         recorder::Recorder recorder(loaded->config.recorder, std::move(loaded->masks), *d.store, d.audit.get(),
                                     clock, recorderOptions);
-        startServices(d, *loaded, recorder, clock);
+        startServices(d, *loaded, *options, recorder, clock);
         return daemon::runRecorder(recorder, &notifier);
     } catch (const std::exception& e) {
         common::logError("mimamorid", "cannot start: {}", e.what());

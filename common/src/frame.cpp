@@ -141,7 +141,7 @@ void FrameClient::readLoop() {
             break;
         }
         if (frame->id == 0) {
-            onOther_(*frame);
+            onOther_(*frame, *this);
             continue;
         }
         std::lock_guard lock(mutex_);

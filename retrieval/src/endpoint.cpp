@@ -45,7 +45,8 @@ EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const fs::pat
     EndpointConfig c;
     c.extractDir = stateDir / "extracts";
     c.healthFile = stateDir / "health.json";
-    c.cityLogNonceFile = stateDir / "city-log-nonces";
+    c.ownStateDir = stateDir / "endpoint";
+    c.cityLogNonceFile = c.ownStateDir / "city-log-nonces";
     std::vector<std::string> problems;
     const Json j = Json::parse(retrievalJson.begin(), retrievalJson.end(), nullptr, false);
     if (j.is_discarded() || !j.is_object()) throw common::ConfigError("retrieval", {"retrieval: must be a JSON object"});
@@ -76,7 +77,8 @@ EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const fs::pat
                                                    "max_connections_per_peer", "request_deadline_seconds",
                                                    "unauthenticated_audit_burst",
                                                    "unauthenticated_audit_per_minute", "max_request_lifetime_days",
-                                                   "tls_cert", "tls_key", "insecure_http"};
+                                                   "tls_cert", "tls_key", "insecure_http", "endpoint_memory_mb",
+                                                   "endpoint_max_files"};
     for (const auto& item : j.items())
         if (std::find(known.begin(), known.end(), item.key()) == known.end())
             problems.push_back(fmt::format("retrieval.{}: unknown key", item.key()));
@@ -108,6 +110,10 @@ EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const fs::pat
     });
     number("unauthenticated_audit_burst", 1, 10000, [&](double v) { c.unauthenticatedAuditBurst = static_cast<int>(v); });
     number("unauthenticated_audit_per_minute", 0, 6000, [&](double v) { c.unauthenticatedAuditPerMinute = v; });
+    number("endpoint_memory_mb", 64, 65536, [&](double v) {
+        c.processMemoryBytes = static_cast<std::uint64_t>(v) << 20;
+    });
+    number("endpoint_max_files", 64, 1 << 20, [&](double v) { c.processMaxFiles = static_cast<std::uint64_t>(v); });
     text("tls_cert", [&](const std::string& v) { c.tlsCertFile = resolve(v, configDir); }, false);
     text("tls_key", [&](const std::string& v) { c.tlsKeyFile = resolve(v, configDir); }, false);
     if (j.contains("insecure_http")) {
@@ -235,6 +241,9 @@ std::unique_ptr<Endpoint> Endpoint::start(const EndpointConfig& config, const st
                                           StillSource* stills) {
     if (cameraKey.role() != policy::Role::Camera)
         throw policy::KeyError(fmt::format("{}: not a camera key", config.cameraKeyFile.string()));
+    // Its own state (the city log route's nonces): mimamorid makes it before the endpoint
+    // process starts; a caller in-process (tests) may not have.
+    if (!config.cityLogNonceFile.empty()) fs::create_directories(config.cityLogNonceFile.parent_path());
     return std::make_unique<EndpointImpl>(config, cameraId, store, audit, nonces, cameraKey, clock,
                                           std::move(maskSha256), stills);
 }

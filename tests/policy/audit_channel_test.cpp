@@ -74,7 +74,7 @@ Frame exchange(int fd, std::uint8_t kind, const std::string& payload) {
 
 TEST_CASE("an entry appended through the channel is in the log when the append returns, chained by the owner") {
     Owner owner;
-    common::FrameClient link(std::move(owner.theirs), kMaxAuditAnswerBytes, [](const Frame&) {}, {});
+    common::FrameClient link(std::move(owner.theirs), kMaxAuditAnswerBytes, [](const Frame&, common::FrameClient&) {}, {});
     AuditClient client(link, std::chrono::seconds(5));
     for (int i = 0; i < 6; ++i) {
         const std::uint64_t seq = client.append(audit::kRequestReceived, {{"request_id", std::string("r-") + std::to_string(i)},
@@ -137,14 +137,14 @@ TEST_CASE("garbage, forged and oversized frames from the endpoint are refused an
 TEST_CASE("no acknowledgement in time, or no owner at all, is an audit failure for the writer") {
     {
         Owner silent(false);
-        common::FrameClient link(std::move(silent.theirs), kMaxAuditAnswerBytes, [](const Frame&) {}, {});
+        common::FrameClient link(std::move(silent.theirs), kMaxAuditAnswerBytes, [](const Frame&, common::FrameClient&) {}, {});
         AuditClient client(link, std::chrono::milliseconds(200));
         CHECK_THROWS_AS(client.append(audit::kRequestReceived, {}), AuditError);
     }
     int fds[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
     ::close(fds[0]);
-    common::FrameClient link(common::UniqueFd(fds[1]), kMaxAuditAnswerBytes, [](const Frame&) {}, {});
+    common::FrameClient link(common::UniqueFd(fds[1]), kMaxAuditAnswerBytes, [](const Frame&, common::FrameClient&) {}, {});
     AuditClient client(link, std::chrono::seconds(5));
     CHECK_THROWS_AS(client.append(audit::kRequestReceived, {}), AuditError);
 }

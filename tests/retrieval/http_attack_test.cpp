@@ -5,7 +5,7 @@
 // budget, audited within the unauthenticated cap, and the recorder loses no frame.
 #include "fixture.hpp"
 #include "../support/daemon_process.hpp"
-#include "../support/run_command.hpp"
+#include "recording_camera.hpp"
 
 #include "mimamori/retrieval/client.hpp"
 #include "mimamori/retrieval/http_server.hpp"
@@ -140,69 +140,6 @@ std::vector<Json> auditLines(const fs::path& log, std::size_t* longest = nullptr
     return out;
 }
 
-// The real mimamorid recording its test source (small frames), the endpoint on a free port,
-// started under RLIMIT_NOFILE 1024 as systemd sets it by default.
-struct Camera {
-    TempDir dir;
-    CameraFixture fixture{dir.path()};
-    int port = freePort();
-    UtcMicros started = 0;
-    std::unique_ptr<mimamori::testing::Daemon> daemon;
-
-    explicit Camera(const Json& retrievalExtra = Json::object()) {
-        Json retrieval = {{"address", "127.0.0.1"}, {"port", port}, {"trust_file", "trust.json"},
-                          {"camera_key", "keys/camera-0042.secret"}, {"insecure_http", true}};
-        retrieval.update(retrievalExtra);
-        const Json config = {
-            {"camera_id", "kakogawa-0042"},
-            {"source", {{"kind", "test"}, {"width", 320}, {"height", 240}, {"framerate", 10}}},
-            {"segment_seconds", 2},
-            {"storage", {{"path", "ring"}}},
-            {"mask_file", "masks.json"},
-            {"key_dir", "daykeys"},
-            {"state_dir", "state"},
-            {"retrieval", retrieval},
-        };
-        common::writeFileAtomic(dir.path() / "mimamorid.json", config.dump(2));
-        rlimit saved{};
-        REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
-        rlimit lowered = saved;
-        lowered.rlim_cur = 1024;  // systemd's default soft limit (LimitNOFILE unset)
-        REQUIRE(::setrlimit(RLIMIT_NOFILE, &lowered) == 0);
-        started = common::SystemClock().nowUtc();
-        daemon = std::make_unique<mimamori::testing::Daemon>(
-            std::vector<std::string>{"--config", (dir.path() / "mimamorid.json").string()}, dir.path() / "daemon.log");
-        REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);  // the attackers below need more
-        daemon->waitForLog(fmt::format("127.0.0.1:{}", port));
-    }
-
-    fs::path auditLog() const { return dir.path() / "state" / "audit"; }
-    std::uintmax_t auditBytes() const {
-        std::uintmax_t bytes = 0;
-        for (const auto& file : policy::auditLogFiles(auditLog())) bytes += fs::file_size(file);
-        return bytes;
-    }
-
-    // Stops the daemon and returns the frames it dropped; checks that nothing else was lost:
-    // no failed segment, no gap in health or in `ring ls`, an audit log that verifies.
-    int stopAndCheckRecorder() {
-        daemon->signal(SIGTERM);
-        CHECK(daemon->wait() == 0);
-        const Json health = Json::parse(common::readFile(dir.path() / "state" / "health.json"));
-        CHECK(health["segments"]["failed"].get<int>() == 0);
-        CHECK(health["gaps"].empty());
-        CHECK(health["segments"]["written"].get<int>() >= 1);
-        CHECK(health["frames"]["in"].get<int>() > 0);
-        const auto ls = mimamori::testing::runCommand(std::string(MIMAMORI_BINARY_DIR) + "/apps/mimamori ring ls --config " +
-                                                      (dir.path() / "mimamorid.json").string() + " 2>&1");
-        CHECK_MESSAGE(ls.status == 0, ls.output);
-        CHECK_MESSAGE(ls.output.find("gaps        0") != std::string::npos, ls.output);
-        const policy::AuditVerifyResult verified = policy::verifyAuditLog(auditLog(), fixture.camera.publicKey().signKey);
-        CHECK_MESSAGE(verified.ok, verified.reason);
-        return health["frames"]["dropped"].get<int>();
-    }
-};
-
 // Entries of this type whose fields hold `key` == `value`.
 int countEntries(const std::vector<Json>& lines, std::string_view type, std::string_view key = {},
                  std::string_view value = {}) {
@@ -226,7 +163,7 @@ TEST_CASE("descriptors: 2,000 connection attempts and 200 held idle under RLIMIT
     // connections cut and reopened four times over. Served over HTTPS, as deployed: the police
     // fetch pins the camera's TLS key while the attacker holds connections open.
     Camera camera(Json{{"request_deadline_seconds", 3}, {"insecure_http", false}});
-    const pid_t pid = camera.daemon->pid();
+    const pid_t pid = camera.endpointPid();  // the process that holds the connections
     const int baseline = openDescriptors(pid);
 
     std::vector<int> held;
@@ -291,7 +228,7 @@ TEST_CASE("descriptors: 2,000 connection attempts and 200 held idle under RLIMIT
 
 TEST_CASE("memory: chunked, Transfer-Encoding with Content-Length, bodies on PUT/PATCH/DELETE and 10,000 header lines get a quick 4xx each, audited, RSS within 64 MB") {
     Camera camera;
-    const pid_t pid = camera.daemon->pid();
+    const pid_t pid = camera.endpointPid();  // the process that reads the bodies
     std::this_thread::sleep_for(milliseconds(1000));
     const long rssBefore = rssKiB(pid);
 

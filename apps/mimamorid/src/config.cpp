@@ -6,6 +6,7 @@
 #include "mimamori/common/config_error.hpp"
 #include "mimamori/common/file.hpp"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -74,6 +75,23 @@ DaemonConfig parseDaemonConfig(std::string_view text, const std::filesystem::pat
             problems.push_back(std::string(key) + ": must not be inside storage.path" +
                                (resolved == file ? std::string() : " (it resolves to " + resolved.string() + ")"));
         }
+    }
+    // The endpoint process may write beneath extract_dir (docs/endpoint-process.md): never where
+    // the ring, the keys, the audit log or the masks are.
+    if (out.retrieval && !out.recorder.store.storageDir.empty()) {
+        const std::filesystem::path& extracts = out.retrieval->extractDir;
+        const std::vector<std::pair<const char*, std::filesystem::path>> theirs = {
+            {"storage.path", out.recorder.store.storageDir}, {"key_dir", out.recorder.store.keyDir},
+            {"state_dir", out.recorder.stateDir}, {"mask_file", out.recorder.maskFile}};
+        for (const auto& [key, path] : theirs) {
+            if (path.empty()) continue;
+            if (recorder::liesInside(path, extracts))
+                problems.push_back(fmt::format("retrieval.extract_dir: must not hold {} (the endpoint process writes there)", key));
+            else if (std::string_view(key) != "state_dir" && recorder::liesInside(extracts, path))
+                problems.push_back(fmt::format("retrieval.extract_dir: must not be inside {}", key));
+        }
+        if (recorder::liesInside(extracts, out.recorder.stateDir / "audit"))
+            problems.push_back("retrieval.extract_dir: must not be inside the audit log's directory (state_dir/audit)");
     }
     if (!problems.empty()) throw common::ConfigError(name, std::move(problems));
     return out;

@@ -72,12 +72,12 @@ private:
 
 // One side of a link that makes calls (a frame with a fresh id, answered by a frame with the
 // same id) and also receives frames it did not ask for (id 0: pings), which a reader thread
-// hands to `onOther`. When the link breaks (end of stream, bad frame), every waiting call fails
+// hands to `onOther` together with the client, to answer on. When the link breaks (end of stream, bad frame), every waiting call fails
 // and `onClosed` runs once on the reader thread with the reason. Thread-safe: any thread may
 // call(); the callbacks run on the reader thread and must not call().
 class FrameClient {
 public:
-    using OtherHandler = std::function<void(const Frame&)>;
+    using OtherHandler = std::function<void(const Frame&, FrameClient&)>;
     using ClosedHandler = std::function<void(const std::string&)>;
     FrameClient(UniqueFd fd, std::size_t maxPayload, OtherHandler onOther, ClosedHandler onClosed);
     ~FrameClient();  // shuts the socket down and joins the reader

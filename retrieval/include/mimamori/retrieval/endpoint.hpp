@@ -31,6 +31,12 @@ struct EndpointConfig {
     // remembers used nonces; <state_dir>/health.json and <state_dir>/city-log-nonces.
     std::filesystem::path healthFile;
     std::filesystem::path cityLogNonceFile;
+    // What the endpoint process may write besides extract_dir (docs/endpoint-process.md):
+    // <state_dir>/endpoint, holding the request nonces and the city log route's nonces.
+    std::filesystem::path ownStateDir;
+    // The endpoint process's limits: RLIMIT_DATA and RLIMIT_NOFILE.
+    std::uint64_t processMemoryBytes = std::uint64_t{512} << 20;
+    std::uint64_t processMaxFiles = 1024;
     common::UtcMicros maxRange = 6 * 3600 * common::kMicrosPerSecond;
     common::UtcMicros maxLifetime = 30 * common::kMicrosPerDay;  // expires-at - issued-at, at most
     int maxConcurrentExtracts = 1;         // K: more requests while K extracts are hashed get 503
@@ -56,7 +62,7 @@ struct EndpointConfig {
 
 // Parses the daemon config's "retrieval" object, as JSON text. Relative paths are
 // taken from `configDir` (the config file's directory, as for every other path in it);
-// extract_dir defaults to stateDir/extracts; healthFile and cityLogNonceFile are in stateDir. Throws common::ConfigError listing every problem
+// extract_dir defaults to stateDir/extracts; healthFile is in stateDir, cityLogNonceFile in ownStateDir (stateDir/endpoint). Throws common::ConfigError listing every problem
 // ("retrieval.port: must be a number in 0..65535").
 EndpointConfig parseEndpointConfig(std::string_view retrievalJson, const std::filesystem::path& configDir,
                                    const std::filesystem::path& stateDir);

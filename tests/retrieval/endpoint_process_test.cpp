@@ -1,0 +1,120 @@
+// SPDX-FileCopyrightText: 2026 The Mimamori authors
+// SPDX-License-Identifier: Apache-2.0
+// The endpoint in a process of its own (docs/endpoint-process.md), against the real mimamorid
+// recording: killed or out of memory, it is restarted and answers again, and the recorder loses
+// no frame; every restart is logged and audited.
+#include "recording_camera.hpp"
+
+#include <doctest/doctest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+using namespace mimamori;
+using namespace mimamori::retrieval;
+using namespace mimamori::retrieval::test;
+using Json = nlohmann::json;
+using std::chrono::milliseconds;
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;  // the endpoint runs without a memory limit (ASan's shadow)
+#else
+constexpr bool kSanitized = false;
+#endif
+// Any answer from the endpoint: an unknown extract is a 404 of its own.
+bool answers(int port) {
+    httplib::Client cli("127.0.0.1", port);
+    cli.set_connection_timeout(2);
+    cli.set_read_timeout(5);
+    const auto res = cli.Get("/v1/extracts/00000000000000000000000000000000");
+    return res && res->status == 404;
+}
+
+bool answersWithin(int port, std::chrono::seconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < until) {
+        if (answers(port)) return true;
+        std::this_thread::sleep_for(milliseconds(200));
+    }
+    return false;
+}
+
+// A connection that sent a request head promising `bytes` of body, and all but the last byte.
+int almostWholeRequest(int port, std::size_t bytes) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    const std::string head =
+        fmt::format("POST /v1/requests HTTP/1.1\r\nHost: camera\r\nContent-Length: {}\r\n\r\n", bytes);
+    const std::string body(bytes - 1, '{');
+    if (::send(fd, head.data(), head.size(), MSG_NOSIGNAL) < 0 || ::send(fd, body.data(), body.size(), MSG_NOSIGNAL) < 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+}  // namespace
+
+TEST_CASE("the endpoint process killed, hung, then out of memory, while recording: restarted, answering, no frame lost, restarts audited") {
+    // A small memory limit, and room for 64 bodies of 1 MiB from one peer: legitimate sizes that
+    // together are more than the limit.
+    Camera camera(Json{{"endpoint_memory_mb", 96}, {"http_threads", 2}, {"max_request_bytes", 1048576},
+                       {"max_connections", 64}, {"max_connections_per_peer", 64}});
+    camera.daemon->waitForLog("recorder: recording: first frame");
+    REQUIRE(answers(camera.port));
+
+    // SIGKILL: a crash. A new process serves, the recorder never noticed.
+    const pid_t first = camera.endpointPid();
+    REQUIRE(::kill(first, SIGKILL) == 0);
+    const std::string log = camera.daemon->waitForLog("retrieval endpoint on 127.0.0.1:", 30, 2);
+    CHECK(log.find(fmt::format("endpoint process {} killed by signal 9 (KILL)", first)) != std::string::npos);
+    const pid_t second = camera.endpointPid();
+    CHECK(second != first);
+    CHECK(answersWithin(camera.port, std::chrono::seconds(10)));
+
+    // SIGSTOP: a hang. No pong for 10 s, and mimamorid kills it and starts another.
+    REQUIRE(::kill(second, SIGSTOP) == 0);
+    camera.daemon->waitForLog("retrieval endpoint on 127.0.0.1:", 30, 3);
+    CHECK(camera.daemon->log().find(fmt::format("endpoint process {} answered no ping for", second)) != std::string::npos);
+    CHECK(answersWithin(camera.port, std::chrono::seconds(10)));
+
+    // Memory: 64 request bodies of 1 MiB held at once, past a 96 MiB limit. The endpoint
+    // refuses what it cannot allocate or dies of it and is restarted; either way it answers
+    // again, and the recorder goes on.
+    std::vector<int> held;
+    for (int i = 0; i < 64; ++i)
+        if (const int fd = almostWholeRequest(camera.port, 1048576); fd >= 0) held.push_back(fd);
+    std::this_thread::sleep_for(milliseconds(1500));
+    for (const int fd : held) ::close(fd);
+    CHECK(answersWithin(camera.port, std::chrono::seconds(20)));
+    const bool restarted = camera.endpointPids().size() >= 4;
+    const bool refused = camera.daemon->log().find("bad_alloc") != std::string::npos;
+    MESSAGE(fmt::format("out of memory: {} connections held; the endpoint was {}", held.size(),
+                        restarted ? "restarted" : refused ? "refusing allocations" : "not exhausted"));
+    if (!kSanitized) CHECK((restarted || refused));
+    std::this_thread::sleep_for(milliseconds(2500));  // a segment after the restarts
+
+    CHECK(camera.stopAndCheckRecorder() == 0);  // no frame dropped, no gap in health or `ring ls`
+    std::string audit;
+    for (const auto& e : policy::readAuditLog(camera.auditLog())) audit += e.line + "\n";
+    CHECK(audit.find(fmt::format(R"x("type":"endpoint_restarted","fields":{{"pid":{},"exit":"killed by signal 9 (KILL)","cause":"","signal":9}})x",
+                                 first)) != std::string::npos);
+    CHECK(audit.find(fmt::format(R"x("type":"endpoint_restarted","fields":{{"pid":{},"exit":"killed by signal 9 (KILL)","cause":"answered no ping for)x",
+                                 second)) != std::string::npos);
+}
