@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 using namespace mimamori;
@@ -117,4 +118,60 @@ TEST_CASE("the endpoint process killed, hung, then out of memory, while recordin
                                  first)) != std::string::npos);
     CHECK(audit.find(fmt::format(R"x("type":"endpoint_restarted","fields":{{"pid":{},"exit":"killed by signal 9 (KILL)","cause":"answered no ping for)x",
                                  second)) != std::string::npos);
+}
+
+TEST_CASE("evidence holds cross the process boundary: a restarted daemon's retention keeps the footage its endpoint process holds") {
+    Camera camera;
+    camera.daemon->waitForLog("recorder: recording: first frame");
+    std::this_thread::sleep_for(milliseconds(8000));  // four 2-s segments
+    // A granted, undelivered extract of the first seconds: the endpoint process holds them.
+    const UtcMicros now = common::SystemClock().nowUtc();
+    const policy::Request r = investigationRequest("kakogawa-0042", now, 3600 * kMicrosPerSecond, camera.started,
+                                                   camera.started + 2 * kMicrosPerSecond, camera.fixture.police);
+    httplib::Client cli("127.0.0.1", camera.port);
+    const auto res = cli.Post("/v1/requests", approvedRequest(r, camera.fixture.police, camera.fixture.city),
+                              "application/json");
+    REQUIRE(res);
+    REQUIRE(res->status == 202);
+    camera.daemon->waitForLog("nothing stored but its plan", 30);  // hashed in the endpoint process
+    camera.daemon->signal(SIGTERM);
+    REQUIRE(camera.daemon->wait() == 0);
+    std::uint64_t firstHeld = 0, lastHeld = 0;
+    for (const auto& e : policy::readAuditLog(camera.auditLog())) {
+        if (e.type != "evidence_hold") continue;
+        const Json fields = Json::parse(e.fieldsJson);
+        firstHeld = fields["first_sequence"].get<std::uint64_t>();
+        lastHeld = fields["last_sequence"].get<std::uint64_t>();
+    }
+    REQUIRE(firstHeld > 0);
+
+    // Started again with room for little more than the held footage: retention at start deletes
+    // for capacity, oldest first, but not what the new endpoint process reports held.
+    const std::unique_ptr<store::SegmentStore> before = store::SegmentStore::openReadOnly(
+        store::StoreConfig{"kakogawa-0042", camera.dir.path() / "ring", camera.dir.path() / "daykeys"},
+        common::SystemClock());
+    std::uint64_t heldBytes = 0;
+    std::vector<std::uint64_t> unheld;
+    for (const auto& s : before->all()) {
+        if (s.sequence >= firstHeld && s.sequence <= lastHeld) heldBytes += s.bytesOnDisk;
+        else unheld.push_back(s.sequence);
+    }
+    REQUIRE(!unheld.empty());
+    Json config = Json::parse(common::readFile(camera.dir.path() / "mimamorid.json"));
+    config["storage"]["byte_limit"] = heldBytes + 1024;
+    common::writeFileAtomic(camera.dir.path() / "mimamorid.json", config.dump(2));
+    camera.daemon = std::make_unique<mimamori::testing::Daemon>(
+        std::vector<std::string>{"--config", (camera.dir.path() / "mimamorid.json").string()},
+        camera.dir.path() / "daemon2.log");
+    const std::string log = camera.daemon->waitForLog("deleted");
+    CHECK(log.find("retrieval endpoint on 127.0.0.1:") < log.find("deleted"));  // the holds came first
+    camera.daemon->signal(SIGTERM);
+    REQUIRE(camera.daemon->wait() == 0);
+    const std::unique_ptr<store::SegmentStore> after = store::SegmentStore::openReadOnly(
+        store::StoreConfig{"kakogawa-0042", camera.dir.path() / "ring", camera.dir.path() / "daykeys"},
+        common::SystemClock());
+    std::set<std::uint64_t> left;
+    for (const auto& s : after->all()) left.insert(s.sequence);
+    for (std::uint64_t s = firstHeld; s <= lastHeld; ++s) CHECK_MESSAGE(left.count(s) == 1, "held segment " << s << " deleted");
+    CHECK_MESSAGE(left.count(unheld.front()) == 0, "unheld segment " << unheld.front() << " kept");
 }
