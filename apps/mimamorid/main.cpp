@@ -335,6 +335,15 @@ int main(int argc, char** argv) {
         recorderOptions.exitAtEndOfStream = options->exitAtEos;
         recorder::Recorder recorder(loaded->config.recorder, std::move(loaded->masks), *d.store, d.audit.get(),
                                     clock, recorderOptions);
+        // Destroyed before the recorder: the supervisor's thread answers the endpoint's questions
+        // (the mask hash, stills) from the recorder, so it must stop first. A sanitized run
+        // caught it reading a destroyed recorder at shutdown.
+        struct StopEndpoint {
+            Daemon& d;
+            ~StopEndpoint() {
+                if (d.endpoint) d.endpoint->stop();
+            }
+        } stopEndpoint{d};
         startServices(d, *loaded, *options, recorder, clock);
         return daemon::runRecorder(recorder, &notifier);
     } catch (const std::exception& e) {
