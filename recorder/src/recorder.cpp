@@ -21,6 +21,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <deque>
+#include <optional>
 #include <thread>
 
 namespace mimamori::recorder {
@@ -274,9 +275,8 @@ struct Recorder::Impl {
     int backoffMs = kFirstRetryMs;
     bool stopping = false;
     int exitCode = 0;
-    std::int64_t lastShortfallLogMono = INT64_MIN;
     bool healthWriteFailed = false;
-    std::int64_t lastRatchetLogMono = INT64_MIN;
+    std::optional<std::int64_t> lastRatchetLogMono;  // monotonic; empty until first logged
     std::uint64_t loggedDropEpisodes = 0;
     std::atomic<bool> framesFlowing{false};
     policy::AuditLog* audit = nullptr;  // borrowed; null when the daemon keeps no audit log
@@ -561,17 +561,7 @@ struct Recorder::Impl {
                                                      {"reasons", day.reasons}});
             if (!shredded.empty()) saveShredTally();
             keyRatchetChecked(result);
-            if (result.shortfallDays) {
-                // Once an hour is enough for a condition that changes slowly.
-                auto now = clock.monotonicMicros();
-                if (now - lastShortfallLogMono >= 3600 * common::kMicrosPerSecond) {
-                    lastShortfallLogMono = now;
-                    common::logWarning(kLog,
-                                       "retention shortfall: the storage holds about {:.1f} days, "
-                                       "{} configured",
-                                       *result.shortfallDays, config.store.retentionDays);
-                }
-            }
+            // A retention shortfall is logged by the store itself, once an hour.
             health.setStorage(store->usage());
         } catch (const std::exception& e) {
             common::logError(kLog, "retention enforcement failed: {}", e.what());
@@ -599,7 +589,7 @@ struct Recorder::Impl {
             now.error = *result.keyError;
             now.failingSince = before.failing && before.failingSince ? before.failingSince : clock.nowUtc();
             const auto mono = clock.monotonicMicros();
-            if (!before.failing || mono - lastRatchetLogMono >= 3600 * common::kMicrosPerSecond) {
+            if (!before.failing || !lastRatchetLogMono || mono - *lastRatchetLogMono >= 3600 * common::kMicrosPerSecond) {
                 lastRatchetLogMono = mono;
                 common::logError(kLog, "the day key cannot advance ({} days behind): footage past retention "
                                        "stays decryptable: {}",

@@ -132,10 +132,10 @@ TEST_CASE("evidence holds cross the process boundary: a restarted daemon's reten
     const auto res = cli.Post("/v1/requests", approvedRequest(r, camera.fixture.police, camera.fixture.city),
                               "application/json");
     REQUIRE(res);
-    REQUIRE(res->status == 202);
+    REQUIRE_MESSAGE(res->status == 202, res->body);
     camera.daemon->waitForLog("nothing stored but its plan", 30);  // hashed in the endpoint process
     camera.daemon->signal(SIGTERM);
-    REQUIRE(camera.daemon->wait() == 0);
+    REQUIRE_MESSAGE(camera.daemon->wait() == 0, camera.daemon->log());
     std::uint64_t firstHeld = 0, lastHeld = 0;
     for (const auto& e : policy::readAuditLog(camera.auditLog())) {
         if (e.type != "evidence_hold") continue;
@@ -166,7 +166,7 @@ TEST_CASE("evidence holds cross the process boundary: a restarted daemon's reten
     const std::string log = camera.daemon->waitForLog("deleted");
     CHECK(log.find("retrieval endpoint on 127.0.0.1:") < log.find("deleted"));  // the holds came first
     camera.daemon->signal(SIGTERM);
-    REQUIRE(camera.daemon->wait() == 0);
+    REQUIRE_MESSAGE(camera.daemon->wait() == 0, camera.daemon->log());
     const std::unique_ptr<store::SegmentStore> after = store::SegmentStore::openReadOnly(
         store::StoreConfig{"kakogawa-0042", camera.dir.path() / "ring", camera.dir.path() / "daykeys"},
         common::SystemClock());
