@@ -184,7 +184,26 @@ std::string readState(const fs::path& path) {
     return text;
 }
 
-// GET `path`, keeping at most `limit` bytes of the body; the status is 0 when there was no answer.
+// A camera's answer body, kept up to `limit` bytes: past it the transfer is stopped and
+// `tooLong` set, so a hostile camera cannot fill the client's memory.
+struct BoundedBody {
+    explicit BoundedBody(std::size_t maxBytes) : limit(maxBytes) {}
+    std::size_t limit;
+    std::string bytes;
+    bool tooLong = false;
+
+    bool append(const char* data, std::size_t n) {
+        if (bytes.size() + n > limit) {
+            tooLong = true;
+            return false;
+        }
+        bytes.append(data, n);
+        return true;
+    }
+};
+
+// A GET or POST's answer, with at most `limit` bytes of its body; the status is 0 when there was
+// no answer.
 struct Answer {
     httplib::Result result;
     int status = 0;
@@ -193,23 +212,32 @@ struct Answer {
 };
 Answer getBounded(httplib::Client& client, const std::string& path, std::size_t limit) {
     int status = 0;
-    std::string body;
-    bool tooLong = false;
+    BoundedBody body{limit};
     httplib::Result result = client.Get(
         path,
         [&](const httplib::Response& response) {
             status = response.status;
             return true;
         },
-        [&](const char* data, std::size_t n) {
-            if (body.size() + n > limit) {
-                tooLong = true;
-                return false;
-            }
-            body.append(data, n);
-            return true;
-        });
-    return Answer{std::move(result), status, std::move(body), tooLong};
+        [&](const char* data, std::size_t n) { return body.append(data, n); });
+    return Answer{std::move(result), status, std::move(body.bytes), body.tooLong};
+}
+Answer postBounded(httplib::Client& client, const std::string& path, const std::string& body,
+                   const std::string& contentType, std::size_t limit) {
+    httplib::Request post;
+    post.method = "POST";
+    post.path = path;
+    post.body = body;
+    post.set_header("Content-Type", contentType);
+    int status = 0;
+    BoundedBody answer{limit};
+    post.response_handler = [&](const httplib::Response& response) {
+        status = response.status;
+        return true;
+    };
+    post.content_receiver = [&](const char* data, std::size_t n, std::uint64_t, std::uint64_t) { return answer.append(data, n); };
+    httplib::Result result = client.send(post);
+    return Answer{std::move(result), status, std::move(answer.bytes), answer.tooLong};
 }
 
 // Over https: fetches the camera's TLS key record, checks the camera's signature on it and that
@@ -352,9 +380,10 @@ FetchResult fetchExtract(const FetchOptions& o) {
         }
     }
     if (extractId.empty()) {
-        const auto result = client->Post("/v1/requests", requestBytes, "application/json");
-        if (!result || result->status != 202) throw cameraError("request", result, result ? result->body : std::string(), pin);
-        const Json answer = Json::parse(result->body, nullptr, false);
+        const Answer a = postBounded(*client, "/v1/requests", requestBytes, "application/json", kMaxAnswerBytes);
+        if (a.tooLong) throw FetchError(fmt::format("request: the camera's answer is longer than {} bytes", kMaxAnswerBytes));
+        if (!a.result || a.status != 202) throw cameraError("request", a.result, a.body, pin);
+        const Json answer = Json::parse(a.body, nullptr, false);
         if (!answer.is_object() || !answer.contains("extract_id") || !answer["extract_id"].is_string())
             throw FetchError("request: the camera's answer has no extract_id");
         extractId = answer["extract_id"].get<std::string>();
@@ -542,24 +571,11 @@ StillManifest fetchStill(const StillFetchOptions& o, const policy::BoxPublicKey&
     auto client = makeClient(o.cameraUrl, o.insecureHttp, pin);
     if (o.cameraUrl.starts_with("https://")) pinCameraKey(*client, pin, camera, o.cameraUrl);
 
-    httplib::Request post;
-    post.method = "POST";
-    post.path = fmt::format("/v1/stills?form={}", policy::stillFormName(o.form));
-    post.body = requestBytes;
-    post.set_header("Content-Type", "application/json");
-    std::string body;
-    bool tooLong = false;
-    post.content_receiver = [&](const char* data, std::size_t n, std::uint64_t, std::uint64_t) {
-        if (body.size() + n > kMaxStillAnswerBytes) {
-            tooLong = true;
-            return false;
-        }
-        body.append(data, n);
-        return true;
-    };
-    const httplib::Result result = client->send(post);
-    if (tooLong) throw FetchError(fmt::format("still: the camera's answer is longer than {} bytes", kMaxStillAnswerBytes));
-    if (!result || result->status != 200) throw cameraError("still", result, body, pin);
+    const Answer a = postBounded(*client, fmt::format("/v1/stills?form={}", policy::stillFormName(o.form)), requestBytes,
+                                 "application/json", kMaxStillAnswerBytes);
+    if (a.tooLong) throw FetchError(fmt::format("still: the camera's answer is longer than {} bytes", kMaxStillAnswerBytes));
+    const std::string& body = a.body;
+    if (!a.result || a.status != 200) throw cameraError("still", a.result, body, pin);
 
     const Json answer = Json::parse(body, nullptr, false);
     if (!answer.is_object() || !answer.contains("manifest") || !answer["manifest"].is_string() ||
@@ -633,32 +649,13 @@ CityLogAnswer collectCityLog(const std::string& cameraUrl, const std::string& ca
 
     // The answer is bounded: the sealed form of the largest plaintext the route may send.
     const std::uint64_t limit = sealedSize(kMaxCityLogLinesBytes + kMaxCityLogHealthBytes + 4096);
-    httplib::Request req;
-    req.method = "POST";
-    req.path = std::string(kCityLogPath);
-    req.body = body;
-    req.set_header("Content-Type", "text/plain");
-    int status = 0;
-    std::string answer;
-    bool tooLong = false;
-    req.response_handler = [&](const httplib::Response& response) {
-        status = response.status;
-        return true;
-    };
-    req.content_receiver = [&](const char* data, std::size_t n, std::uint64_t, std::uint64_t) {
-        if (answer.size() + n > limit) {
-            tooLong = true;
-            return false;
-        }
-        answer.append(data, n);
-        return true;
-    };
-    const httplib::Result result = client->send(req);
-    if (deadline.expired() && (!result || status != 200)) throw tooSlow();  // cut off by the deadline
-    if (tooLong) throw FetchError(fmt::format("{}: the answer is longer than {} bytes", what, limit));
-    if (!result || status != 200) {
+    Answer a = postBounded(*client, std::string(kCityLogPath), body, "text/plain", static_cast<std::size_t>(limit));
+    if (deadline.expired() && (!a.result || a.status != 200)) throw tooSlow();  // cut off by the deadline
+    if (a.tooLong) throw FetchError(fmt::format("{}: the answer is longer than {} bytes", what, limit));
+    std::string& answer = a.body;
+    if (!a.result || a.status != 200) {
         if (answer.size() > kMaxAnswerBytes) answer.resize(kMaxAnswerBytes);
-        throw cameraError(what, result, answer, pin);
+        throw cameraError(what, a.result, answer, pin);
     }
     try {
         return openCityLogAnswer(asBytes(answer.data(), answer.size()), cityKey, camera, body);

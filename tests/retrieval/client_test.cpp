@@ -129,11 +129,17 @@ TEST_CASE("fetch makes its output folder private and refuses a fetch-state.json 
 namespace {
 
 // A stand-in for a hostile camera (or whoever rewrites the plain-HTTP answer on the path): it
-// refuses every request with a code and reason full of terminal controls.
+// refuses every request with a code and reason full of terminal controls, or with `grantBytes`
+// grants it with an answer of that many bytes.
 class HostileCamera {
 public:
-    HostileCamera() {
-        server_.Post("/v1/requests", [](const httplib::Request&, httplib::Response& res) {
+    explicit HostileCamera(std::size_t grantBytes = 0) {
+        server_.Post("/v1/requests", [grantBytes](const httplib::Request&, httplib::Response& res) {
+            if (grantBytes) {
+                res.status = 202;
+                res.set_content(R"({"extract_id": ")" + std::string(grantBytes, 'a') + "\"}", "application/json");
+                return;
+            }
             res.status = 403;
             res.set_header("Retry-After", "5\x1b[2K");
             res.set_content(nlohmann::json{{"error", "expired\x1b]0;owned\x07"},
@@ -180,6 +186,21 @@ TEST_CASE("fetch prints the camera's error text with its controls escaped") {
     CHECK(contains(run.output, "try again in 5\\x1b[2K s"));
     // One line: the whole refusal, then the newline the tool itself ends it with.
     CHECK(std::count(run.output.begin(), run.output.end(), '\n') == 1);
+}
+
+TEST_CASE("fetch stops reading a camera's answer past its bound") {
+    TempDir dir;
+    CameraFixture f(dir.path());
+    const policy::Request r = investigationRequest("kakogawa-0042", common::SystemClock().nowUtc(), 3600 * kSec,
+                                                   kT0, kT0 + 2 * kSec, f.police);
+    common::writeFileAtomic(dir.path() / "request.json", approvedRequest(r, f.police, f.city));
+    HostileCamera camera(4u << 20);  // a grant of 4 MiB; a real one is some 60 bytes
+    const auto run = testing::runCommand(fmt::format(
+        "{}/apps/mimamori fetch {} --camera-url {} --insecure-http --key {} --camera-key {} --out {} 2>&1",
+        MIMAMORI_BINARY_DIR, (dir.path() / "request.json").string(), camera.url(), (f.keys / "hyogo-kakogawa-1.secret").string(),
+        (f.keys / "camera-0042.pub").string(), (dir.path() / "out").string()));
+    CHECK(run.status == 1);
+    CHECK(run.output == "mimamori fetch: request: the camera's answer is longer than 1048576 bytes\n");
 }
 
 namespace {
