@@ -163,19 +163,24 @@ private:
     std::thread thread_;
 };
 
-}  // namespace
-
-TEST_CASE("fetch prints the camera's error text with its controls escaped") {
+// `mimamori fetch` of a valid, approved request from `camera`, with its output and status.
+testing::CommandResult fetchFrom(const HostileCamera& camera) {
     TempDir dir;
     CameraFixture f(dir.path());
     const policy::Request r = investigationRequest("kakogawa-0042", common::SystemClock().nowUtc(), 3600 * kSec,
                                                    kT0, kT0 + 2 * kSec, f.police);
     common::writeFileAtomic(dir.path() / "request.json", approvedRequest(r, f.police, f.city));
-    HostileCamera camera;
-    const auto run = testing::runCommand(fmt::format(
+    return testing::runCommand(fmt::format(
         "{}/apps/mimamori fetch {} --camera-url {} --insecure-http --key {} --camera-key {} --out {} 2>&1",
         MIMAMORI_BINARY_DIR, (dir.path() / "request.json").string(), camera.url(), (f.keys / "hyogo-kakogawa-1.secret").string(),
         (f.keys / "camera-0042.pub").string(), (dir.path() / "out").string()));
+}
+
+}  // namespace
+
+TEST_CASE("fetch prints the camera's error text with its controls escaped") {
+    HostileCamera camera;
+    const auto run = fetchFrom(camera);
     CHECK(run.status == 1);
     INFO(run.output);
     CHECK(run.output.find('\x1b') == std::string::npos);
@@ -189,16 +194,8 @@ TEST_CASE("fetch prints the camera's error text with its controls escaped") {
 }
 
 TEST_CASE("fetch stops reading a camera's answer past its bound") {
-    TempDir dir;
-    CameraFixture f(dir.path());
-    const policy::Request r = investigationRequest("kakogawa-0042", common::SystemClock().nowUtc(), 3600 * kSec,
-                                                   kT0, kT0 + 2 * kSec, f.police);
-    common::writeFileAtomic(dir.path() / "request.json", approvedRequest(r, f.police, f.city));
     HostileCamera camera(4u << 20);  // a grant of 4 MiB; a real one is some 60 bytes
-    const auto run = testing::runCommand(fmt::format(
-        "{}/apps/mimamori fetch {} --camera-url {} --insecure-http --key {} --camera-key {} --out {} 2>&1",
-        MIMAMORI_BINARY_DIR, (dir.path() / "request.json").string(), camera.url(), (f.keys / "hyogo-kakogawa-1.secret").string(),
-        (f.keys / "camera-0042.pub").string(), (dir.path() / "out").string()));
+    const auto run = fetchFrom(camera);
     CHECK(run.status == 1);
     CHECK(run.output == "mimamori fetch: request: the camera's answer is longer than 1048576 bytes\n");
 }
