@@ -246,6 +246,7 @@ std::string ExtractService::grant(BuildSlot slot, const policy::SignedRequest& s
         std::lock_guard lock(mutex_);
         extracts_[plan.extractId] = extract;
     }
+    store_.holdsChanged();  // in force wherever retention runs before the grant is answered
     startHashPass(extract, std::move(slot));
     return plan.extractId;
 }

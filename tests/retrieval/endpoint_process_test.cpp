@@ -122,20 +122,18 @@ TEST_CASE("the endpoint process killed, hung, then out of memory, while recordin
 
 TEST_CASE("evidence holds cross the process boundary: a restarted daemon's retention keeps the footage its endpoint process holds") {
     Camera camera;
-    camera.daemon->waitForLog("recorder: recording: first frame");
-    // Recorded from here on: the daemon's start (camera.started) can be seconds before its first
-    // frame on a loaded machine or in a sanitized build, and a range before it is not held.
-    const UtcMicros recording = common::SystemClock().nowUtc();
     std::this_thread::sleep_for(milliseconds(8000));  // four 2-s segments
     // A granted, undelivered extract of the first seconds: the endpoint process holds them.
     const UtcMicros now = common::SystemClock().nowUtc();
-    const policy::Request r = investigationRequest("kakogawa-0042", now, 3600 * kMicrosPerSecond, recording,
-                                                   recording + 2 * kMicrosPerSecond, camera.fixture.police);
+    const policy::Request r = investigationRequest("kakogawa-0042", now, 3600 * kMicrosPerSecond, camera.recording,
+                                                   camera.recording + 2 * kMicrosPerSecond, camera.fixture.police);
     httplib::Client cli("127.0.0.1", camera.port);
     const auto res = cli.Post("/v1/requests", approvedRequest(r, camera.fixture.police, camera.fixture.city),
                               "application/json");
     REQUIRE(res);
     REQUIRE_MESSAGE(res->status == 202, res->body);
+    // In force for mimamorid's retention before the grant was answered, not some time after.
+    CHECK(camera.daemon->log().find("mimamorid: retention keeps") != std::string::npos);
     camera.daemon->waitForLog("nothing stored but its plan", 30);  // hashed in the endpoint process
     camera.daemon->signal(SIGTERM);
     REQUIRE_MESSAGE(camera.daemon->wait() == 0, camera.daemon->log());

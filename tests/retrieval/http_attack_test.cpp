@@ -193,7 +193,7 @@ TEST_CASE("descriptors: 2,000 connection attempts and 200 held idle under RLIMIT
         }
     });
     std::this_thread::sleep_for(milliseconds(6000));
-    const UtcMicros from = camera.started + 1 * kMicrosPerSecond, to = camera.started + 3 * kMicrosPerSecond;
+    const UtcMicros from = camera.recording + 1 * kMicrosPerSecond, to = camera.recording + 3 * kMicrosPerSecond;
     const auto fetchStarted = Clock::now();
     FetchResult fetched;
     CHECK_NOTHROW(fetched = camera.fixture.fetch(camera.dir.path() / "request.json", from, to,

@@ -26,7 +26,9 @@ struct Camera {
     TempDir dir;
     CameraFixture fixture{dir.path()};
     int port = mimamori::testing::freePort();
-    UtcMicros started = 0;
+    // A moment after the first frame: the ring holds the footage from here on. Not the daemon's
+    // start, which can be seconds earlier on a loaded machine or in a sanitized build.
+    UtcMicros recording = 0;
     std::unique_ptr<mimamori::testing::Daemon> daemon;
 
     explicit Camera(const Json& retrievalExtra = Json::object()) {
@@ -49,11 +51,12 @@ struct Camera {
         rlimit lowered = saved;
         lowered.rlim_cur = 1024;  // systemd's default soft limit (LimitNOFILE unset)
         REQUIRE(::setrlimit(RLIMIT_NOFILE, &lowered) == 0);
-        started = common::SystemClock().nowUtc();
         daemon = std::make_unique<mimamori::testing::Daemon>(
             std::vector<std::string>{"--config", (dir.path() / "mimamorid.json").string()}, dir.path() / "daemon.log");
         REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);  // the attackers below need more
         daemon->waitForLog("retrieval endpoint on 127.0.0.1:");  // mimamorid heard the endpoint process serve
+        daemon->waitForLog("recorder: recording: first frame");
+        recording = common::SystemClock().nowUtc();
     }
 
     // The pids of the endpoint processes mimamorid reported serving, in order (restarts add one).

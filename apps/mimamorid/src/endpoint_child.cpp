@@ -56,9 +56,23 @@ public:
     Usage usage() const override { return fresh()->usage(); }
     std::vector<std::string> openFindings() const override { return snapshot()->openFindings(); }
 
+    void holdsChanged() override {
+        std::function<void()> listener;
+        {
+            std::lock_guard lock(holdMutex_);
+            listener = holdsListener_;
+        }
+        if (listener) listener();
+    }
+
     std::vector<std::uint64_t> held() {
         std::lock_guard lock(holdMutex_);
         return holds_ ? holds_() : std::vector<std::uint64_t>{};
+    }
+    // Called on the granting thread after a hold was added.
+    void setHoldsListener(std::function<void()> listener) {
+        std::lock_guard lock(holdMutex_);
+        holdsListener_ = std::move(listener);
     }
 
 private:
@@ -86,6 +100,7 @@ private:
     mutable std::int64_t openedAt_;
     std::mutex holdMutex_;
     HoldProvider holds_;
+    std::function<void()> holdsListener_;
 };
 
 // Stills come from the recorder, in mimamorid: asked for over the link.
@@ -130,6 +145,37 @@ std::string holdsReport(std::vector<std::uint64_t> held) {
     return out.take();
 }
 
+// The holds reports to mimamorid, sent in the order they are taken: a report computed before a
+// grant and sent after the grant's own would withdraw the new hold until the next one.
+class HoldsReporter {
+public:
+    HoldsReporter(FollowingStore& store, common::FrameClient& link) : store_(store), link_(link) {}
+
+    // When the holds changed since the last report, sends them; with `confirm` (a grant waits),
+    // sends them in any case and waits until mimamorid has them in force.
+    void report(bool confirm) {
+        std::lock_guard lock(mutex_);
+        std::string report = holdsReport(store_.held());
+        if (confirm) {
+            common::Result<Frame> answer = link_.call(link_frame::kHolds, report, kAckTimeout);
+            if (!answer || answer->kind != link_frame::kHoldsApplied) {
+                common::logWarning(kLog, "mimamorid did not confirm the evidence holds ({}); reporting them again",
+                                   answer ? "a wrong answer" : answer.error());
+                return;  // last_ stays: the next tick sends them again
+            }
+        } else if (report == last_ || !link_.send({link_frame::kHolds, 0, report})) {
+            return;
+        }
+        last_ = std::move(report);
+    }
+
+private:
+    FollowingStore& store_;
+    common::FrameClient& link_;
+    std::mutex mutex_;
+    std::string last_;
+};
+
 }  // namespace
 
 int runEndpointChild(const std::filesystem::path& configFile) {
@@ -165,6 +211,8 @@ int runEndpointChild(const std::filesystem::path& configFile) {
                 linkClosed = true;
             });
         policy::AuditClient audit(link, kAckTimeout);
+        HoldsReporter holds(store, link);
+        store.setHoldsListener([&holds] { holds.report(true); });
         LinkedStills stills(link);
         auto maskSha256 = [&link]() -> std::string {
             common::Result<Frame> answer = link.call(link_frame::kMaskHash, {}, std::chrono::seconds(5));
@@ -178,18 +226,16 @@ int runEndpointChild(const std::filesystem::path& configFile) {
         auto endpoint = retrieval::Endpoint::start(ep, rec.store.cameraId, store, audit, nonces, cameraKey, clock,
                                                    maskSha256, &stills);
         // The holds of the plans reopened at start go first: mimamorid starts retention after this.
-        std::string lastReport = holdsReport(store.held());
-        if (!link.send({link_frame::kHolds, 0, lastReport}) ||
-            !link.send({link_frame::kReady, 0, common::WireWriter().u32(static_cast<std::uint32_t>(endpoint->port())).take()}))
+        holds.report(true);
+        if (!link.send({link_frame::kReady, 0, common::WireWriter().u32(static_cast<std::uint32_t>(endpoint->port())).take()}))
             throw std::runtime_error("cannot report to mimamorid");
         common::logInfo(kLog, "serving on {}:{} (process {})", ep.address, endpoint->port(), ::getpid());
-        // Until SIGTERM or the link closes: the holds, again whenever they change.
+        // Until SIGTERM or the link closes: the holds again whenever they change (released,
+        // expired); a new grant's are confirmed before it is answered.
         const timespec tick{0, 200'000'000};
-        while (!linkClosed && ::sigtimedwait(&stopSignals, nullptr, &tick) < 0) {
-            std::string report = holdsReport(store.held());
-            if (report != lastReport && link.send({link_frame::kHolds, 0, report})) lastReport = std::move(report);
-        }
+        while (!linkClosed && ::sigtimedwait(&stopSignals, nullptr, &tick) < 0) holds.report(false);
         endpoint->stop();
+        store.setHoldsListener({});
         return 0;
     } catch (const std::exception& e) {
         common::logError(kLog, "cannot serve: {}", e.what());

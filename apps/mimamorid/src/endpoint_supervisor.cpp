@@ -160,9 +160,15 @@ struct EndpointSupervisor::Impl {
             return common::success();
         case kHolds: {
             std::optional<std::vector<std::uint64_t>> sequences = parseHolds(frame.payload);
-            if (frame.id != 0 || !sequences) break;
-            std::lock_guard lock(mutex);
-            held = std::move(*sequences);
+            if (!sequences) break;
+            {
+                std::lock_guard lock(mutex);
+                if (*sequences != held)
+                    common::logInfo(kLog, "retention keeps {} segments under evidence holds", sequences->size());
+                held = std::move(*sequences);
+            }
+            // A call (a new grant waits for it): answered once retention sees the holds.
+            if (frame.id != 0) return link->write({kHoldsApplied, frame.id, {}});
             return common::success();
         }
         case kReady: {

@@ -91,6 +91,10 @@ public:
     // a call in progress, so the provider may go once withdrawn.
     using HoldProvider = std::function<std::vector<std::uint64_t>()>;
     virtual void setHoldProvider(HoldProvider provider) = 0;
+    // Told by the holder after it added a hold, before the grant is answered. Retention here
+    // asks the provider itself, so there is nothing to do; a store whose retention runs in
+    // another process passes the new holds on and returns once they are in force there.
+    virtual void holdsChanged() {}
 
     // Deletes what is past retention or over capacity (oldest first) and advances the day key
     // ratchet. Call at least once a minute. Returns what it deleted, for the log and audit.

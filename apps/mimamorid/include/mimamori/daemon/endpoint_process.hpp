@@ -26,11 +26,12 @@ namespace mimamori::daemon {
 namespace link_frame {
 constexpr std::uint8_t kPing = 0x10;       // mimamorid -> endpoint, id 0, empty
 constexpr std::uint8_t kPong = 0x11;       // endpoint -> mimamorid, id 0, empty
-constexpr std::uint8_t kHolds = 0x12;      // endpoint -> mimamorid, id 0: u32 n, n x (u64 first, u64 last)
+constexpr std::uint8_t kHolds = 0x12;      // endpoint -> mimamorid, id 0 or a call: u32 n, n x (u64 first, u64 last)
 constexpr std::uint8_t kReady = 0x13;      // endpoint -> mimamorid, id 0: u32 port
 constexpr std::uint8_t kMaskHash = 0x14;   // call, empty -> kMaskHashIs: bytes hex
 constexpr std::uint8_t kStill = 0x15;      // call, u8 form, u32 timeout ms -> kStillIs or kFailed
 constexpr std::uint8_t kFailed = 0x90;     // bytes reason
+constexpr std::uint8_t kHoldsApplied = 0x92;  // empty: the answer to a holds call
 constexpr std::uint8_t kMaskHashIs = 0x94;
 constexpr std::uint8_t kStillIs = 0x95;    // u32 width, u32 height, bytes mask hash, bytes png
 }  // namespace link_frame
