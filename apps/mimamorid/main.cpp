@@ -271,9 +271,15 @@ static std::string manual() {
          "provision and refusal in a signed audit log; and reports registered BLE tags to their\n"
          "companies. It refuses to start without a valid mask file for this camera.\n"
          "mimamorid --man prints this page.\n"});
-    page.sections.push_back({"files", "/etc/mimamori/mimamorid.json   the config (docs/config.md)\n"
-                                      "/etc/mimamori/masks.json       the privacy masks (docs/mask-file.md)\n"
-                                      "/var/lib/mimamori/             keys, audit log, nonces, health.json\n"});
+    page.sections.push_back({"files", "/etc/mimamori/mimamorid.json          the config (docs/config.md)\n"
+                                      "/etc/mimamori/masks.json              the privacy masks (docs/mask-file.md)\n"
+                                      "/var/lib/mimamori/keys/               the day keys of the ring (key_dir)\n"
+                                      "/var/lib/mimamori/state/              state_dir: health.json, the audit log\n"
+                                      "/var/lib/mimamori/state/endpoint/     the endpoint process's nonce stores, the\n"
+                                      "                                      only part of state_dir it may write\n"
+                                      "/var/lib/mimamori/state/extracts/     extract_dir: plans of granted extracts\n"
+                                      "/media/sdcard/mimamori/ring/          the encrypted ring (storage.path)\n"
+                                      "Paths as the packaged config sets them; extract_dir by its default.\n"});
     page.sections.push_back({"exit status", "0  stopped by SIGTERM or SIGINT, or a valid --check-config\n"
                                             "1  the config, the masks or the start failed\n"
                                             "2  bad usage\n"});
